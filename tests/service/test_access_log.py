@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import orjson
@@ -47,3 +48,17 @@ def test_off_writes_nothing_and_appends_to_existing_files(tmp_path: Path) -> Non
     log.write({"event": "request"})
     log.close()
     assert len(path.read_bytes().splitlines()) == 2
+
+
+def test_lines_reach_the_file_while_running_not_only_at_close(tmp_path: Path) -> None:
+    path = tmp_path / "access.log"
+    log = AccessLog(str(path), flush_interval_s=0.02)
+    log.start()
+    try:
+        log.write({"event": "request", "status": 200})
+        deadline = time.monotonic() + 5.0
+        while not path.read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert orjson.loads(path.read_bytes())["status"] == 200
+    finally:
+        log.close()
