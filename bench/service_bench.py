@@ -2,9 +2,10 @@
 server over gRPC and through `python -m service` (1 and 2 uvicorn workers), without and with a
 batching file on the model server, plus the access log on/off and an optional profile.
 
-    python bench/service_bench.py [--concurrency 16] [--measure 8] [--profile]
+    python bench/service_bench.py [--concurrency-levels 1 16] [--measure 8] [--profile]
 
-Writes bench/out/service_bench.json (and the profile under bench/out/) and prints a table.
+Writes bench/out/service_bench.json (rows, a summary, and with --profile the event loop's busy
+time by package for h11+asyncio and httptools+uvloop) and prints a table.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from service_load import grpc_sender, http_sender, run_closed_loop  # noqa: E402
+from service_profile import by_package  # noqa: E402
 
 from model_server.batching_parameters import BatchingParameters, render  # noqa: E402
 
@@ -247,61 +249,6 @@ def profile(args, base: Path, target: str, workdir: Path, bodies: list[bytes], v
     return {"rps_under_profiler": result.rps, "busy_loop_share_percent": shares}
 
 
-def _group(path: str) -> str:
-    if "site-packages/" in path:
-        return path.split("site-packages/")[1].split("/")[0]
-    if "/service/" in path:
-        return "service/" + path.rsplit("/", 1)[1]
-    if "/lib/python3" in path:
-        return "stdlib:" + path.split("/lib/python3")[1].split("/")[1]
-    return path
-
-
-def by_package(session_path: Path) -> dict[str, float]:
-    """Busy time of the event loop grouped by package, from a pyinstrument session.
-
-    Counted: everything under asyncio's `Runner.run` except idle waits (the selector's poll, or
-    uvloop's C loop, which shows as the self time of `Runner.run`) and imports (start-up).
-    A built-in (socket.send, SimpleQueue.put, ...) counts for the package that called it.
-    """
-    from pyinstrument.session import Session
-
-    def runners(frame):
-        if frame.function == "run" and (frame.file_path or "").endswith("asyncio/runners.py"):
-            yield frame
-            return
-        for child in frame.children:
-            yield from runners(child)
-
-    groups: dict[str, float] = {}
-
-    def walk(frame, stack: list) -> None:
-        if frame.function in ("_find_and_load", "import_from_string"):
-            return  # start-up imports, not the request path
-        if frame.children:
-            for child in frame.children:
-                walk(child, [*stack, frame])
-            return
-        if frame.is_synthetic and len(stack) == 1:
-            return  # uvloop's C loop: idle waits and libuv work, invisible to the profiler
-        chain = [frame, *reversed(stack)]
-        named = next(f for f in chain if not f.is_synthetic)
-        if named.function in ("epoll.poll", "poll"):
-            return  # asyncio's selector waiting for the network
-        owner = next(
-            (f.file_path for f in chain if f.file_path and not f.file_path.startswith("<")), ""
-        )
-        group = _group(owner or named.function)
-        groups[group] = groups.get(group, 0.0) + frame.time
-
-    for runner in runners(Session.load(session_path).root_frame()):
-        for child in runner.children:
-            walk(child, [runner])
-    busy = sum(groups.values()) or 1.0
-    ranked = sorted(groups.items(), key=lambda item: -item[1])
-    return {group: round(100 * value / busy, 1) for group, value in ranked if value / busy > 0.005}
-
-
 def table(rows: list[dict]) -> str:
     head = (
         "| batching | path | workers | access log | HTTP + loop | users | req/s | p50 ms | p95 ms "
@@ -355,7 +302,7 @@ def summary(rows: list[dict], concurrency_levels: list[int]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--concurrency-levels", type=int, nargs="+", default=[1, 16])
     parser.add_argument("--warmup", type=float, default=2.0, help="seconds before measuring")
     parser.add_argument("--measure", type=float, default=8.0, help="seconds measured per run")
