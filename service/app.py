@@ -6,6 +6,7 @@ each worker process (settings travel through SERVICE_* variables, see `service.c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from time import perf_counter
@@ -62,6 +63,9 @@ class PredictionService:
                 "model_server": self.settings.model_server,
                 "model_name": self.settings.model_name,
                 "access_log": self.settings.access_log,
+                # The slow path (h11, asyncio) costs ~20% more CPU per request; say which it is.
+                "http": self.settings.http_implementation(),
+                "loop": type(asyncio.get_running_loop()).__module__.partition(".")[0],
             },
         )
         try:

@@ -43,6 +43,14 @@ class Settings:
     http: str = "auto"
     loop: str = "auto"
 
+    def http_implementation(self) -> str:
+        """The HTTP parser uvicorn really uses: "auto" is httptools when installed, else h11."""
+        if self.http != "auto":
+            return self.http
+        import importlib.util
+
+        return "httptools" if importlib.util.find_spec("httptools") else "h11"
+
     def __post_init__(self) -> None:
         for name, low, high in (
             ("port", 1, 65535),

@@ -81,6 +81,18 @@ class ServiceProcess:
     def stderr_text(self) -> str:
         return self.stderr_path.read_text(errors="replace")
 
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        """The service's own JSON log lines (on stderr) with this `event`."""
+        import orjson
+
+        events = []
+        for line in self.stderr_text().splitlines():
+            if line.startswith("{"):
+                record = orjson.loads(line)
+                if record.get("event") == event:
+                    events.append(record)
+        return events
+
     def stop(self, timeout: float = 20.0) -> int | None:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)

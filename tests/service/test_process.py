@@ -146,6 +146,24 @@ def test_two_workers_serve_predictions(
 
 
 @pytest.mark.parametrize(
+    ("args", "http", "loop"),
+    [([], "httptools", "uvloop"), (["--http", "h11", "--loop", "asyncio"], "h11", "asyncio")],
+)
+def test_the_start_up_line_names_the_http_parser_and_loop_in_use(
+    args: list[str],
+    http: str,
+    loop: str,
+    model_server: ModelServerProcess,
+    service_process: Callable,
+) -> None:
+    with service_process(model_server.grpc_target, *args) as service:
+        response = httpx.post(f"{service.url}/predict", json={"text": TEXTS[0]}, timeout=30)
+        assert response.status_code == 200
+    [started] = service.log_events("service_started")
+    assert (started["http"], started["loop"]) == (http, loop)
+
+
+@pytest.mark.parametrize(
     ("args", "exit_code", "says"),
     [
         (["--port", "eighty"], 2, "--port"),
