@@ -31,6 +31,8 @@ class StudyConfig:
     seed: int | None = 0
     artifact_dir: str = "artifacts"
     workdir: str = "runs"
+    # A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: run it again.
+    stale_after_s: int = 60
 
 
 @dataclass
@@ -189,6 +191,7 @@ def validate(config: TunerConfig) -> None:
     src = config.source
     checks = [
         (config.study.n_trials >= 1, "study.n_trials must be at least 1"),
+        (config.study.stale_after_s >= 2, "study.stale_after_s must be at least 2"),
         (
             config.study.timeout_s is None or config.study.timeout_s > 0,
             "study.timeout_s must be positive",

@@ -7,6 +7,7 @@ import optuna
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, is_feasible
 from tuner.progress import describe_params
+from tuner.resume import RETRY_ATTR, fail_reason
 
 COLUMNS = (
     "#",
@@ -41,8 +42,11 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
             )
         if REFERENCE_ATTR in a:
             notes.append(a[REFERENCE_ATTR])
-        if a.get("fail_reason"):
-            notes.append(a["fail_reason"])
+        reason = fail_reason(t)
+        if reason:
+            notes.append(reason)
+        if a.get(RETRY_ATTR) is not None:
+            notes.append(f"retry of #{a[RETRY_ATTR]}")
         if a.get("same_params_as") is not None:
             notes.append(f"same params as #{a['same_params_as']}")
         if a.get("pruned_because"):

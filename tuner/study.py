@@ -29,12 +29,19 @@ from tuner.objective import (
     Objective,
 )
 from tuner.progress import trial_line
+from tuner.resume import (
+    INTERRUPTED,
+    counted_trials,
+    fail_reason,
+    fail_stale_trials,
+    heartbeat_settings,
+    requeue_cut_short,
+)
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.service_process import free_port, service_for
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
-RETRY_ATTR = "retry_of"
 REFERENCE_POINTS = 2  # no batching, and TF Serving's recommended starting point
 
 
@@ -56,8 +63,9 @@ def load_search_space(config: TunerConfig) -> SearchSpace:
 
 
 def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.Study:
-    """The configured study, created when missing (with a sampler when `space` is given)."""
-    storage = _open_storage(config)
+    """The configured study, created when missing (with a sampler when `space` is given), on a
+    storage whose trials beat, so a tuner that dies without a word leaves no trial RUNNING."""
+    storage = _open_storage(config, **heartbeat_settings(config.study.stale_after_s))
     sampler = make_sampler(config, space) if space is not None else None
     try:
         return optuna.create_study(
@@ -95,9 +103,9 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
         ) from None
 
 
-def _open_storage(config: TunerConfig) -> optuna.storages.BaseStorage:
+def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.BaseStorage:
     try:
-        return open_storage(config.study.storage)
+        return open_storage(config.study.storage, **heartbeat)
     except StorageError as exc:
         raise TunerError(str(exc)) from None
 
@@ -114,37 +122,6 @@ def make_sampler(config: TunerConfig, space: SearchSpace) -> optuna.samplers.Bas
     # Random trials before TPE models the space; the two reference points do not explore.
     startup = REFERENCE_POINTS + min(10, max(3, config.study.n_trials // 3))
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-
-
-def counted_trials(study: optuna.Study) -> int:
-    """Trials that count toward n_trials: every finished one except interrupted ones,
-    which a resumed study measures again."""
-    finished = study.get_trials(
-        deepcopy=False,
-        states=[
-            optuna.trial.TrialState.COMPLETE,
-            optuna.trial.TrialState.PRUNED,
-            optuna.trial.TrialState.FAIL,
-        ],
-    )
-    return sum(1 for t in finished if t.user_attrs.get("fail_reason") != "interrupted")
-
-
-def requeue_interrupted(study: optuna.Study) -> list[int]:
-    """Enqueue again every interrupted trial not yet re-queued, with its parameters and
-    reference name, so a resumed study measures what the interruption cut short (the
-    no-batching reference included). Returns the numbers of the trials re-queued."""
-    retried = {t.user_attrs.get(RETRY_ATTR) for t in study.get_trials(deepcopy=False)}
-    requeued = []
-    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.FAIL]):
-        if trial.user_attrs.get("fail_reason") != "interrupted" or trial.number in retried:
-            continue
-        attrs: dict[str, object] = {RETRY_ATTR: trial.number}
-        if REFERENCE_ATTR in trial.user_attrs:
-            attrs[REFERENCE_ATTR] = trial.user_attrs[REFERENCE_ATTR]
-        study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
-        requeued.append(trial.number)
-    return requeued
 
 
 def load_profile(config: TunerConfig) -> LoadProfile:
@@ -215,8 +192,21 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             f"{study.user_attrs[SPACE_ATTR]!r}, not {space.name!r}; use the same space to "
             "resume it, or another --study-name"
         )
-    for number in requeue_interrupted(study):
-        say(f"trial {number} was interrupted: it runs again")
+    abandoned = fail_stale_trials(study)
+    requeued = {t.number: t for t in [*abandoned, *requeue_cut_short(study)]}
+    for trial in requeued.values():
+        if fail_reason(trial) == INTERRUPTED:
+            say(f"trial {trial.number} was interrupted: it runs again")
+        else:
+            say(
+                f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
+                f"no heartbeat for {config.study.stale_after_s} s): it runs again"
+            )
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+        say(
+            f"trial {trial.number} is still running: another tuner has it, or its tuner stopped "
+            f"less than {config.study.stale_after_s} s ago (then it runs again once it is stale)"
+        )
     done = counted_trials(study)
     remaining = config.study.n_trials - done
     say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")

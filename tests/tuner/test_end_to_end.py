@@ -6,6 +6,7 @@ what is checked is that every trial is measured, recorded and explained as a use
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -206,9 +207,13 @@ def test_invalid_search_space_is_one_line_and_exit_2(tmp_path) -> None:
     assert "max_batch_size" in done.stderr and "bad.toml" in done.stderr
 
 
-def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_model_dir):
+def start_tuner_inside_first_trial(
+    tmp_path: Path, demo_model_dir: Path, study: str = ""
+) -> tuple[subprocess.Popen, psutil.Process]:
+    """`python -m tuner optimize` (2 trials, 60 s of load each), returned once trial 0's load
+    test is running."""
     (tmp_path / "tuner.toml").write_text(
-        f'[study]\nname = "int"\nn_trials = 2\n'
+        f'[study]\nname = "int"\nn_trials = 2\n{study}'
         f'[server]\nbackend = "embedded"\nmodel_base_path = "{demo_model_dir}"\n'
         f"[load]\nusers = 4\nwarmup_s = 1.0\nmeasure_s = 60.0\n"
     )
@@ -218,18 +223,23 @@ def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell without job control starts background jobs with SIGINT ignored, and Python
+        # then keeps it ignored: give the tuner the SIGINT a terminal would.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     tuner = psutil.Process(proc.pid)
     deadline = time.monotonic() + 120
-    children: list[psutil.Process] = []
     while time.monotonic() < deadline:  # until the load generator runs inside trial 0
         children = tuner.children(recursive=True)
         if any("locust" in " ".join(c.cmdline()) for c in children if c.is_running()):
-            break
+            return proc, tuner
         time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("the first trial never started its load test")
+    proc.kill()
+    pytest.fail("the first trial never started its load test")
+
+
+def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_model_dir):
+    proc, tuner = start_tuner_inside_first_trial(tmp_path, demo_model_dir)
     time.sleep(2)
     children = tuner.children(recursive=True)
     proc.send_signal(signal.SIGINT)
@@ -254,3 +264,32 @@ def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_
     assert [t.state for t in trials[1:]] == [optuna.trial.TrialState.COMPLETE] * 2
     assert trials[2].user_attrs["reference"] == "no_batching"
     assert trials[2].user_attrs["retry_of"] == 0
+
+
+def test_a_killed_tuners_trial_is_abandoned_and_measured_again(tmp_path, demo_model_dir):
+    proc, tuner = start_tuner_inside_first_trial(
+        tmp_path, demo_model_dir, study="stale_after_s = 2\n"
+    )
+    time.sleep(2)  # a few heartbeats
+    children = tuner.children(recursive=True)
+    proc.kill()  # SIGKILL: the tuner can neither mark its trial nor stop its children
+    proc.communicate(timeout=30)
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
+    time.sleep(3.5)  # the heartbeat goes stale (older than 2 s on SQLite's whole-second clock)
+
+    config = load_config(
+        tmp_path / "tuner.toml", {"load": {"measure_s": 2.0}, "confirm": {"top_k": 0}}
+    )
+    said: list[str] = []
+    result = optimize(config, say=said.append)
+    assert any(line.startswith("trial 0 was abandoned") for line in said), said
+    assert result.trials_run == 2  # n_trials stays the total: the abandoned trial does not count
+    abandoned, *rest = load_existing_study(config).trials
+    assert abandoned.state == optuna.trial.TrialState.FAIL
+    assert "fail_reason" not in abandoned.user_attrs
+    assert [t.state for t in rest] == [optuna.trial.TrialState.COMPLETE] * 2
+    assert rest[1].user_attrs["reference"] == "no_batching"
+    assert rest[1].user_attrs["retry_of"] == 0

@@ -11,13 +11,7 @@ from tuner.config import TunerConfig, load_config
 from tuner.errors import ConfigError
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, suggestion_for
 from tuner.service_process import default_command, expand_command
-from tuner.study import (
-    counted_trials,
-    load_search_space,
-    open_study,
-    prepare_new_study,
-    requeue_interrupted,
-)
+from tuner.study import load_search_space, open_study, prepare_new_study
 
 
 def config_for(tmp_path: Path, **study) -> TunerConfig:
@@ -69,29 +63,6 @@ def test_seeded_samplers_repeat_their_suggestions(tmp_path: Path) -> None:
         return [t.params for t in trials]
 
     assert sampled("a") == sampled("b")
-
-
-def test_interrupted_trials_do_not_count_and_are_requeued_once(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
-    space = load_search_space(config)
-    study = new_study(config)
-    no_batching = study.ask()
-    finish(study, no_batching, "interrupted")
-    assert counted_trials(study) == 0
-    assert requeue_interrupted(study) == [0]
-    assert requeue_interrupted(study) == []  # a second resume does not queue it again
-    waiting = study.get_trials(states=[optuna.trial.TrialState.WAITING])
-    assert [t.user_attrs.get(REFERENCE_ATTR) for t in waiting] == [
-        TF_SERVING_RECOMMENDED,
-        NO_BATCHING,
-    ]
-    recommended = study.ask()
-    space.suggest(recommended)
-    finish(study, recommended, "never_ready")  # a failure that is not an interruption counts
-    again = study.ask()
-    assert again.user_attrs[REFERENCE_ATTR] == NO_BATCHING
-    finish(study, again)
-    assert counted_trials(study) == 2
 
 
 def test_resuming_with_another_search_space_is_refused(tmp_path: Path, demo_model_dir) -> None:

@@ -1,0 +1,126 @@
+"""Resuming on real SQLite: interrupted and abandoned trials run again once and do not count."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import optuna
+from optuna.trial import TrialState
+
+from tuner.config import TunerConfig, load_config
+from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
+from tuner.report import trial_rows
+from tuner.resume import (
+    ABANDONED,
+    RETRY_ATTR,
+    counted_trials,
+    fail_reason,
+    fail_stale_trials,
+    requeue_cut_short,
+)
+from tuner.study import load_search_space, open_study, prepare_new_study
+
+# The heartbeat must be older than 2 s; SQLite's clock has whole seconds, so allow one more.
+STALE_WAIT_S = 3.5
+
+
+def config_for(tmp_path: Path, **study) -> TunerConfig:
+    settings = {"name": "s", "storage": f"sqlite:///{tmp_path / 't.db'}", **study}
+    config = load_config(None, {"study": settings, "search": {"space": "quick"}})
+    config.base_dir = tmp_path
+    return config
+
+
+def new_study(config: TunerConfig) -> optuna.Study:
+    space = load_search_space(config)
+    study = open_study(config, space)
+    prepare_new_study(study, space, config)
+    return study
+
+
+def finish(study: optuna.Study, trial: optuna.Trial, reason: str | None = None) -> None:
+    if reason is None:
+        study.tell(trial, 1.0)
+    else:
+        trial.set_user_attr("fail_reason", reason)
+        study.tell(trial, state=TrialState.FAIL)
+
+
+def start_beating(study: optuna.Study) -> optuna.Trial:
+    """Ask a trial and record its heartbeat, as `study.optimize` does while it runs."""
+    trial = study.ask()
+    study._storage.record_heartbeat(trial._trial_id)
+    return trial
+
+
+def test_interrupted_trials_do_not_count_and_are_requeued_once(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    space = load_search_space(config)
+    study = new_study(config)
+    no_batching = study.ask()
+    finish(study, no_batching, "interrupted")
+    assert counted_trials(study) == 0
+    assert [t.number for t in requeue_cut_short(study)] == [0]
+    assert requeue_cut_short(study) == []  # a second resume does not queue it again
+    waiting = study.get_trials(states=[TrialState.WAITING])
+    assert [t.user_attrs.get(REFERENCE_ATTR) for t in waiting] == [
+        TF_SERVING_RECOMMENDED,
+        NO_BATCHING,
+    ]
+    recommended = study.ask()
+    space.suggest(recommended)
+    finish(study, recommended, "never_ready")  # a failure that is not an interruption counts
+    again = study.ask()
+    assert again.user_attrs[REFERENCE_ATTR] == NO_BATCHING
+    assert again.user_attrs[RETRY_ATTR] == 0
+    finish(study, again)
+    assert counted_trials(study) == 2
+
+
+def test_a_trial_whose_heartbeat_stopped_is_abandoned_and_runs_again(tmp_path: Path) -> None:
+    study = new_study(config_for(tmp_path, stale_after_s=2))
+    start_beating(study)  # then the tuner is SIGKILLed: nothing more is written
+    time.sleep(STALE_WAIT_S)
+    (abandoned,) = fail_stale_trials(study)
+
+    assert abandoned.state == TrialState.FAIL
+    assert fail_reason(abandoned) == ABANDONED
+    assert counted_trials(study) == 0
+    # Failing it already re-queued it (Optuna's stale-trial callback); a resume adds nothing.
+    assert requeue_cut_short(study) == []
+    waiting = study.get_trials(states=[TrialState.WAITING])
+    assert [(t.user_attrs[REFERENCE_ATTR], t.user_attrs.get(RETRY_ATTR)) for t in waiting] == [
+        (TF_SERVING_RECOMMENDED, None),
+        (NO_BATCHING, 0),
+    ]
+    notes = {row[0]: row[-1] for row in trial_rows(study)}
+    assert ABANDONED in notes["0"]
+
+
+def test_a_trial_that_still_beats_is_left_alone(tmp_path: Path) -> None:
+    """Another tuner host working on the same study must not lose its trial."""
+    config = config_for(tmp_path, stale_after_s=30)
+    study = new_study(config)
+    running = start_beating(study)
+    other_host = open_study(config, load_search_space(config))
+    assert fail_stale_trials(other_host) == []
+    assert requeue_cut_short(other_host) == []
+    assert study._storage.get_trial(running._trial_id).state == TrialState.RUNNING
+    assert counted_trials(other_host) == 0
+
+
+def test_a_running_study_retries_a_trial_another_host_abandoned(tmp_path: Path) -> None:
+    config = config_for(tmp_path, stale_after_s=2)
+    start_beating(new_study(config))  # host A dies inside the no-batching reference
+    time.sleep(STALE_WAIT_S)
+    host_b = open_study(config, load_search_space(config))
+    host_b.optimize(lambda trial: 1.0, n_trials=2)
+
+    trials = host_b.get_trials()
+    assert fail_reason(trials[0]) == ABANDONED
+    # The recommended reference was queued first; the retry comes right after it.
+    assert trials[1].user_attrs[REFERENCE_ATTR] == TF_SERVING_RECOMMENDED
+    assert trials[2].user_attrs[RETRY_ATTR] == 0
+    assert trials[2].user_attrs[REFERENCE_ATTR] == NO_BATCHING
+    assert counted_trials(host_b) == 2
