@@ -7,6 +7,7 @@ Every command is one call into the library. User errors print one sentence and e
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import signal
 import sys
@@ -53,11 +54,14 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     from tuner.study import optimize
 
     config = _config(args)
-    result = optimize(config, say=lambda line: print(line, flush=True))
+    from tuner.export import winning_trial
+
+    optimize(config, say=lambda line: print(line, flush=True))
     print()
     study = _print_report(config)
-    if result.winner is not None and study.trials[result.winner["trial"]].params:
-        print("export it with: python -m tuner export --out batching_parameters.txt")
+    with contextlib.suppress(TunerError):  # nothing feasible: the report said so
+        if winning_trial(study)[0].params:
+            print("export it with: python -m tuner export --out batching_parameters.txt")
     print(f"review every trial: {_dashboard_command(config)}")
     return 0
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR
+from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, is_feasible
 from tuner.progress import describe_params
 from tuner.resume import RETRY_ATTR, fail_reason
@@ -94,19 +94,28 @@ def _f(value: float | None) -> str:
 
 
 def winner_summary(study: optuna.Study, percentile: str) -> str:
-    """One line: the winner against the no-batching reference, in req/s and latency."""
+    """One line: the winner (the confirmed one, else the best feasible trial, as `export`
+    picks it) against the no-batching reference, in req/s and latency."""
     winner = study.user_attrs.get(WINNER_ATTR)
-    if not winner:
-        return (
-            "no feasible trial: nothing met the SLO and error-rate limit; relax "
-            "objective.slo_ms or objective.max_error_rate, or widen the search space"
-        )
-    trial = study.trials[winner["trial"]]
-    latency = winner.get(f"median_{percentile}_ms", trial.user_attrs.get(f"{percentile}_ms"))
-    how = f"median of {winner.get('runs', 1)} runs" if winner.get("confirmed") else "single run"
+    if winner:
+        trial = study.trials[winner["trial"]]
+        rps = winner["median_rps"]
+        latency = winner.get(f"median_{percentile}_ms", trial.user_attrs.get(f"{percentile}_ms"))
+        how = f"median of {winner.get('runs', 1)} runs" if winner.get("confirmed") else "single run"
+    else:
+        best = best_feasible(study, 1)
+        if not best:
+            return (
+                "no feasible trial: nothing met the SLO and error-rate limit; relax "
+                "objective.slo_ms or objective.max_error_rate, or widen the search space"
+            )
+        trial = best[0]
+        rps = trial.user_attrs["rps"]
+        latency = trial.user_attrs.get(f"{percentile}_ms")
+        how = "single run, not confirmed"
     line = (
         f"winner: trial {trial.number} ({describe_params(trial)}) "
-        f"{winner['median_rps']:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
+        f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
     )
     reference = next(
         (
@@ -120,7 +129,7 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         return line + "; batching did not beat it: keep serving without --enable_batching"
     if reference is not None:
         base = reference.user_attrs
-        ratio = f" = {winner['median_rps'] / base['rps']:.2f}x" if base["rps"] else ""
+        ratio = f" = {rps / base['rps']:.2f}x" if base["rps"] else ""
         line += (
             f"; no batching (trial {reference.number}): {base['rps']:.1f} req/s, "
             f"{percentile} {_f(base.get(f'{percentile}_ms'))} ms{ratio}"

@@ -124,3 +124,17 @@ def test_summary_says_when_no_batching_wins_or_nothing_is_feasible(study) -> Non
     reference = add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
     study.set_user_attr(WINNER_ATTR, {"trial": reference, "median_rps": 400.0, "confirmed": True})
     assert "keep serving without --enable_batching" in winner_summary(study, "p95")
+
+
+def test_without_confirmation_the_summary_names_the_trial_export_would_write(study) -> None:
+    """confirm.top_k = 0: no winner attr, but export picks the best feasible trial; so must
+    the summary, instead of claiming that nothing was feasible."""
+    add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
+    best = add_trial(study, rps=900, p95=40, batching=BatchingParameters(max_batch_size=8))
+    add_trial(
+        study, rps=2000, p95=400, batching=BatchingParameters(max_batch_size=64), feasible=False
+    )
+    summary = winner_summary(study, "p95")
+    assert summary.startswith(f"winner: trial {best} (max=")
+    assert "900.0 req/s, p95 40.0 ms (single run, not confirmed)" in summary
+    assert summary.endswith("= 2.25x")
