@@ -46,6 +46,7 @@ demo: $(STAMP) $(MODEL)
 bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_server_bench.py
 	$(PY) bench/service_bench.py
+	$(PY) bench/client_bench.py
 
 clean:
 	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out
