@@ -20,6 +20,7 @@ from storage import SampleStore, StorageError, open_artifact_store, open_storage
 from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
 from tuner.errors import ConfigError, TrialFailed, TunerError
+from tuner.leftovers import marking_children, stop_leftovers
 from tuner.load import LoadProfile, LoadProfileError
 from tuner.measurement import Measurer
 from tuner.objective import (
@@ -174,6 +175,26 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def requeue_and_say(study: optuna.Study, config: TunerConfig, say: Callable[[str], None]) -> None:
+    """Queue again what was cut short (interrupted, or abandoned by a killed tuner), and say
+    what this run will do about every trial that did not finish."""
+    abandoned = fail_stale_trials(study)
+    requeued = {t.number: t for t in [*abandoned, *requeue_cut_short(study)]}
+    for trial in requeued.values():
+        if fail_reason(trial) == INTERRUPTED:
+            say(f"trial {trial.number} was interrupted: it runs again")
+        else:
+            say(
+                f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
+                f"no heartbeat for {config.study.stale_after_s} s): it runs again"
+            )
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
+        say(
+            f"trial {trial.number} is still running: another tuner has it, or its tuner stopped "
+            f"less than {config.study.stale_after_s} s ago (then it runs again once it is stale)"
+        )
+
+
 def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> OptimizeResult:
     space = load_search_space(config)
     profile = load_profile(config)
@@ -192,25 +213,15 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             f"{study.user_attrs[SPACE_ATTR]!r}, not {space.name!r}; use the same space to "
             "resume it, or another --study-name"
         )
-    abandoned = fail_stale_trials(study)
-    requeued = {t.number: t for t in [*abandoned, *requeue_cut_short(study)]}
-    for trial in requeued.values():
-        if fail_reason(trial) == INTERRUPTED:
-            say(f"trial {trial.number} was interrupted: it runs again")
-        else:
-            say(
-                f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
-                f"no heartbeat for {config.study.stale_after_s} s): it runs again"
-            )
-    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
-        say(
-            f"trial {trial.number} is still running: another tuner has it, or its tuner stopped "
-            f"less than {config.study.stale_after_s} s ago (then it runs again once it is stale)"
-        )
+    requeue_and_say(study, config, say)
     done = counted_trials(study)
     remaining = config.study.n_trials - done
     say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
     say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
+
+    workdir = config.path(config.study.workdir) / config.study.name
+    for process in stop_leftovers(workdir):
+        say(f"stopped process {process}, left running by a tuner of this study that was killed")
 
     try:
         spec = ServerSpec(
@@ -231,42 +242,42 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
         raise ConfigError(f"{config.source}: {exc}") from None
     say(f"model server: {why}")
 
-    workdir = config.path(config.study.workdir) / config.study.name
     service = service_for(config, backend.grpc_target, model_base_path, workdir)
     samples = SampleStore(config.study.storage)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
-    try:
-        service.start(config.service.ready_timeout_s)
-        say(f"prediction service: {service.url}")
-        measurer = Measurer(
-            backend, service, profile, config.server.model_name, config.server.warmup_requests
-        )
-        objective = Objective(
-            config=config,
-            space=space,
-            measurer=measurer,
-            samples=samples,
-            storage=study._storage,
-            artifact_store=open_artifact_store(config.path(config.study.artifact_dir)),
-            workdir=workdir,
-        )
-        if remaining > 0:
-            study.optimize(
-                objective,
-                n_trials=remaining,
-                timeout=config.study.timeout_s,
-                catch=(TrialFailed,),
-                callbacks=[lambda s, t: say(trial_line(s, t, config))],
+    with marking_children(workdir):
+        try:
+            service.start(config.service.ready_timeout_s)
+            say(f"prediction service: {service.url}")
+            measurer = Measurer(
+                backend, service, profile, config.server.model_name, config.server.warmup_requests
             )
-            trials_run = counted_trials(study) - done
-        if config.confirm.top_k and (trials_run or winner is None):
-            winner = confirm(study, config, measurer, samples, workdir, say)
-    except StorageError as exc:
-        raise TunerError(str(exc)) from None
-    finally:
-        with signals_held():  # a second Ctrl-C must not leave a server behind
-            backend.stop()
-            service.stop()
-            samples.close()
+            objective = Objective(
+                config=config,
+                space=space,
+                measurer=measurer,
+                samples=samples,
+                storage=study._storage,
+                artifact_store=open_artifact_store(config.path(config.study.artifact_dir)),
+                workdir=workdir,
+            )
+            if remaining > 0:
+                study.optimize(
+                    objective,
+                    n_trials=remaining,
+                    timeout=config.study.timeout_s,
+                    catch=(TrialFailed,),
+                    callbacks=[lambda s, t: say(trial_line(s, t, config))],
+                )
+                trials_run = counted_trials(study) - done
+            if config.confirm.top_k and (trials_run or winner is None):
+                winner = confirm(study, config, measurer, samples, workdir, say)
+        except StorageError as exc:
+            raise TunerError(str(exc)) from None
+        finally:
+            with signals_held():  # a second Ctrl-C must not leave a server behind
+                backend.stop()
+                service.stop()
+                samples.close()
     return OptimizeResult(config.study.name, config.study.storage, trials_run, winner)
