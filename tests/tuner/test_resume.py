@@ -8,7 +8,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
-from tuner.config import TunerConfig, load_config
+from tests.support.studies import config_for, finish, new_study
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.report import trial_rows
 from tuner.resume import (
@@ -19,32 +19,10 @@ from tuner.resume import (
     fail_stale_trials,
     requeue_cut_short,
 )
-from tuner.study import load_search_space, open_study, prepare_new_study
+from tuner.study import load_search_space, open_study
 
 # The heartbeat must be older than 2 s; SQLite's clock has whole seconds, so allow one more.
 STALE_WAIT_S = 3.5
-
-
-def config_for(tmp_path: Path, **study) -> TunerConfig:
-    settings = {"name": "s", "storage": f"sqlite:///{tmp_path / 't.db'}", **study}
-    config = load_config(None, {"study": settings, "search": {"space": "quick"}})
-    config.base_dir = tmp_path
-    return config
-
-
-def new_study(config: TunerConfig) -> optuna.Study:
-    space = load_search_space(config)
-    study = open_study(config, space)
-    prepare_new_study(study, space, config)
-    return study
-
-
-def finish(study: optuna.Study, trial: optuna.Trial, reason: str | None = None) -> None:
-    if reason is None:
-        study.tell(trial, 1.0)
-    else:
-        trial.set_user_attr("fail_reason", reason)
-        study.tell(trial, state=TrialState.FAIL)
 
 
 def start_beating(study: optuna.Study) -> optuna.Trial:

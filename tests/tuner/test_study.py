@@ -4,36 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import optuna
 import pytest
 
-from tuner.config import TunerConfig, load_config
+from tests.support.studies import config_for, finish, new_study
 from tuner.errors import ConfigError
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, suggestion_for
 from tuner.service_process import default_command, expand_command
-from tuner.study import load_search_space, open_study, prepare_new_study
-
-
-def config_for(tmp_path: Path, **study) -> TunerConfig:
-    settings = {"name": "s", "storage": f"sqlite:///{tmp_path / 't.db'}", **study}
-    config = load_config(None, {"study": settings, "search": {"space": "quick"}})
-    config.base_dir = tmp_path
-    return config
-
-
-def new_study(config: TunerConfig) -> optuna.Study:
-    space = load_search_space(config)
-    study = open_study(config, space)
-    prepare_new_study(study, space, config)
-    return study
-
-
-def finish(study: optuna.Study, trial: optuna.Trial, reason: str | None = None) -> None:
-    if reason is None:
-        study.tell(trial, 1.0)
-    else:
-        trial.set_user_attr("fail_reason", reason)
-        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+from tuner.study import load_search_space
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])
