@@ -51,11 +51,10 @@ def _config(args: argparse.Namespace) -> TunerConfig:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
+    from tuner.export import winning_trial
     from tuner.study import optimize
 
     config = _config(args)
-    from tuner.export import winning_trial
-
     optimize(config, say=lambda line: print(line, flush=True))
     print()
     study = _print_report(config)
