@@ -23,36 +23,23 @@ import multiprocessing
 import os
 import platform
 import resource
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-import httpx
 import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
+sys.path[:0] = [str(REPO), str(REPO / "bench")]
+
+from model_server_process import MODEL, Config, Server  # noqa: E402
 
 from model_server.batching_parameters import BatchingParameters, render  # noqa: E402
-from tuner.servers.readiness import model_state  # noqa: E402
 
 PREDICT = "/tensorflow.serving.PredictionService/Predict"
-MODEL = "sentiment"
-PROCESSED = ":tensorflow:serving:batching_session:processed_batch_size"
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
-
-
-@dataclass(frozen=True)
-class Config:
-    batching: BatchingParameters | None  # None: no --enable_batching
-    flags: tuple[str, ...] = ()
 
 
 def _batching(max_batch: int, timeout_us: int, threads: int) -> BatchingParameters:
@@ -85,93 +72,6 @@ SWEEP = {
     "max32_t1ms_bt2_1tf": Config(_batching(32, 1000, 2), ONE_TF_THREAD),
     "max128_t0_bt1_1tf": Config(_batching(128, 0, 1), ONE_TF_THREAD),
 }
-
-FAST_RECONNECT = [
-    ("grpc.initial_reconnect_backoff_ms", 20),
-    ("grpc.min_reconnect_backoff_ms", 20),
-    ("grpc.max_reconnect_backoff_ms", 100),
-]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-# --- the server -----------------------------------------------------------------------------
-
-
-class Server:
-    """One `python -m model_server` on free loopback ports; `started_s` = launch to AVAILABLE."""
-
-    def __init__(self, model_dir: Path, config: Config, workdir: Path):
-        self.grpc_port, self.rest_port = free_port(), free_port()
-        args = [
-            f"--port={self.grpc_port}",
-            f"--rest_api_port={self.rest_port}",
-            f"--model_name={MODEL}",
-            f"--model_base_path={model_dir}",
-        ]
-        if config.batching is not None:
-            path = workdir / f"batching-{self.grpc_port}.txt"
-            path.write_text(render(config.batching))
-            args += ["--enable_batching", f"--batching_parameters_file={path}"]
-        args += config.flags
-        self.log_path = workdir / f"server-{self.grpc_port}.log"
-        launched = time.perf_counter()
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "model_server", *args],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=ENV,
-            )
-        try:
-            self._wait_available(timeout=120)
-        except BaseException:
-            self.stop()
-            raise
-        self.started_s = time.perf_counter() - launched
-
-    @property
-    def target(self) -> str:
-        return f"127.0.0.1:{self.grpc_port}"
-
-    def _wait_available(self, timeout: float) -> None:
-        """Poll every 20 ms with fast reconnects, so the figure is the server's, not the poll's."""
-        deadline = time.monotonic() + timeout
-        with grpc.insecure_channel(self.target, options=FAST_RECONNECT) as channel:
-            while model_state(channel, MODEL) != "AVAILABLE":
-                if self.process.poll() is not None:
-                    raise RuntimeError(f"model server exited; see {self.log_path}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"model server not AVAILABLE after {timeout} s")
-                time.sleep(0.02)
-
-    def batch_sizes(self) -> tuple[float, float]:
-        """(sum, count) of the processed_batch_size histogram."""
-        text = httpx.get(f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics").text
-        values = {}
-        for line in text.splitlines():
-            if line.startswith(f"{PROCESSED}_sum") or line.startswith(f"{PROCESSED}_count"):
-                name, value = line.rsplit(" ", 1)
-                values[name.split("{")[0].rsplit("_", 1)[1]] = float(value)
-        return values.get("sum", 0.0), values.get("count", 0.0)
-
-    def cpu_seconds(self) -> float:
-        usage = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(usage[11]) + int(usage[12])) / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
 
 # --- the load -------------------------------------------------------------------------------
 

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
+from model_server_process import ENV, Config, Server, free_port  # noqa: E402
 from service_load import grpc_sender, http_sender, run_closed_loop  # noqa: E402
 from service_profile import by_package  # noqa: E402
 
@@ -41,7 +41,6 @@ from model_server.batching_parameters import BatchingParameters, render  # noqa:
 BATCHING = BatchingParameters(
     max_batch_size=32, batch_timeout_micros=2000, num_batch_threads=2, max_enqueued_batches=64
 )
-ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
 
 
 @dataclass(frozen=True)
@@ -67,12 +66,6 @@ VARIANTS = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -96,23 +89,11 @@ def cpu_seconds(pid: int) -> float:
 
 @contextlib.contextmanager
 def model_server(base: Path, workdir: Path, batching: BatchingParameters | None) -> Iterator:
-    from tuner.servers.readiness import wait_until_available
-
-    port = free_port()
-    args = [f"--port={port}", "--model_name=sentiment", f"--model_base_path={base}"]
-    if batching is not None:
-        path = workdir / "batching_parameters.txt"
-        path.write_text(render(batching))
-        args += ["--enable_batching", f"--batching_parameters_file={path}"]
-    with (workdir / f"model-server-{port}.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "model_server", *args], stdout=log, stderr=log, env=ENV
-        )
+    server = Server(base, Config(batching), workdir)
     try:
-        wait_until_available(f"127.0.0.1:{port}", "sentiment", timeout=120, process=process)
-        yield process, f"127.0.0.1:{port}"
+        yield server.process, server.target
     finally:
-        stop(process)
+        server.stop()
 
 
 @contextlib.contextmanager
