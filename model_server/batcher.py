@@ -30,7 +30,6 @@ import bisect
 import collections
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -48,7 +47,6 @@ from model_server.batch_tensors import (
 )
 from model_server.batching_parameters import (
     BatchingParameters,
-    default_num_batch_threads,
 )
 from model_server.metrics import BatchingMetrics
 
@@ -61,7 +59,6 @@ __all__ = [
     "InputShapeError",
     "QueueFullError",
     "RunFn",
-    "Unbatched",
 ]
 
 logger = logging.getLogger(__name__)
@@ -330,47 +327,3 @@ class Batcher:
         for i, rows in zip(live, split_rows(outputs, sizes, target), strict=True):
             results[i] = rows
         return results
-
-
-class Unbatched:
-    """`--enable_batching` off: every request runs alone on a pool of one thread per core.
-
-    Batching metrics are still recorded (batch size = the request's rows, no padding), so
-    the tuner reads the same series with and without batching.
-    """
-
-    def __init__(
-        self,
-        run: RunFn,
-        *,
-        metrics: BatchingMetrics,
-        model_name: str,
-        num_threads: int | None = None,
-    ) -> None:
-        self._run = run
-        self._model_name = model_name
-        self._metrics = metrics.for_model(model_name)
-        self._pool = ThreadPoolExecutor(
-            num_threads or default_num_batch_threads(), thread_name_prefix="session_inter_op"
-        )
-        self._closed = False
-
-    async def submit(self, inputs: dict[str, np.ndarray]) -> Outputs:
-        if self._closed:
-            raise BatcherClosedError(
-                f"model {self._model_name!r} no longer accepts requests because the server is "
-                "shutting down; retry once it is back"
-            )
-        size = request_size(inputs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self._execute, inputs, size, loop.time())
-
-    def _execute(self, inputs: dict[str, np.ndarray], size: int, enqueued: float) -> Outputs:
-        # time.monotonic is the clock of asyncio's default event loop (`loop.time()`).
-        self._metrics.record_batch(size, 0, ((time.monotonic() - enqueued) * 1e6,))
-        return self._run(inputs)
-
-    async def close(self) -> None:
-        """Refuse new requests and wait for the running ones (even cancelled callers')."""
-        self._closed = True
-        await asyncio.get_running_loop().run_in_executor(None, self._pool.shutdown, True)

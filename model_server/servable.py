@@ -13,11 +13,12 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from model_server.batcher import Batcher, BatchSizeError, QueueFullError, Unbatched
+from model_server.batcher import Batcher, BatchSizeError, QueueFullError
 from model_server.batching_parameters import BatchingParameters
 from model_server.errors import ServingError, invalid_argument, not_found, unavailable
 from model_server.metrics import ServerMetrics
 from model_server.model import DEFAULT_SIGNATURE, LoadedModel, Signature
+from model_server.unbatched import Unbatched
 
 log = logging.getLogger("model_server")
 

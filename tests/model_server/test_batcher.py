@@ -24,10 +24,10 @@ from model_server.batcher import (
     BatchSizeError,
     InputShapeError,
     QueueFullError,
-    Unbatched,
 )
 from model_server.batching_parameters import BatchingParameters
 from model_server.metrics import ServerMetrics
+from model_server.unbatched import Unbatched
 
 
 class Model:
