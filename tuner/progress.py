@@ -1,6 +1,10 @@
-"""One line per finished trial: what was tried, what it measured, and the best so far."""
+"""One line per finished trial: how far the run is, what was tried, what it measured, and the
+best so far."""
 
 from __future__ import annotations
+
+import time
+from collections.abc import Callable
 
 import optuna
 
@@ -60,3 +64,31 @@ def _ms(value: float | None) -> str:
 
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+class RunProgress:
+    """This run's "[k/N, ~T left]": the estimate is the mean duration of its trials so far,
+    server restarts and warm-up included, times the trials left."""
+
+    def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.total = total
+        self.done = 0
+        self._clock = clock
+        self._started = clock()
+
+    def after_trial(self) -> str:
+        self.done += 1
+        left = self.total - self.done
+        if left <= 0:
+            return f"[{self.done}/{self.total}]"
+        per_trial = (self._clock() - self._started) / self.done
+        return f"[{self.done}/{self.total}, ~{_duration(per_trial * left)} left]"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    minutes = round(seconds / 60)
+    if minutes < 90:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -29,7 +29,7 @@ from tuner.objective import (
     TF_SERVING_RECOMMENDED,
     Objective,
 )
-from tuner.progress import trial_line
+from tuner.progress import RunProgress, trial_line
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,
@@ -263,12 +263,15 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
                 workdir=workdir,
             )
             if remaining > 0:
+                progress = RunProgress(remaining)
                 study.optimize(
                     objective,
                     n_trials=remaining,
                     timeout=config.study.timeout_s,
                     catch=(TrialFailed,),
-                    callbacks=[lambda s, t: say(trial_line(s, t, config))],
+                    callbacks=[
+                        lambda s, t: say(f"{progress.after_trial()} {trial_line(s, t, config)}")
+                    ],
                 )
                 trials_run = counted_trials(study) - done
             if config.confirm.top_k and (trials_run or winner is None):
