@@ -137,18 +137,21 @@ def describe(trial: optuna.trial.FrozenTrial) -> dict:
     }
 
 
-def compare(grid: list, tpe: list) -> dict:
-    grid_points = sorted(
-        (t for t in searched(grid) if is_feasible(t)), key=lambda t: -t.user_attrs["rps"]
+def ranked_feasible(trials: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    """The searched, feasible trials, fastest first."""
+    return sorted(
+        (t for t in searched(trials) if is_feasible(t)), key=lambda t: -t.user_attrs["rps"]
     )
+
+
+def compare(grid: list, tpe: list) -> dict:
+    grid_points = ranked_feasible(grid)
+    tpe_points = ranked_feasible(tpe)
     references = {
         t.user_attrs[REFERENCE_ATTR]: describe(t)
         for t in grid
         if t.state == optuna.trial.TrialState.COMPLETE and REFERENCE_ATTR in t.user_attrs
     }
-    tpe_points = sorted(
-        (t for t in searched(tpe) if is_feasible(t)), key=lambda t: -t.user_attrs["rps"]
-    )
     result: dict = {
         "grid_points_measured": len(searched(grid)),
         "grid_ranking": [describe(t) for t in grid_points],
@@ -157,12 +160,13 @@ def compare(grid: list, tpe: list) -> dict:
     }
     if grid_points and tpe_points:
         pick = tpe_points[0]
-        ranks = [key(t) for t in grid_points]
-        grid_rps_of_pick = next(
-            (t.user_attrs["rps"] for t in grid_points if key(t) == key(pick)), None
+        rank, same = next(
+            ((i, t) for i, t in enumerate(grid_points, start=1) if key(t) == key(pick)),
+            (None, None),
         )
+        grid_rps_of_pick = same.user_attrs["rps"] if same is not None else None
         result["tpe_pick"] = describe(pick) | {
-            "rank_in_grid": ranks.index(key(pick)) + 1 if key(pick) in ranks else None,
+            "rank_in_grid": rank,
             "grid_rps_of_same_point": grid_rps_of_pick,
             "share_of_grid_best_percent": round(
                 100 * (grid_rps_of_pick or 0) / grid_points[0].user_attrs["rps"], 1
