@@ -1,0 +1,185 @@
+"""The capacity search's logic against a deterministic fake step (no servers): where it
+probes, how it brackets and bisects, when it prunes, what it reports and its bounds."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pytest
+
+from tests.tuner.capacity.fake_target import FakeTarget
+from tuner.capacity import SearchSettings, StepCriteria, search
+from tuner.capacity.search import (
+    AT_MAX,
+    BELOW_MIN,
+    MAX_STEPS,
+    PRUNED,
+    RESOLVED,
+    TIME_BUDGET,
+)
+
+CRITERIA = StepCriteria(percentile="p95", slo_ms=20.0, max_error_rate=0.01, min_goodput_ratio=0.95)
+
+
+def settings(**overrides) -> SearchSettings:
+    values = dict(
+        min_rps=10.0,
+        max_rps=5000.0,
+        resolution=0.05,
+        max_steps=20,
+        max_trial_s=1e9,
+        step_s=4.0,
+        growth=2.0,
+        low_check_fraction=0.0,
+    )
+    values.update(overrides)
+    return SearchSettings(**values)
+
+
+def slo_rate(target: FakeTarget) -> float:
+    """The highest rate whose fake p95 meets the SLO: base / (1 - r/C) = slo."""
+    return target.capacity * (1 - target.base_ms / CRITERIA.slo_ms)
+
+
+def test_brackets_up_then_bisects_to_the_resolution() -> None:
+    target = FakeTarget(capacity=800.0)  # SLO holds up to 600 req/s
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0)
+    assert target.asked[:4] == [100.0, 200.0, 400.0, 800.0]  # grow by 2 until a failure
+    assert outcome.stop_reason == RESOLVED
+    true = slo_rate(target)
+    passing = [p.result.target_rps for p in outcome.points if p.verdict.passed]
+    failing = [p.result.target_rps for p in outcome.points if not p.verdict.passed]
+    lo, hi = max(passing), min(r for r in failing if r > max(passing))
+    assert lo <= true <= hi
+    assert hi / lo <= 1.05
+    assert outcome.capacity_rps == pytest.approx(lo)
+    assert true / 1.05 <= outcome.capacity_rps <= true
+    # bisection is geometric: every step after the bracket is the mean of its neighbours
+    bisected = target.asked[4]
+    assert bisected == pytest.approx(math.sqrt(400.0 * 800.0))
+
+
+def test_shrinks_when_the_first_rate_fails() -> None:
+    target = FakeTarget(capacity=100.0)  # SLO holds up to 75
+    outcome = search(target, settings(), CRITERIA, start_rps=400.0)
+    assert target.asked[:3] == [400.0, 200.0, 100.0]
+    assert outcome.stop_reason == RESOLVED
+    assert 75 / 1.05 <= outcome.capacity_rps <= 75
+
+
+def test_nothing_passes_down_to_min_rps_is_infeasible_with_the_reason() -> None:
+    target = FakeTarget(capacity=5.0)
+    outcome = search(target, settings(min_rps=10.0), CRITERIA, start_rps=40.0)
+    assert target.asked == [40.0, 20.0, 10.0]
+    assert outcome.capacity is None
+    assert outcome.capacity_rps == 0.0
+    assert outcome.stop_reason == BELOW_MIN
+    reason = outcome.infeasible_reason()
+    assert "10.0 req/s" in reason and "p95" in reason and "SLO" in reason
+
+
+def test_capacity_at_max_rps_stops_there() -> None:
+    target = FakeTarget(capacity=100_000.0)
+    outcome = search(target, settings(max_rps=1000.0), CRITERIA, start_rps=300.0)
+    assert target.asked == [300.0, 600.0, 1000.0]
+    assert outcome.stop_reason == AT_MAX
+    assert outcome.capacity_rps == pytest.approx(1000.0)
+
+
+def test_a_config_that_cannot_beat_the_incumbent_is_pruned_after_one_step() -> None:
+    target = FakeTarget(capacity=500.0)  # SLO holds up to 375
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0)
+    assert target.asked == [420.0]
+    assert outcome.stop_reason == PRUNED
+    assert "420.0 req/s" in outcome.pruned_because and "p95" in outcome.pruned_because
+    assert outcome.capacity is None and outcome.infeasible_reason() is None
+
+
+def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
+    target = FakeTarget(capacity=800.0)  # SLO holds up to 600
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0)
+    assert target.asked[:2] == [420.0, 840.0]
+    assert outcome.pruned_because is None
+    assert 600 / 1.05 <= outcome.capacity_rps <= 600
+
+
+def test_a_reference_trial_is_never_pruned_at_the_incumbent() -> None:
+    target = FakeTarget(capacity=500.0)
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0, may_prune=False
+    )
+    assert target.asked[:2] == [420.0, 210.0]
+    assert outcome.pruned_because is None
+    assert 375 / 1.05 <= outcome.capacity_rps <= 375
+
+
+def test_pass_at_high_rate_but_fail_at_a_lower_one_is_reported_not_hidden() -> None:
+    # a long batch timeout: light traffic waits for it, heavy traffic fills batches at once
+    target = FakeTarget(capacity=800.0, low_rate_below=150.0, low_rate_p95_ms=40.0)
+    outcome = search(
+        target, settings(low_check_fraction=0.25), CRITERIA, start_rps=400.0, incumbent_rps=None
+    )
+    low = [p for p in outcome.points if p.result.target_rps < 150.0]
+    assert len(low) == 1 and not low[0].verdict.passed  # the low-rate check ran and failed
+    assert outcome.capacity is None
+    assert "fails at the lower" in outcome.non_monotone
+    assert outcome.infeasible_reason() == outcome.non_monotone
+
+
+def test_low_rate_check_passes_for_a_monotone_config_and_keeps_the_capacity() -> None:
+    target = FakeTarget(capacity=800.0)
+    outcome = search(target, settings(low_check_fraction=0.25), CRITERIA, start_rps=400.0)
+    best = max(p.result.target_rps for p in outcome.points if p.verdict.passed)
+    assert target.asked[-1] == pytest.approx(0.25 * best)
+    assert outcome.non_monotone is None
+    assert 600 / 1.05 <= outcome.capacity_rps <= 600
+
+
+def test_low_rate_check_is_skipped_when_a_low_rate_was_measured() -> None:
+    target = FakeTarget(capacity=800.0)
+    search(target, settings(low_check_fraction=0.25), CRITERIA, start_rps=100.0)
+    assert target.asked.count(100.0) == 1 and min(target.asked) == 100.0
+
+
+def test_max_steps_bounds_the_search() -> None:
+    target = FakeTarget(capacity=800.0)
+    outcome = search(target, settings(max_steps=3), CRITERIA, start_rps=100.0)
+    assert len(target.asked) == 3
+    assert outcome.stop_reason == MAX_STEPS
+    assert outcome.capacity_rps == pytest.approx(400.0)  # the best passing so far
+
+
+def test_time_budget_bounds_the_search() -> None:
+    ticks = itertools.count(0.0, 5.0)  # every clock read: 5 s later
+    target = FakeTarget(capacity=800.0)
+    outcome = search(
+        target,
+        settings(max_trial_s=22.0, step_s=4.0),
+        CRITERIA,
+        start_rps=100.0,
+        clock=lambda: next(ticks),
+    )
+    assert outcome.stop_reason == TIME_BUDGET
+    assert 1 <= len(target.asked) < 5
+    assert "load.max_trial_s" in outcome.stop_detail
+
+
+def test_errors_and_generator_shortfall_fail_a_step_with_the_reason() -> None:
+    erring = FakeTarget(capacity=800.0, error_rate=0.05)
+    outcome = search(erring, settings(max_steps=1), CRITERIA, start_rps=100.0)
+    assert "error rate 5.00% > 1.00%" in outcome.points[0].verdict.reason
+    short = FakeTarget(capacity=800.0, offered_fraction=0.5)
+    outcome = search(short, settings(max_steps=1), CRITERIA, start_rps=100.0)
+    verdict = outcome.points[0].verdict
+    assert not verdict.passed and not verdict.achieved
+    assert verdict.reason.startswith("not achieved")
+
+
+def test_on_step_sees_every_step_in_order() -> None:
+    seen = []
+    outcome = search(
+        FakeTarget(capacity=800.0), settings(), CRITERIA, start_rps=100.0, on_step=seen.append
+    )
+    assert [p.step for p in seen] == list(range(len(outcome.points)))
+    assert seen == outcome.points

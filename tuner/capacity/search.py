@@ -1,0 +1,234 @@
+"""The per-trial capacity search: the highest offered rate that still passes, found in as few
+load steps as possible.
+
+1. Probe the incumbent. With a best feasible capacity so far, the first step runs at it. A
+   configuration that fails there cannot beat it (latency and goodput only get worse as
+   traffic grows), so it is stopped after one step and the trial is pruned with that reason.
+   Reference trials are never pruned: their capacities are the study's yardsticks.
+2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
+   and nothing has passed, it shrinks by `growth` (down to `min_rps`).
+3. Bisect. Between the highest passing rate and the lowest failing rate above it, at their
+   geometric mean, until they are within `resolution` (relative) of each other.
+4. Low-rate check. A batch timeout that helps a loaded server adds latency at low traffic; so
+   unless a step at or below `low_check_fraction` of the capacity's rate was already measured,
+   one more step runs there.
+
+Capacity is the goodput of the highest passing step *with every tested step below it
+passing*: a configuration that passes at a high rate but fails at a lower one does not serve
+traffic within the SLO, and the search says so (`non_monotone`) instead of hiding it. Every
+search is bounded by `max_steps` and by `max_trial_s` (a step is not started when the time
+left is shorter than a step has taken so far).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from tuner.capacity.step import CurvePoint, StepCriteria, StepResult, judge
+
+# Why the search stopped: one slug each, and the sentence built in `SearchOutcome.stop_text`.
+RESOLVED = "resolution_reached"
+AT_MAX = "max_rps_reached"
+BELOW_MIN = "no_pass_at_min_rps"
+MAX_STEPS = "max_steps_reached"
+TIME_BUDGET = "max_trial_s_reached"
+PRUNED = "cannot_beat_incumbent"
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    min_rps: float
+    max_rps: float
+    resolution: float  # relative: stop when hi / lo <= 1 + resolution
+    max_steps: int
+    max_trial_s: float
+    step_s: float  # the planned seconds of one step (warm-up + window), before any is timed
+    growth: float = 2.0
+    low_check_fraction: float = 0.25  # 0 = no low-rate check
+
+
+@dataclass
+class SearchOutcome:
+    points: list[CurvePoint] = field(default_factory=list)
+    capacity: CurvePoint | None = None
+    stop_reason: str = ""
+    stop_detail: str = ""
+    pruned_because: str | None = None
+    non_monotone: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def capacity_rps(self) -> float:
+        return self.capacity.result.goodput_rps if self.capacity else 0.0
+
+    def infeasible_reason(self) -> str | None:
+        """Why no capacity was found, in one sentence; None when there is one."""
+        if self.capacity is not None or self.pruned_because:
+            return None
+        if self.non_monotone:
+            return self.non_monotone
+        if not self.points:
+            return "no step was measured"
+        lowest = min(self.points, key=lambda p: p.result.target_rps)
+        return (
+            f"no tested rate passed; at the lowest, {lowest.result.target_rps:.1f} req/s: "
+            f"{lowest.verdict.reason}"
+        )
+
+
+def capacity_point(points: list[CurvePoint]) -> tuple[CurvePoint | None, str | None]:
+    """The highest passing step with every tested rate below it passing, and the sentence
+    describing a pass above a failure (None when the curve is monotone)."""
+    ordered = sorted(points, key=lambda p: (p.result.target_rps, p.step))
+    best = None
+    first_fail = None
+    for point in ordered:
+        if not point.verdict.passed:
+            first_fail = point
+            break
+        best = point
+    note = None
+    if first_fail is not None:
+        above = [
+            p
+            for p in ordered
+            if p.verdict.passed and p.result.target_rps > first_fail.result.target_rps
+        ]
+        if above:
+            high = max(above, key=lambda p: p.result.target_rps)
+            note = (
+                f"passes at {high.result.target_rps:.1f} req/s but fails at the lower "
+                f"{first_fail.result.target_rps:.1f} req/s ({first_fail.verdict.reason}), so its "
+                "capacity counts only up to the failing rate"
+            )
+    return best, note
+
+
+def search(
+    measure_step: Callable[[float], StepResult],
+    settings: SearchSettings,
+    criteria: StepCriteria,
+    *,
+    start_rps: float,
+    incumbent_rps: float | None = None,
+    may_prune: bool = True,
+    on_step: Callable[[CurvePoint], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> SearchOutcome:
+    """Run steps through `measure_step(rate)` until the capacity is known to the resolution,
+    the trial is pruned, or a bound is reached; `on_step` sees each step as it ends."""
+    s = settings
+    started = clock()
+    outcome = SearchOutcome()
+    probing_incumbent = incumbent_rps is not None and incumbent_rps > 0
+    first = incumbent_rps if probing_incumbent else start_rps
+    rate: float | None = _clamp(first, s)
+
+    def run(target: float) -> CurvePoint:
+        result = measure_step(target)
+        point = CurvePoint(len(outcome.points), result, judge(result, criteria))
+        outcome.points.append(point)
+        if on_step is not None:
+            on_step(point)
+        return point
+
+    while rate is not None:
+        stop = _bound_reached(outcome, s, clock() - started)
+        if stop:
+            outcome.stop_reason, outcome.stop_detail = stop
+            break
+        point = run(rate)
+        if (
+            probing_incumbent
+            and len(outcome.points) == 1
+            and not point.verdict.passed
+            and may_prune
+        ):
+            outcome.pruned_because = (
+                f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at that "
+                f"rate {point.verdict.reason}"
+            )
+            outcome.stop_reason, outcome.stop_detail = PRUNED, outcome.pruned_because
+            break
+        rate, stop = _next_rate(outcome.points, s)
+        if rate is None:
+            outcome.stop_reason, outcome.stop_detail = stop
+    if not outcome.pruned_because:
+        _low_rate_check(outcome, s, clock() - started, run)
+    outcome.capacity, outcome.non_monotone = capacity_point(outcome.points)
+    outcome.elapsed_s = clock() - started
+    return outcome
+
+
+def _clamp(rate: float, s: SearchSettings) -> float:
+    return min(max(rate, s.min_rps), s.max_rps)
+
+
+def _bound_reached(
+    outcome: SearchOutcome, s: SearchSettings, elapsed: float
+) -> tuple[str, str] | None:
+    n = len(outcome.points)
+    if n >= s.max_steps:
+        return MAX_STEPS, f"stopped after load.max_steps = {s.max_steps} steps"
+    per_step = max(s.step_s, elapsed / n) if n else s.step_s
+    if n and elapsed + per_step > s.max_trial_s:
+        return TIME_BUDGET, (
+            f"stopped after {elapsed:.0f} s: another step (~{per_step:.0f} s) would pass "
+            f"load.max_trial_s = {s.max_trial_s:g} s"
+        )
+    return None
+
+
+def _next_rate(points: list[CurvePoint], s: SearchSettings) -> tuple[float | None, tuple[str, str]]:
+    """The next rate to measure, or None and why the search is over."""
+    passed = [p.result.target_rps for p in points if p.verdict.passed]
+    lo = max(passed, default=None)
+    failed_above = [
+        p.result.target_rps
+        for p in points
+        if not p.verdict.passed and (lo is None or p.result.target_rps > lo)
+    ]
+    hi = min(failed_above, default=None)
+    if hi is None:  # nothing failed above the best pass: grow
+        assert lo is not None
+        if lo >= s.max_rps * (1 - 1e-9):
+            return None, (
+                AT_MAX,
+                f"passed at load.max_rps = {s.max_rps:g} req/s: capacity is at least that",
+            )
+        return min(lo * s.growth, s.max_rps), ("", "")
+    if lo is None:  # nothing passed yet: shrink
+        if hi <= s.min_rps * (1 + 1e-9):
+            return None, (BELOW_MIN, f"failed at load.min_rps = {s.min_rps:g} req/s")
+        return max(hi / s.growth, s.min_rps), ("", "")
+    if hi / lo <= 1 + s.resolution:
+        return None, (
+            RESOLVED,
+            f"passes at {lo:.1f} req/s, fails at {hi:.1f} req/s: within "
+            f"load.resolution = {s.resolution:g}",
+        )
+    return math.sqrt(lo * hi), ("", "")
+
+
+def _low_rate_check(
+    outcome: SearchOutcome,
+    s: SearchSettings,
+    elapsed: float,
+    run: Callable[[float], CurvePoint],
+) -> None:
+    """One step well below the capacity, unless one was measured already: a config that is
+    fine when loaded may still break the SLO when traffic is light (a long batch timeout)."""
+    if s.low_check_fraction <= 0:
+        return
+    best, _ = capacity_point(outcome.points)
+    if best is None:
+        return
+    target = max(s.min_rps, s.low_check_fraction * best.result.target_rps)
+    if any(p.result.target_rps <= target * (1 + 1e-9) for p in outcome.points):
+        return
+    if _bound_reached(outcome, s, elapsed):
+        return
+    run(target)
