@@ -19,6 +19,7 @@ from tuner.errors import ConfigError
 PERCENTILES = ("p50", "p95", "p99")
 SAMPLERS = ("tpe", "random", "grid")
 BACKENDS = ("auto", "embedded", "binary", "docker")
+LOAD_MODES = ("capacity", "closed")
 
 
 @dataclass
@@ -40,6 +41,9 @@ class ObjectiveConfig:
     slo_ms: float = 100.0
     percentile: str = "p95"
     max_error_rate: float = 0.01
+    # capacity mode: a step keeps up when goodput >= this share of the offered rate (and the
+    # generator offered at least this share of the rate asked for)
+    min_goodput_ratio: float = 0.95
 
 
 @dataclass
@@ -69,6 +73,20 @@ class ServiceConfig:
 
 @dataclass
 class LoadConfig:
+    # capacity: each trial searches the highest open-loop (Poisson) rate within the SLO;
+    # closed: the fixed closed-loop profile below (users with no think time)
+    mode: str = "capacity"
+    start_rps: float = 100.0  # the first probe when the study has no feasible capacity yet
+    min_rps: float = 5.0
+    max_rps: float = 5000.0
+    resolution: float = 0.05  # bisect until the pass/fail rates are within 5% of each other
+    growth: float = 2.0  # bracketing: multiply (or divide) the rate by this per step
+    max_steps: int = 8
+    max_trial_s: float = 120.0  # no step starts that would end after this
+    step_warmup_s: float = 2.0  # each step's warm-up at its rate, not measured
+    step_measure_s: float = 6.0  # each step's measurement window
+    max_in_flight: int = 512  # the generator's ceiling; hitting it fails the step
+    low_check_fraction: float = 0.25  # one step at this share of the capacity (0 = none)
     users: int = 32
     spawn_rate: float = 32.0
     warmup_s: float = 5.0
@@ -221,6 +239,7 @@ def validate(config: TunerConfig) -> None:
             "service.url needs server.grpc_port: the port your service's model-server "
             "address points at, where the tuner will start each model server",
         ),
+        *_load_checks(config),
         (config.confirm.top_k >= 0, "confirm.top_k must be >= 0 (0 = no confirmation pass)"),
         (config.confirm.repeats >= 1, "confirm.repeats must be at least 1"),
     ]
@@ -233,6 +252,71 @@ def validate(config: TunerConfig) -> None:
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")
+
+
+def _load_checks(config: TunerConfig) -> list[tuple[bool, str]]:
+    """The capacity search's settings: rates, their order, and step windows that fit."""
+    c = config.load
+    rates = [
+        (c.start_rps > 0, f"load.start_rps must be a positive rate in req/s, not {c.start_rps:g}"),
+        (c.min_rps > 0, f"load.min_rps must be a positive rate in req/s, not {c.min_rps:g}"),
+        (c.max_rps > 0, f"load.max_rps must be a positive rate in req/s, not {c.max_rps:g}"),
+    ]
+    first_bad = next((check for check in rates if not check[0]), None)
+    if first_bad:
+        return [first_bad]
+    return [
+        (c.mode in LOAD_MODES, f"load.mode must be one of {', '.join(LOAD_MODES)}"),
+        (
+            c.min_rps <= c.max_rps,
+            f"load.min_rps ({c.min_rps:g}) must not exceed load.max_rps ({c.max_rps:g})",
+        ),
+        (
+            c.min_rps <= c.start_rps <= c.max_rps,
+            f"load.start_rps ({c.start_rps:g}) must lie between load.min_rps ({c.min_rps:g}) "
+            f"and load.max_rps ({c.max_rps:g})",
+        ),
+        (
+            0 < c.resolution < 1,
+            f"load.resolution must be a fraction between 0 and 1 (0.05 = 5%), not {c.resolution:g}",
+        ),
+        (c.growth > 1, f"load.growth must be above 1 (2 = double the rate), not {c.growth:g}"),
+        (c.max_steps >= 1, f"load.max_steps must be at least 1, not {c.max_steps}"),
+        (c.interval_s > 0, f"load.interval_s must be positive, not {c.interval_s:g}"),
+        (
+            c.step_measure_s >= c.interval_s,
+            f"load.step_measure_s ({c.step_measure_s:g}) must be at least one interval "
+            f"(load.interval_s = {c.interval_s:g})",
+        ),
+        (
+            _whole(c.step_measure_s, c.interval_s) and _whole(c.step_warmup_s, c.interval_s),
+            f"load.step_warmup_s ({c.step_warmup_s:g}) and load.step_measure_s "
+            f"({c.step_measure_s:g}) must be whole multiples of load.interval_s "
+            f"({c.interval_s:g})",
+        ),
+        (c.step_warmup_s >= 0, "load.step_warmup_s must be >= 0"),
+        (
+            c.max_trial_s >= c.step_warmup_s + c.step_measure_s,
+            f"load.max_trial_s ({c.max_trial_s:g}) must allow one step "
+            f"(load.step_warmup_s + load.step_measure_s = {c.step_warmup_s + c.step_measure_s:g})",
+        ),
+        (c.max_in_flight >= 1, f"load.max_in_flight must be at least 1, not {c.max_in_flight}"),
+        (
+            0 <= c.low_check_fraction < 1,
+            "load.low_check_fraction must be a fraction from 0 (no low-rate check) to below 1",
+        ),
+        (
+            0 < config.objective.min_goodput_ratio <= 1,
+            "objective.min_goodput_ratio must be a fraction above 0 and at most 1 (0.95 = 95%)",
+        ),
+    ]
+
+
+def _whole(value: float, step: float) -> bool:
+    if step <= 0:
+        return False
+    ratio = value / step
+    return abs(ratio - round(ratio)) < 1e-9
 
 
 def load_config(
