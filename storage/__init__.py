@@ -1,15 +1,18 @@
-"""Where a study lives: Optuna's storage, its artifact store, and our per-interval samples."""
+"""Where a study lives: Optuna's storage, its artifacts, our load samples and capacity steps."""
 
 from storage.artifacts import attach_files, open_artifact_store
 from storage.errors import StorageError, as_storage_error
 from storage.optuna_storage import open_storage
 from storage.samples import SAMPLES_TABLE, SampleStore, StoredSample
+from storage.steps import STEPS_TABLE, StoredStep
 
 __all__ = [
     "SAMPLES_TABLE",
+    "STEPS_TABLE",
     "SampleStore",
     "StorageError",
     "StoredSample",
+    "StoredStep",
     "as_storage_error",
     "attach_files",
     "open_artifact_store",

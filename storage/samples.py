@@ -24,15 +24,18 @@ from sqlalchemy import (
     String,
     create_engine,
     delete,
+    inspect,
     select,
+    text,
 )
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from storage import sqlite
+from storage import sqlite, steps
 from storage.errors import as_storage_error
+from storage.steps import StoredStep
 
-__all__ = ["SAMPLES_TABLE", "IntervalSampleLike", "SampleStore", "StoredSample"]
+__all__ = ["SAMPLES_TABLE", "IntervalSampleLike", "SampleStore", "StoredSample", "StoredStep"]
 
 SAMPLES_TABLE = "tuner_load_samples"
 
@@ -70,6 +73,7 @@ class StoredSample:
     p95_ms: float | None
     p99_ms: float | None
     failures_by_code: dict[str, int] = field(default_factory=dict)
+    step: int | None = None  # the capacity search's step the interval belongs to
 
 
 class _Base(DeclarativeBase):
@@ -106,14 +110,21 @@ class _SampleRow(_Base):
     p95_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     p99_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     failures_by_code: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Added with capacity mode; older databases get the column on open (see _migrate).
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
 
 
 def _opt_float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def _row(study_name: str, trial_number: int, phase: str, repeat: int, s: Any) -> dict[str, Any]:
+def _row(
+    study_name: str, trial_number: int, phase: str, repeat: int, s: Any, step: int | None
+) -> dict[str, Any]:
+    if step is None:
+        step = getattr(s, "step", None)
     return {
+        "step": None if step is None else int(step),
         "study_name": study_name,
         "trial_number": trial_number,
         "phase": phase,
@@ -144,6 +155,8 @@ class SampleStore:
                 kwargs = sqlite.engine_kwargs(url, busy_timeout_s)
             self._engine = create_engine(url, **kwargs)
             _Base.metadata.create_all(self._engine)
+            steps.create(self._engine)
+            _migrate(self._engine)
         except (sa_exc.SQLAlchemyError, sqlite3.Error, ImportError, OSError) as exc:
             raise as_storage_error(exc, url, busy_timeout_s=busy_timeout_s) from None
 
@@ -155,15 +168,18 @@ class SampleStore:
         *,
         phase: str = "trial",
         repeat: int = 0,
+        step: int | None = None,
     ) -> None:
         """Store samples; a sample with the same (study, trial, phase, repeat, index) is replaced.
 
         Replacing makes writing idempotent, and lets the tuner write interval by interval as
-        they stream in or all at once at the end of the trial.
+        they stream in or all at once at the end of the trial. `step` (else each sample's own
+        `step`, if it has one) names the capacity search's step; indexes stay unique per
+        trial, phase and repeat, across steps.
         """
         if not phase:
             raise ValueError("phase must be a non-empty string such as 'trial' or 'confirm'")
-        rows = [_row(study_name, int(trial_number), phase, int(repeat), s) for s in samples]
+        rows = [_row(study_name, int(trial_number), phase, int(repeat), s, step) for s in samples]
         if not rows:
             return
         key = (
@@ -199,6 +215,29 @@ class SampleStore:
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
 
+    def write_steps(
+        self,
+        study_name: str,
+        trial_number: int,
+        points: Sequence[dict[str, Any]],
+        *,
+        phase: str = "trial",
+        repeat: int = 0,
+    ) -> None:
+        """Store a capacity curve (one dict per step, as in the `capacity_curve` user attr)."""
+        try:
+            steps.write(self._engine, study_name, trial_number, points, phase, repeat)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
+
+    def read_steps(
+        self, study_name: str, trial_number: int | None = None, *, phase: str | None = None
+    ) -> list[StoredStep]:
+        try:
+            return steps.read(self._engine, study_name, trial_number, phase)
+        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
+            raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
+
     def close(self) -> None:
         self._engine.dispose()
 
@@ -225,4 +264,14 @@ def _stored(row: _SampleRow) -> StoredSample:
         p95_ms=row.p95_ms,
         p99_ms=row.p99_ms,
         failures_by_code=dict(row.failures_by_code or {}),
+        step=row.step,
     )
+
+
+def _migrate(engine: Any) -> None:
+    """A database written before capacity mode has no `step` column: add it (nullable, so
+    its old rows stay as they were and read back with step None)."""
+    columns = {c["name"] for c in inspect(engine).get_columns(SAMPLES_TABLE)}
+    if "step" not in columns:
+        with engine.begin() as connection:
+            connection.execute(text(f"ALTER TABLE {SAMPLES_TABLE} ADD COLUMN step INTEGER"))

@@ -11,7 +11,14 @@ import optuna
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from storage import SAMPLES_TABLE, SampleStore, StorageError, StoredSample, open_storage
+from storage import (
+    SAMPLES_TABLE,
+    STEPS_TABLE,
+    SampleStore,
+    StorageError,
+    StoredSample,
+    open_storage,
+)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -139,7 +146,7 @@ def test_lives_next_to_optuna_without_interfering(tmp_path: Path) -> None:
 
     engine = create_engine(url)
     inspector = inspect(engine)
-    assert set(inspector.get_table_names()) == optuna_tables | {SAMPLES_TABLE}
+    assert set(inspector.get_table_names()) == optuna_tables | {SAMPLES_TABLE, STEPS_TABLE}
     indexed = [tuple(ix["column_names"]) for ix in inspector.get_indexes(SAMPLES_TABLE)]
     assert ("study_name", "trial_number") in indexed
     engine.dispose()
@@ -203,3 +210,69 @@ def test_accepts_the_load_runners_interval_samples(tmp_path: Path) -> None:
         (row,) = store.read("s", 2)
     assert (row.phase, row.repeat, row.index, row.p95_ms) == ("confirm", 1, 5, 21.0)
     assert row.failures_by_code == {"model_server_overloaded": 2, "timeout": 1}
+
+
+def _curve_point(step: int, rate: float, passed: bool) -> dict:
+    """Shaped like tuner.capacity's CurvePoint.as_dict(), which the store reads."""
+    return {
+        "step": step,
+        "target_rps": rate,
+        "offered_rps": rate * 0.99,
+        "completed_rps": rate * 0.98,
+        "goodput_rps": rate * 0.97,
+        "p50_ms": 5.0,
+        "p95_ms": 12.5 if passed else 80.0,
+        "p99_ms": None,
+        "error_rate": 0.0,
+        "requests": int(rate * 6),
+        "failures": 0,
+        "failures_by_code": {},
+        "in_flight_limit_hit": not passed,
+        "mean_batch_size": 3.5,
+        "cpu_model_server_percent": 120.0,
+        "cpu_service_percent": 60.0,
+        "cpu_load_generator_percent": None,
+        "duration_s": 6.0,
+        "passed": passed,
+        "reason": None if passed else "p95 80.0 ms > SLO 25 ms",
+    }
+
+
+def test_capacity_steps_round_trip_and_intervals_carry_their_step(tmp_path: Path) -> None:
+    with SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}") as store:
+        curve = [_curve_point(0, 400.0, True), _curve_point(1, 800.0, False)]
+        store.write_steps("s", 2, curve)
+        store.write_steps("s", 2, curve[1:])  # idempotent
+        store.write("s", 2, _intervals(3), step=1)
+        steps = store.read_steps("s", 2)
+        intervals = store.read("s", 2)
+    assert [(s.step, s.target_rps, s.passed) for s in steps] == [
+        (0, 400.0, True),
+        (1, 800.0, False),
+    ]
+    assert steps[1].reason == "p95 80.0 ms > SLO 25 ms" and steps[1].in_flight_limit_hit
+    assert steps[0].p99_ms is None and steps[0].mean_batch_size == 3.5
+    assert {i.step for i in intervals} == {1}
+
+
+def test_a_database_from_before_capacity_mode_gains_the_step_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # the table as the previous release created it
+        conn.execute(
+            f"CREATE TABLE {SAMPLES_TABLE} (id INTEGER PRIMARY KEY, study_name VARCHAR(512), "
+            "trial_number INTEGER, phase VARCHAR(32), repeat INTEGER, idx INTEGER, t_s FLOAT, "
+            "in_warmup BOOLEAN, requests INTEGER, failures INTEGER, rps FLOAT, p50_ms FLOAT, "
+            "p95_ms FLOAT, p99_ms FLOAT, failures_by_code JSON)"
+        )
+        conn.execute(
+            f"INSERT INTO {SAMPLES_TABLE} (study_name, trial_number, phase, repeat, idx, t_s, "
+            "in_warmup, requests, failures, rps, p50_ms, p95_ms, p99_ms, failures_by_code) "
+            "VALUES ('old', 0, 'trial', 0, 0, 1.0, 0, 50, 0, 50.0, 5, 9, 11, '{}')"
+        )
+    with SampleStore(f"sqlite:///{db}") as store:
+        (old,) = store.read("old")
+        assert old.rps == 50.0 and old.step is None
+        store.write("old", 1, _intervals(1), step=0)
+        assert [s.step for s in store.read("old", 1)] == [0]
+    with SampleStore(f"sqlite:///{db}") as store:  # opening again changes nothing
+        assert len(store.read("old")) == 2
