@@ -121,8 +121,6 @@ def _opt_float(value: Any) -> float | None:
 def _row(
     study_name: str, trial_number: int, phase: str, repeat: int, s: Any, step: int | None
 ) -> dict[str, Any]:
-    if step is None:
-        step = getattr(s, "step", None)
     return {
         "step": None if step is None else int(step),
         "study_name": study_name,
@@ -173,9 +171,9 @@ class SampleStore:
         """Store samples; a sample with the same (study, trial, phase, repeat, index) is replaced.
 
         Replacing makes writing idempotent, and lets the tuner write interval by interval as
-        they stream in or all at once at the end of the trial. `step` (else each sample's own
-        `step`, if it has one) names the capacity search's step; indexes stay unique per
-        trial, phase and repeat, across steps.
+        they stream in or all at once at the end of the trial. `step` names the capacity search's
+        step the samples belong to; indexes stay unique per trial, phase and repeat, across
+        steps.
         """
         if not phase:
             raise ValueError("phase must be a non-empty string such as 'trial' or 'confirm'")
