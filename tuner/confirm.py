@@ -16,6 +16,8 @@ import optuna
 
 from model_server.batching_parameters import parse_text
 from storage import SampleStore
+from tuner.capacity.measure import CapacityMeasurer, StepWriter
+from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measurement import Measurer
@@ -38,26 +40,26 @@ def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]
 def confirm(
     study: optuna.Study,
     config: TunerConfig,
-    measurer: Measurer,
+    measurer: Measurer | CapacityMeasurer,
     samples: SampleStore,
     workdir: Path,
     say: Callable[[str], None],
 ) -> dict | None:
-    """Re-measure and store the winner; None when no trial is feasible."""
+    """Re-measure and store the winner; None when no trial is feasible. In capacity mode
+    each run is a whole capacity search, started at the trial's own capacity, never pruned."""
     candidates = best_feasible(study, config.confirm.top_k)
     if not candidates:
         say("confirmation pass skipped: no trial is feasible")
         return None
+    what = "capacity " if isinstance(measurer, CapacityMeasurer) else ""
     say(
-        f"confirming the best {len(candidates)} feasible trials "
+        f"confirming {'the capacity of ' if what else ''}the best {len(candidates)} feasible "
+        "trials "
         f"({config.confirm.repeats} more run(s) each; the winner is chosen on medians)"
     )
     percentile = config.objective.percentile
     results: dict[str, dict] = dict(study.user_attrs.get(CONFIRMATION_ATTR) or {})
     for trial in candidates:
-        batching_text = trial.user_attrs.get("batching_file")
-        batching = parse_text(batching_text) if batching_text else None
-        flags = dict(trial.user_attrs.get("server_flags") or {})
         # The trial's own run is one of the measurements the medians are taken over, and so
         # are the runs of an earlier confirmation pass (a resumed study adds to them).
         earlier = results.get(str(trial.number), {}).get("runs")
@@ -66,17 +68,15 @@ def confirm(
         for repeat in range(first, first + config.confirm.repeats):
             target = workdir / f"confirm-trial-{trial.number:04d}-{repeat}"
             try:
-                m = measurer.measure(batching, flags, target)
+                attrs = _measure(measurer, study.study_name, trial, config, samples, repeat, target)
             except TrialFailed as exc:
                 say(f"  confirm #{trial.number} run {repeat + 1}: failed ({exc.reason}): {exc}")
                 continue
-            samples.write(
-                study.study_name, trial.number, m.load.samples, phase="confirm", repeat=repeat
-            )
-            runs.append(_run(measurement_attrs(m), percentile))
+            runs.append(_run(attrs, percentile))
             say(
                 f"  confirm #{trial.number} run {repeat + 1 - first}/{config.confirm.repeats}: "
-                f"{runs[-1]['rps']:.1f} req/s, {percentile} {_fmt(runs[-1]['latency_ms'])} ms"
+                f"{what}{runs[-1]['rps']:.1f} req/s, {percentile} "
+                f"{_fmt(runs[-1]['latency_ms'])} ms"
             )
         if len(runs) > 1:
             results[str(trial.number)] = summarize(trial.number, runs, config)
@@ -104,6 +104,32 @@ def confirm(
         }
     study.set_user_attr(WINNER_ATTR, winner)
     return winner
+
+
+def _measure(
+    measurer: Measurer | CapacityMeasurer,
+    study_name: str,
+    trial: optuna.trial.FrozenTrial,
+    config: TunerConfig,
+    samples: SampleStore,
+    repeat: int,
+    target: Path,
+) -> dict:
+    """One more measurement of a trial's configuration (its samples stored with phase
+    "confirm"), as the attrs a trial records."""
+    batching_text = trial.user_attrs.get("batching_file")
+    batching = parse_text(batching_text) if batching_text else None
+    flags = dict(trial.user_attrs.get("server_flags") or {})
+    if isinstance(measurer, CapacityMeasurer):
+        start = trial.user_attrs.get("capacity_target_rps") or config.load.start_rps
+        writer = StepWriter(samples, study_name, trial.number, phase="confirm", repeat=repeat)
+        m = measurer.measure(
+            batching, flags, target, start_rps=start, may_prune=False, on_step=writer
+        )
+        return capacity_attrs(m.outcome, config.objective.percentile)
+    closed = measurer.measure(batching, flags, target)
+    samples.write(study_name, trial.number, closed.load.samples, phase="confirm", repeat=repeat)
+    return measurement_attrs(closed)
 
 
 def _run(attrs: dict, percentile: str) -> dict:

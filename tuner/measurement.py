@@ -53,6 +53,8 @@ class Measurer:
         self.model_name = model_name
         self.warmup_requests = warmup_requests
         self._texts = [text for text, _ in generate(64, seed=99)]
+        self._service_pid: int | None = None
+        self._server_pids: list[int] = []
 
     def measure(
         self,
@@ -62,6 +64,35 @@ class Measurer:
         on_interval: Callable[[IntervalSample], bool] | None = None,
     ) -> Measurement:
         """Raises TrialFailed with the fail_reason when the configuration cannot be measured."""
+        self.prepare(batching, server_flags, workdir)
+        before = self.metrics()
+        try:
+            result = run_load(
+                self.profile,
+                self.service.url,
+                workdir / "load",
+                on_interval=on_interval,
+                cpu_pids=self.cpu_pids,
+            )
+        except LoadGeneratorError as exc:
+            raise load_failed(exc) from None
+        after = self.metrics()
+        self.check_server()
+        cpu = result.cpu_percent_by_pid
+        return Measurement(
+            load=result,
+            goodput_rps=result.rps * (1.0 - result.error_rate),
+            mean_batch_size=mean_batch_size(before, after) if before and after else None,
+            server_queue_full=queue_full_count(before, after) if before and after else None,
+            cpu_service_percent=self.service_cpu(cpu),
+            cpu_model_server_percent=self.server_cpu(cpu),
+        )
+
+    def prepare(
+        self, batching: BatchingParameters | None, server_flags: dict[str, str], workdir: Path
+    ) -> None:
+        """Restart the model server with the configuration, wait for it and the service, and
+        warm up; what every measurement (closed loop or capacity search) starts with."""
         workdir.mkdir(parents=True, exist_ok=True)
         try:
             self.backend.restart(batching, server_flags, workdir)
@@ -72,38 +103,28 @@ class Measurer:
             raise TrialFailed(exc.reason, str(exc), **details) from None
         self.service.wait_ready(SERVICE_READY_TIMEOUT_S)
         self._warm_up()
-        before = self._metrics()
-        service_pid = self.service.pid
-        server_pids = list(self.backend.pids)
-        try:
-            result = run_load(
-                self.profile,
-                self.service.url,
-                workdir / "load",
-                on_interval=on_interval,
-                cpu_pids=lambda: [p for p in (service_pid, *server_pids) if p is not None],
-            )
-        except LoadGeneratorError as exc:
-            raise TrialFailed(
-                "load_generator_failed", str(exc), log_tail=getattr(exc, "log_tail", "")
-            ) from None
-        after = self._metrics()
+        self._service_pid = self.service.pid
+        self._server_pids = list(self.backend.pids)
+
+    def cpu_pids(self) -> list[int]:
+        """The service's and the model server's processes, whose CPU each window reports."""
+        return [p for p in (self._service_pid, *self._server_pids) if p is not None]
+
+    def service_cpu(self, cpu: dict[int, float]) -> float | None:
+        return cpu.get(self._service_pid) if self._service_pid is not None else None
+
+    def server_cpu(self, cpu: dict[int, float]) -> float | None:
+        values = [cpu[p] for p in self._server_pids if p in cpu]
+        return sum(values) if values else None
+
+    def check_server(self) -> None:
+        """A model server that died under load fails the trial: its figures are not its own."""
         if not self.backend.is_running():
             raise TrialFailed(
                 "server_exited",
                 "the model server exited during the load test",
                 log_tail=self.backend.log_tail(),
             )
-        cpu = result.cpu_percent_by_pid
-        server_cpu = [cpu[p] for p in server_pids if p in cpu]
-        return Measurement(
-            load=result,
-            goodput_rps=result.rps * (1.0 - result.error_rate),
-            mean_batch_size=mean_batch_size(before, after) if before and after else None,
-            server_queue_full=queue_full_count(before, after) if before and after else None,
-            cpu_service_percent=cpu.get(service_pid) if service_pid is not None else None,
-            cpu_model_server_percent=sum(server_cpu) if server_cpu else None,
-        )
 
     def _warm_up(self) -> None:
         """A few requests through the whole path, so the first measured second is not the
@@ -117,9 +138,13 @@ class Measurer:
                         "service_failed", f"a warm-up request to the service failed: {exc}"
                     ) from None
 
-    def _metrics(self):
+    def metrics(self):
         try:
             return scrape(self.backend.metrics_url, model_name=self.model_name)
         except MetricsError as exc:
             log.warning("event=metrics_unavailable reason=%r", str(exc))
             return None
+
+
+def load_failed(exc: LoadGeneratorError) -> TrialFailed:
+    return TrialFailed("load_generator_failed", str(exc), log_tail=getattr(exc, "log_tail", ""))

@@ -13,9 +13,12 @@ from pathlib import Path
 
 import optuna
 
-from model_server.batching_parameters import render
+from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, Suggestion
 from storage import SampleStore, attach_files
+from tuner.capacity.measure import CapacityMeasurer, StepWriter
+from tuner.capacity.record import capacity_attrs, constraints
+from tuner.capacity.step import CurvePoint
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.load import IntervalSample
@@ -85,6 +88,7 @@ class Objective:
     storage: optuna.storages.BaseStorage
     artifact_store: object
     workdir: Path
+    capacity: CapacityMeasurer | None = None  # capacity mode; None = the closed loop
     _stop_reason: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
@@ -100,6 +104,8 @@ class Objective:
         if same is not None:  # samplers repeat themselves in small spaces: say so
             trial.set_user_attr(SAME_PARAMS_ATTR, same)
         try:
+            if self.capacity is not None:
+                return self._capacity_trial(trial, batching, server_flags, workdir)
             measurement = self.measurer.measure(
                 batching, server_flags, workdir, on_interval=self._reporter(trial)
             )
@@ -169,6 +175,45 @@ class Objective:
             trial.set_user_attr("pruned_because", reason)
             raise optuna.TrialPruned(reason)
         return m.goodput_rps
+
+    def _capacity_trial(
+        self,
+        trial: optuna.Trial,
+        batching: BatchingParameters | None,
+        server_flags: dict[str, str],
+        workdir: Path,
+    ) -> float:
+        """Search this configuration's capacity: probe the best feasible capacity so far
+        (reference trials are never pruned), report each step's goodput to Optuna, store
+        each step as it ends, and record the curve and the capacity."""
+        assert self.capacity is not None
+        o = self.config.objective
+        store = StepWriter(self.samples, trial.study.study_name, trial.number)
+
+        def on_step(point: CurvePoint, intervals: list) -> None:
+            trial.report(point.result.goodput_rps, step=point.step)
+            store(point, intervals)
+
+        m = self.capacity.measure(
+            batching,
+            server_flags,
+            workdir,
+            start_rps=self.config.load.start_rps,
+            incumbent_rps=best_feasible_value(trial.study),
+            may_prune=REFERENCE_ATTR not in trial.user_attrs,
+            on_step=on_step,
+        )
+        outcome = m.outcome
+        attrs = capacity_attrs(outcome, o.percentile)
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        if outcome.pruned_because:
+            trial.set_user_attr("pruned_because", outcome.pruned_because)
+            raise optuna.TrialPruned(outcome.pruned_because)
+        values = constraints(outcome, o.percentile, o.slo_ms, o.max_error_rate)
+        record_constraints(trial, values)
+        trial.set_user_attr("feasible", all(c <= 0 for c in values))
+        return outcome.capacity_rps
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
         files = [workdir / "batching_parameters.txt", workdir / "server.log"]

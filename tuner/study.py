@@ -17,11 +17,12 @@ import optuna
 
 from search_spaces.loader import SearchSpace, SearchSpaceError, load_space
 from storage import SampleStore, StorageError, open_artifact_store, open_storage
+from tuner.capacity.measure import CapacityMeasurer
+from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
 from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
-from tuner.load import LoadProfile, LoadProfileError
 from tuner.measurement import Measurer
 from tuner.objective import (
     NO_BATCHING,
@@ -43,6 +44,7 @@ from tuner.service_process import free_port, service_for
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
+MODE_ATTR = "load_mode"  # capacity values (req/s within the SLO) and closed-loop req/s differ
 REFERENCE_POINTS = 2  # no batching, and TF Serving's recommended starting point
 
 
@@ -125,39 +127,14 @@ def make_sampler(config: TunerConfig, space: SearchSpace) -> optuna.samplers.Bas
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
 
 
-def load_profile(config: TunerConfig) -> LoadProfile:
-    c = config.load
-    try:
-        return LoadProfile(
-            users=c.users,
-            spawn_rate=c.spawn_rate,
-            warmup_s=c.warmup_s,
-            measure_s=c.measure_s,
-            interval_s=c.interval_s,
-            locustfile=config.path(c.locustfile) if c.locustfile else None,
-            processes=c.processes,
-            request_timeout_s=c.request_timeout_s,
-            texts_per_request=c.texts_per_request,
-        )
-    except LoadProfileError as exc:
-        raise ConfigError(f"{config.source}: {exc}") from None
-
-
 def prepare_new_study(study: optuna.Study, space: SearchSpace, config: TunerConfig) -> None:
     study.set_user_attr(SPACE_ATTR, space.name)
+    study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     study.enqueue_trial(
         space.reference_params(cores or 1), user_attrs={REFERENCE_ATTR: TF_SERVING_RECOMMENDED}
-    )
-
-
-def objective_text(config: TunerConfig) -> str:
-    o = config.objective
-    return (
-        f"maximise successful req/s subject to {o.percentile} <= {o.slo_ms:g} ms and "
-        f"error rate <= {o.max_error_rate:.2%}"
     )
 
 
@@ -213,6 +190,13 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             f"{study.user_attrs[SPACE_ATTR]!r}, not {space.name!r}; use the same space to "
             "resume it, or another --study-name"
         )
+    study_mode = study.user_attrs.get(MODE_ATTR, "closed")  # studies from before it: closed
+    if study_mode != config.load.mode:
+        raise ConfigError(
+            f"study {config.study.name!r} was run with load.mode = {study_mode!r}, not "
+            f"{config.load.mode!r}, and their values are not comparable; set load.mode = "
+            f'"{study_mode}" to resume it, or use another --study-name'
+        )
     requeue_and_say(study, config, say)
     done = counted_trials(study)
     remaining = config.study.n_trials - done
@@ -253,10 +237,16 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             measurer = Measurer(
                 backend, service, profile, config.server.model_name, config.server.warmup_requests
             )
+            capacity = (
+                CapacityMeasurer(measurer, profile, search_settings(config), step_criteria(config))
+                if config.load.mode == "capacity"
+                else None
+            )
             objective = Objective(
                 config=config,
                 space=space,
                 measurer=measurer,
+                capacity=capacity,
                 samples=samples,
                 storage=study._storage,
                 artifact_store=open_artifact_store(config.path(config.study.artifact_dir)),
@@ -275,7 +265,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
                 )
                 trials_run = counted_trials(study) - done
             if config.confirm.top_k and (trials_run or winner is None):
-                winner = confirm(study, config, measurer, samples, workdir, say)
+                winner = confirm(study, config, capacity or measurer, samples, workdir, say)
         except StorageError as exc:
             raise TunerError(str(exc)) from None
         finally:

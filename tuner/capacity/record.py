@@ -1,0 +1,92 @@
+"""What a capacity trial records: its value, constraints and user attrs.
+
+The figures of the capacity step also fill the attrs a closed-loop trial has (`rps`,
+`p95_ms`, `error_rate`, `mean_batch_size`, ...), so `show`, the confirmation pass and the
+dashboard read both modes alike; `rps` is then the capacity.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tuner.capacity.search import SearchOutcome
+from tuner.capacity.step import CurvePoint
+
+NO_LATENCY_MS = 1e9  # no latency to speak of: infeasible, but JSON-safe
+CURVE_ATTR = "capacity_curve"
+
+
+def reported_point(outcome: SearchOutcome) -> CurvePoint | None:
+    """The step whose figures stand for the trial: the capacity step, else the lowest rate
+    tried (what the configuration does under the lightest load the search offered)."""
+    if outcome.capacity is not None:
+        return outcome.capacity
+    if not outcome.points:
+        return None
+    return min(outcome.points, key=lambda p: p.result.target_rps)
+
+
+def constraints(
+    outcome: SearchOutcome, percentile: str, slo_ms: float, max_error_rate: float
+) -> list[float]:
+    """`[latency at capacity - slo_ms, error rate at capacity - max_error_rate]`, <= 0 when
+    feasible. Without a passing step the lowest rate's figures are used, and when they break
+    neither limit (the step failed on goodput or was not achieved) the latency counts as
+    NO_LATENCY_MS, so the trial is infeasible wherever constraints are read."""
+    point = reported_point(outcome)
+    if point is None:
+        return [NO_LATENCY_MS - slo_ms, 0.0]
+    latency = point.result.latency_ms(percentile)
+    values = [
+        (latency if latency is not None else NO_LATENCY_MS) - slo_ms,
+        point.result.error_rate - max_error_rate,
+    ]
+    if outcome.capacity is None and all(v <= 0 for v in values):
+        values[0] = NO_LATENCY_MS - slo_ms
+    return values
+
+
+def capacity_attrs(outcome: SearchOutcome, percentile: str) -> dict[str, Any]:
+    point = reported_point(outcome)
+    attrs: dict[str, Any] = {
+        "capacity_rps": round(outcome.capacity_rps, 2),
+        "capacity_target_rps": (
+            round(outcome.capacity.result.target_rps, 2) if outcome.capacity else None
+        ),
+        "latency_at_capacity_ms": (
+            _round(outcome.capacity.result.latency_ms(percentile)) if outcome.capacity else None
+        ),
+        CURVE_ATTR: [p.as_dict() for p in outcome.points],
+        "search_steps": len(outcome.points),
+        "search_s": round(outcome.elapsed_s, 1),
+        "search_stop_reason": outcome.stop_reason,
+        "search_stop_detail": outcome.stop_detail,
+        "non_monotone": outcome.non_monotone,
+        "infeasible_reason": outcome.infeasible_reason(),
+    }
+    if point is not None:
+        r = point.result
+        attrs.update(
+            {
+                "rps": round(outcome.capacity_rps, 2),
+                "offered_rps": round(r.offered_rps, 2),
+                "p50_ms": _round(r.p50_ms),
+                "p95_ms": _round(r.p95_ms),
+                "p99_ms": _round(r.p99_ms),
+                "requests": r.requests,
+                "failures": r.failures,
+                "error_rate": round(r.error_rate, 5),
+                "failures_by_code": dict(r.failures_by_code),
+                "mean_batch_size": _round(r.mean_batch_size),
+                "cpu_load_generator_percent": _round(r.cpu_load_generator_percent),
+                "cpu_service_percent": _round(r.cpu_service_percent),
+                "cpu_model_server_percent": _round(r.cpu_model_server_percent),
+                "in_flight_limit_hit": r.in_flight_limit_hit,
+                "measure_s": round(r.duration_s, 2),
+            }
+        )
+    return attrs
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
