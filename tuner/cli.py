@@ -81,9 +81,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         Path(args.out),
         model_name=config.server.model_name,
         model_base_path=config.path(config.server.model_base_path),
+        percentile=config.objective.percentile,
     )
     how = "confirmed winner" if result.confirmed else "best feasible trial (not re-measured)"
-    print(f"wrote {result.path} from trial {result.trial}, the {how}, {result.rps:.1f} req/s")
+    value = f"capacity {result.rps:.1f} req/s" if result.capacity else f"{result.rps:.1f} req/s"
+    print(f"wrote {result.path} from trial {result.trial}, the {how}, {value}")
+    if result.versus:
+        print(f"against the reference points: {result.versus}")
     print(f"serve it with TensorFlow Serving:\n  {result.server_command}")
     print(f"or with the embedded server:\n  {result.embedded_command}")
     return 0
@@ -111,8 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m tuner",
         description=(
             "Tune TensorFlow Serving's batching parameters: an Optuna study restarts the model "
-            "server with each candidate, load-tests the prediction service with Locust, and "
-            "maximises throughput under a latency SLO."
+            "server with each candidate, searches the highest open-loop request rate the "
+            "prediction service sustains within the latency SLO (its capacity), and "
+            "maximises that capacity."
         ),
         epilog=(
             "typical use: `python -m tuner optimize --config tuner.toml`, then "
@@ -157,9 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "show",
         help="print every trial as a table",
-        description="Print every trial of the study (params, req/s, p50/p95/p99 in ms, error "
-        "rate, mean executed batch size, feasibility, flags, fail reason) and the winner "
-        "against the no-batching reference.",
+        description="Print every trial of the study (params, capacity or req/s, p50/p95/p99 "
+        "in ms at capacity, error rate, mean executed batch size, search steps, feasibility, "
+        "flags, pruned/fail reason) and the winner against the reference points.",
     )
     common(p)
     p.set_defaults(func=cmd_show)

@@ -11,6 +11,7 @@ import optuna
 from model_server.batching_parameters import load_file
 from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
+from tuner.report import versus_references
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class Export:
     embedded_command: str  # the same flags for this project's embedded server
     confirmed: bool
     rps: float
+    capacity: bool = False  # rps is a capacity (req/s within the SLO), not closed-loop req/s
+    versus: str = ""  # against the reference points, e.g. "3.10x no batching (...), ..."
 
 
 def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
@@ -51,6 +54,7 @@ def export(
     *,
     model_name: str,
     model_base_path: str | Path = "/models/sentiment",
+    percentile: str = "p95",
 ) -> Export:
     """Write the winner to `out` (atomically, after parsing it back with the server's own
     parser) and build the command lines that serve the model with it."""
@@ -90,4 +94,6 @@ def export(
         embedded_command=shlex.join(["python", "-m", "model_server", *flags]),
         confirmed=confirmed,
         rps=float(value),
+        capacity="capacity_rps" in trial.user_attrs,
+        versus=versus_references(study, float(value), percentile),
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, is_feasible
+from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.progress import describe_params
 from tuner.resume import RETRY_ATTR, fail_reason
 
@@ -24,8 +24,31 @@ COLUMNS = (
 )
 
 
+CAPACITY_COLUMNS = (
+    "#",
+    "state",
+    "params",
+    "capacity",
+    "p50",
+    "p95",
+    "p99",
+    "err%",
+    "batch",
+    "steps",
+    "feasible",
+    "notes",
+)
+
+
+def is_capacity_study(study: optuna.Study) -> bool:
+    return study.user_attrs.get("load_mode") == "capacity" or any(
+        "capacity_curve" in t.user_attrs for t in study.get_trials(deepcopy=False)
+    )
+
+
 def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
     winner = (study.user_attrs.get(WINNER_ATTR) or {}).get("trial")
+    capacity = is_capacity_study(study)
     confirmations = study.user_attrs.get(CONFIRMATION_ATTR) or {}
     rows = []
     for t in study.get_trials(deepcopy=False):
@@ -55,23 +78,41 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
             notes.append("saturated")
         if a.get("settled") is False:
             notes.append("unsettled")
+        if a.get("non_monotone"):
+            notes.append("fails at a lower rate than it passes")
+        elif a.get("infeasible_reason"):
+            notes.append(a["infeasible_reason"])
         measured = "rps" in a
-        rows.append(
-            (
-                str(t.number),
-                t.state.name,
-                describe_params(t),
-                f"{a['rps']:.1f}" if measured else "-",
-                _f(a.get("p50_ms")),
-                _f(a.get("p95_ms")),
-                _f(a.get("p99_ms")),
-                f"{100 * a['error_rate']:.2f}" if measured else "-",
-                _f(a.get("mean_batch_size")),
-                ("yes" if is_feasible(t) else "no") if measured else "-",
-                ", ".join(notes),
-            )
+        row = (
+            str(t.number),
+            t.state.name,
+            describe_params(t),
+            f"{a['rps']:.1f}" if measured else "-",
+            _f(a.get("p50_ms")),
+            _f(a.get("p95_ms")),
+            _f(a.get("p99_ms")),
+            f"{100 * a['error_rate']:.2f}" if measured else "-",
+            _f(a.get("mean_batch_size")),
+            ("yes" if is_feasible(t) else "no") if measured else "-",
+            ", ".join(notes),
         )
+        if capacity:
+            row = _capacity_row(t, row)
+        rows.append(row)
     return rows
+
+
+def _capacity_row(t: optuna.trial.FrozenTrial, row: tuple[str, ...]) -> tuple[str, ...]:
+    """The closed-loop row with a steps column; a pruned trial's capacity is only known to
+    be below the rate it failed at, and it has no feasibility of its own."""
+    a = t.user_attrs
+    cells = list(row)
+    curve = a.get("capacity_curve") or []
+    if t.state == optuna.trial.TrialState.PRUNED:
+        if curve:
+            cells[3] = f"<{curve[0]['target_rps']:.1f}"
+        cells[-2] = "-"
+    return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
 
 def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS) -> str:
@@ -86,6 +127,8 @@ def show(study: optuna.Study) -> str:
     rows = trial_rows(study)
     if not rows:
         return f"study {study.study_name!r} has no trials yet"
+    if is_capacity_study(study):
+        return format_table(rows, CAPACITY_COLUMNS)
     return format_table(rows)
 
 
@@ -113,20 +156,23 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         rps = trial.user_attrs["rps"]
         latency = trial.user_attrs.get(f"{percentile}_ms")
         how = "single run, not confirmed"
-    line = (
-        f"winner: trial {trial.number} ({describe_params(trial)}) "
-        f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
-    )
-    reference = next(
-        (
-            t
-            for t in study.trials
-            if t.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING and "rps" in t.user_attrs
-        ),
-        None,
-    )
+    capacity = "capacity_rps" in trial.user_attrs
+    if capacity:
+        line = (
+            f"winner: trial {trial.number} ({describe_params(trial)}) capacity {rps:.1f} req/s "
+            f"at {percentile} {_f(latency)} ms ({how})"
+        )
+    else:
+        line = (
+            f"winner: trial {trial.number} ({describe_params(trial)}) "
+            f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
+        )
     if trial.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING:
         return line + "; batching did not beat it: keep serving without --enable_batching"
+    if capacity:
+        versus = versus_references(study, rps, percentile)
+        return f"{line}; {versus}" if versus else line
+    reference = _reference(study, NO_BATCHING)
     if reference is not None:
         base = reference.user_attrs
         ratio = f" = {rps / base['rps']:.2f}x" if base["rps"] else ""
@@ -135,3 +181,39 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
             f"{percentile} {_f(base.get(f'{percentile}_ms'))} ms{ratio}"
         )
     return line
+
+
+REFERENCE_NAMES = {
+    NO_BATCHING: "no batching",
+    TF_SERVING_RECOMMENDED: "TF Serving's recommended start",
+}
+
+
+def _reference(study: optuna.Study, kind: str) -> optuna.trial.FrozenTrial | None:
+    """The measured reference trial of that kind (the latest, when it ran more than once)."""
+    measured = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get(REFERENCE_ATTR) == kind and "rps" in t.user_attrs
+    ]
+    return measured[-1] if measured else None
+
+
+def versus_references(study: optuna.Study, value: float, percentile: str) -> str:
+    """`value` (a capacity) against both reference points, e.g. "3.10x no batching (trial 0:
+    262.0 req/s at p95 18.0 ms), 1.60x TF Serving's recommended start (trial 1: ...)"."""
+    parts = []
+    for kind, name in REFERENCE_NAMES.items():
+        ref = _reference(study, kind)
+        if ref is None:
+            continue
+        base = ref.user_attrs["rps"]
+        if base and ref.user_attrs.get("capacity_rps"):
+            latency = _f(ref.user_attrs.get("latency_at_capacity_ms"))
+            parts.append(
+                f"{value / base:.2f}x {name} (trial {ref.number}: {base:.1f} req/s at "
+                f"{percentile} {latency} ms)"
+            )
+        else:
+            parts.append(f"{name} (trial {ref.number}) has no capacity within the SLO")
+    return ", ".join(parts)
