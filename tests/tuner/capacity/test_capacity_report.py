@@ -1,0 +1,123 @@
+"""What a capacity study shows: the table, the progress lines, the summary and export quote
+capacity (and the latency at it) against both reference points. Trials are recorded from
+real search outcomes (on a deterministic fake step) into a real SQLite study."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from model_server.batching_parameters import BatchingParameters, load_file, render
+from tests.tuner.capacity.fake_target import FakeTarget
+from tuner.capacity import SearchSettings, StepCriteria, search
+from tuner.capacity.record import capacity_attrs, constraints
+from tuner.config import load_config
+from tuner.export import export
+from tuner.objective import record_constraints
+from tuner.progress import trial_line
+from tuner.report import show, winner_summary
+
+CRITERIA = StepCriteria(percentile="p95", slo_ms=20.0, max_error_rate=0.01, min_goodput_ratio=0.95)
+SETTINGS = SearchSettings(
+    min_rps=10.0, max_rps=5000.0, resolution=0.05, max_steps=12, max_trial_s=1e9, step_s=4.0
+)
+DIST = {"max_batch_size": optuna.distributions.IntDistribution(1, 128)}
+
+
+@pytest.fixture
+def study(tmp_path: Path) -> optuna.Study:
+    study = optuna.create_study(
+        study_name="s", storage=f"sqlite:///{tmp_path / 't.db'}", direction="maximize"
+    )
+    study.set_user_attr("load_mode", "capacity")
+    return study
+
+
+def run_trial(
+    study: optuna.Study, capacity: float, *, max_batch_size: int = 8, reference: str | None = None
+) -> optuna.trial.FrozenTrial:
+    """What the objective does with a search outcome, on a real trial."""
+    study.enqueue_trial({"max_batch_size": max_batch_size})
+    trial = study.ask(DIST)
+    if reference:
+        trial.set_user_attr("reference", reference)
+    batching = None if reference == "no_batching" else BatchingParameters(max_batch_size)
+    trial.set_user_attr("batching_file", render(batching) if batching else None)
+    trial.set_user_attr("server_flags", {})
+    feasible = [
+        t.value
+        for t in study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+        if t.user_attrs.get("feasible")
+    ]
+    outcome = search(
+        FakeTarget(capacity=capacity),
+        SETTINGS,
+        CRITERIA,
+        start_rps=100.0,
+        incumbent_rps=max(feasible, default=None),
+        may_prune=reference is None,
+        on_step=lambda p: trial.report(p.result.goodput_rps, step=p.step),
+    )
+    for key, value in capacity_attrs(outcome, "p95").items():
+        trial.set_user_attr(key, value)
+    if outcome.pruned_because:
+        trial.set_user_attr("pruned_because", outcome.pruned_because)
+        study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+    else:
+        values = constraints(outcome, "p95", 20.0, 0.01)
+        record_constraints(trial, values)
+        trial.set_user_attr("feasible", all(v <= 0 for v in values))
+        study.tell(trial, outcome.capacity_rps)
+    return study.trials[trial.number]
+
+
+def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
+    config = load_config(None, {"objective": {"slo_ms": 20.0}})
+    base = run_trial(study, 200.0, reference="no_batching")  # SLO holds to 150 req/s
+    tf = run_trial(study, 400.0, max_batch_size=64, reference="tf_serving_recommended")
+    best = run_trial(study, 1000.0, max_batch_size=32)  # to 750
+    pruned = run_trial(study, 300.0, max_batch_size=16)
+    assert pruned.state == optuna.trial.TrialState.PRUNED
+    assert len(pruned.user_attrs["capacity_curve"]) == 1
+    assert pruned.intermediate_values.keys() == {0}
+
+    line = trial_line(study, best, config)
+    capacity = best.user_attrs["capacity_rps"]
+    assert f"capacity {capacity:.1f} req/s at p95 " in line and "feasible" in line
+    assert f"| best capacity {capacity:.1f} req/s" in line
+    assert "PRUNED (1 step(s)" in trial_line(study, pruned, config)
+    assert "cannot beat the best capacity so far" in trial_line(study, pruned, config)
+
+    table = show(study).splitlines()
+    assert table[0].split() == [
+        "#", "state", "params", "capacity", "p50", "p95", "p99", "err%", "batch", "steps",
+        "feasible", "notes",
+    ]  # fmt: skip
+    pruned_row = table[2 + pruned.number].split()
+    assert pruned_row[1] == "PRUNED" and pruned_row[3].startswith("<")
+
+    summary = winner_summary(study, "p95")
+    ratio_base = capacity / base.user_attrs["capacity_rps"]
+    ratio_tf = capacity / tf.user_attrs["capacity_rps"]
+    assert summary.startswith(f"winner: trial {best.number} (max=32) capacity {capacity:.1f}")
+    assert f"{ratio_base:.2f}x no batching (trial {base.number}: " in summary
+    assert f"{ratio_tf:.2f}x TF Serving's recommended start (trial {tf.number}: " in summary
+    assert ratio_base == pytest.approx(5.0, rel=0.1) and ratio_tf == pytest.approx(2.5, rel=0.1)
+
+    result = export(study, tmp_path / "b.txt", model_name="m")
+    assert result.trial == best.number and result.capacity
+    assert load_file(result.path).max_batch_size == 32
+    assert f"{ratio_base:.2f}x no batching" in result.versus
+
+
+def test_a_trial_without_capacity_is_infeasible_and_says_why(study) -> None:
+    config = load_config(None, {"objective": {"slo_ms": 20.0}})
+    trial = run_trial(study, 5.0, reference="no_batching")  # nothing passes above min_rps
+    assert trial.state == optuna.trial.TrialState.COMPLETE
+    assert trial.value == 0.0 and trial.user_attrs["feasible"] is False
+    assert any(c > 0 for c in trial.system_attrs["constraints"])
+    assert "no tested rate passed" in trial.user_attrs["infeasible_reason"]
+    assert "no capacity" in trial_line(study, trial, config)
+    assert "no feasible trial" in winner_summary(study, "p95")
