@@ -20,7 +20,7 @@ from tuner.capacity.search import SearchOutcome, SearchSettings, search
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile
 from tuner.measurement import Measurer, load_failed
-from tuner.servers.metrics import mean_batch_size
+from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
 OnStep = Callable[[CurvePoint, list[IntervalSample]], None]
 
@@ -63,7 +63,6 @@ class CapacityMeasurer:
         from tuner.load import OpenLoopGenerator  # TODO(issue-8-load): top-level once merged
 
         self.measurer.prepare(batching, server_flags, workdir)
-        samples: dict[int, list[IntervalSample]] = {}
         try:
             with OpenLoopGenerator(
                 self.profile,
@@ -71,18 +70,14 @@ class CapacityMeasurer:
                 workdir / "load",
                 cpu_pids=self.measurer.cpu_pids,
             ) as generator:
-
-                def measure_step(rate: float) -> StepResult:
-                    result, intervals = self._step(generator, rate)
-                    samples[len(samples)] = intervals
-                    return result
+                runner = StepRunner(generator, self.profile, self.measurer.metrics, self.measurer)
 
                 def report(point: CurvePoint) -> None:
                     if on_step is not None:
-                        on_step(point, samples.get(point.step, []))
+                        on_step(point, runner.samples.get(point.step, []))
 
                 outcome = search(
-                    measure_step,
+                    runner,
                     self.settings,
                     self.criteria,
                     start_rps=start_rps,
@@ -92,16 +87,36 @@ class CapacityMeasurer:
                 )
         except LoadGeneratorError as exc:
             raise load_failed(exc) from None
-        return CapacityMeasurement(outcome, samples)
+        return CapacityMeasurement(outcome, runner.samples)
 
-    def _step(self, generator: Any, rate: float) -> tuple[StepResult, list[IntervalSample]]:
-        """One step; the metrics are scraped when its warm-up ends and when its window ends,
-        so the mean batch size covers the measured window only."""
+
+class StepRunner:
+    """Runs one step on a running generator and turns its LoadResult into a StepResult.
+
+    The metrics are scraped when the step's warm-up ends and when its window ends, so the
+    mean batch size covers the measured window only. Without a model server to ask (a test
+    target), `metrics` returns None and the batch size is unknown.
+    """
+
+    def __init__(
+        self,
+        generator: Any,
+        profile: LoadProfile,
+        metrics: Callable[[], ServerMetricsSnapshot | None] = lambda: None,
+        measurer: Measurer | None = None,
+    ) -> None:
+        self.generator = generator
+        self.profile = profile
+        self.metrics = metrics
+        self.measurer = measurer
+        self.samples: dict[int, list[IntervalSample]] = {}  # step -> its intervals
+
+    def __call__(self, rate: float) -> StepResult:
         started = time.monotonic()
         warmup = self.profile.warmup_intervals
-        scrapes: dict[str, object] = {}
+        scrapes: dict[str, ServerMetricsSnapshot | None] = {}
         if warmup == 0:
-            scrapes["before"] = self.measurer.metrics()
+            scrapes["before"] = self.metrics()
         seen = 0
 
         def on_interval(sample: IntervalSample) -> bool:
@@ -109,16 +124,19 @@ class CapacityMeasurer:
             if sample.in_warmup:
                 seen += 1
                 if seen == warmup:
-                    scrapes["before"] = self.measurer.metrics()
+                    scrapes["before"] = self.metrics()
             return True
 
-        result = generator.step(rate, on_interval=on_interval)
-        after = self.measurer.metrics()
-        self.measurer.check_server()
+        result = self.generator.step(rate, on_interval=on_interval)
+        after = self.metrics()
+        if self.measurer is not None:
+            self.measurer.check_server()
+        self.samples[len(self.samples)] = list(result.samples)
         before = scrapes.get("before")
         cpu = result.cpu_percent_by_pid
+        m = self.measurer
         offered = result.offered_rps_achieved
-        step = StepResult(
+        return StepResult(
             target_rps=rate,
             offered_rps=offered if offered is not None else rate,
             completed_rps=result.rps,
@@ -133,13 +151,12 @@ class CapacityMeasurer:
             in_flight_limit_hit=bool(result.in_flight_limit_hit),
             in_flight_detail=result.offered_detail if result.in_flight_limit_hit else None,
             mean_batch_size=mean_batch_size(before, after) if before and after else None,
-            cpu_model_server_percent=self.measurer.server_cpu(cpu),
-            cpu_service_percent=self.measurer.service_cpu(cpu),
+            cpu_model_server_percent=m.server_cpu(cpu) if m else None,
+            cpu_service_percent=m.service_cpu(cpu) if m else None,
             cpu_load_generator_percent=result.generator_cpu_percent,
             duration_s=result.duration_s,
             elapsed_s=time.monotonic() - started,
         )
-        return step, list(result.samples)
 
 
 class StepWriter:
