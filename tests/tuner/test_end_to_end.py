@@ -38,7 +38,13 @@ def make_config(tmp_path: Path, demo_model_dir: Path, **sections) -> TunerConfig
     overrides = {
         "study": {"name": "e2e", "storage": f"sqlite:///{tmp_path / 'tuning.db'}", "n_trials": 3},
         "server": {"backend": "embedded", "model_base_path": str(demo_model_dir)},
-        "load": {"users": 8, "spawn_rate": 8.0, "warmup_s": 1.0, "measure_s": 3.0},
+        "load": {
+            "mode": "closed",
+            "users": 8,
+            "spawn_rate": 8.0,
+            "warmup_s": 1.0,
+            "measure_s": 3.0,
+        },
         "search": {"space": "quick"},
         "confirm": {"top_k": 1, "repeats": 1},
         "objective": {"slo_ms": 1000.0},

@@ -1,0 +1,123 @@
+"""A whole study in capacity mode on the demo model: real model server, service, open-loop
+Locust and SQLite. Steps are short (the figures are not meaningful); what is checked is that
+every trial searches, records its curve and capacity, is pruned or reported as a user needs,
+and that export quotes the capacity against both reference points."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from storage import SampleStore
+from tests.tuner.test_end_to_end import make_config
+from tuner.export import export
+from tuner.report import show, winner_summary
+from tuner.study import load_existing_study, optimize
+
+pytestmark = pytest.mark.slow
+CURVE_KEYS = {
+    "step", "target_rps", "offered_rps", "completed_rps", "goodput_rps", "p50_ms", "p95_ms",
+    "p99_ms", "error_rate", "mean_batch_size", "cpu_model_server_percent", "cpu_service_percent",
+    "cpu_load_generator_percent", "passed", "reason", "in_flight_limit_hit",
+}  # fmt: skip
+CAPACITY_LOAD = {
+    "mode": "capacity",
+    "start_rps": 40.0,
+    "step_warmup_s": 1.0,
+    "step_measure_s": 2.0,
+    "max_steps": 4,
+    "resolution": 0.3,
+    "max_in_flight": 128,
+}
+
+
+@pytest.fixture(scope="module")
+def capacity_run(tmp_path_factory, demo_model_dir):
+    tmp_path = tmp_path_factory.mktemp("capacity")
+    config = make_config(
+        tmp_path,
+        demo_model_dir,
+        study={"n_trials": 4},
+        load=CAPACITY_LOAD,
+        objective={"slo_ms": 250.0},
+    )
+    lines: list[str] = []
+    result = optimize(config, say=lines.append)
+    return config, result, lines
+
+
+def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
+    config, result, lines = capacity_run
+    study = load_existing_study(config)
+    assert study.user_attrs["load_mode"] == "capacity"
+    trials = study.get_trials()
+    assert len(trials) == 4 and result.trials_run == 4
+    references = trials[:2]
+    for trial in trials:
+        a = trial.user_attrs
+        assert trial.state in (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED,
+        ), a.get("fail_detail")
+        curve = a["capacity_curve"]
+        assert curve and set(curve[0]) >= CURVE_KEYS
+        assert len(curve) == a["search_steps"] <= 4 + 1  # the low-rate check may add one
+        assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
+        assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"])
+        assert a["search_stop_reason"]
+    for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
+        a = trial.user_attrs
+        assert trial.state == optuna.trial.TrialState.COMPLETE
+        assert a["capacity_rps"] > 0 and trial.value == a["capacity_rps"]
+        assert a["latency_at_capacity_ms"] <= 250.0
+        assert trial.system_attrs["constraints"][0] == pytest.approx(
+            a["latency_at_capacity_ms"] - 250.0, abs=0.01
+        )
+    # the second reference starts at the first one's capacity: the no-batching bracket
+    assert references[1].user_attrs["capacity_curve"][0]["target_rps"] == pytest.approx(
+        references[0].user_attrs["capacity_rps"], rel=0.01
+    )
+    assert references[0].user_attrs["capacity_curve"][0]["target_rps"] == 40.0
+    assert references[0].user_attrs["mean_batch_size"] == pytest.approx(1.0)
+    for trial in trials[2:]:
+        first = trial.user_attrs["capacity_curve"][0]["target_rps"]
+        best_before = max(t.value for t in trials[: trial.number] if t.user_attrs.get("feasible"))
+        assert first == pytest.approx(best_before, rel=0.01)  # it probed the incumbent
+        if trial.state == optuna.trial.TrialState.PRUNED:
+            assert len(trial.user_attrs["capacity_curve"]) == 1
+            assert "cannot beat the best capacity" in trial.user_attrs["pruned_because"]
+    assert sum("capacity" in line and "trial " in line for line in lines) >= 4
+
+
+def test_samples_and_steps_are_stored_per_step(capacity_run) -> None:
+    config, _, _ = capacity_run
+    study = load_existing_study(config)
+    with SampleStore(config.study.storage) as store:
+        for trial in study.get_trials():
+            steps = store.read_steps("e2e", trial.number, phase="trial")
+            intervals = store.read("e2e", trial.number, phase="trial")
+            curve = trial.user_attrs["capacity_curve"]
+            assert [s.step for s in steps] == [p["step"] for p in curve]
+            assert [s.passed for s in steps] == [p["passed"] for p in curve]
+            assert {i.step for i in intervals} == {p["step"] for p in curve}
+            assert len({i.index for i in intervals}) == len(intervals)
+            assert sum(not i.in_warmup for i in intervals) == 2 * len(curve)
+
+
+def test_confirmation_export_and_summary_quote_capacity(capacity_run) -> None:
+    config, result, lines = capacity_run
+    study = load_existing_study(config)
+    assert result.winner is not None
+    assert any(line.startswith("confirming the capacity of the best") for line in lines)
+    confirmation = study.user_attrs["confirmation"][str(result.winner["trial"])]
+    assert len(confirmation["rps"]) == 2  # the trial's own search and one more
+    with SampleStore(config.study.storage) as store:
+        assert store.read_steps("e2e", result.winner["trial"], phase="confirm")
+    summary = winner_summary(study, "p95")
+    assert "capacity" in summary
+    if study.trials[result.winner["trial"]].user_attrs["batching_file"]:
+        assert "x no batching (trial 0: " in summary
+        assert "x TF Serving's recommended start (trial 1: " in summary
+        exported = export(study, config.base_dir / "b.txt", model_name="sentiment")
+        assert exported.capacity and "x no batching" in exported.versus
+    assert show(study).splitlines()[0].split()[3] == "capacity"
