@@ -7,12 +7,13 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model test lint demo bench clean
+.PHONY: help venv model test lint demo bench bench-capacity clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
 	@echo "make test   - install (if needed), lint and run the whole test-suite"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
+	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +49,11 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py
 	$(PY) bench/tuner_bench.py
+	$(PY) bench/capacity_bench.py
+
+# The capacity benchmark alone; BENCH_ARGS=--short checks it works in a few minutes.
+bench-capacity: $(STAMP) $(MODEL)
+	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out

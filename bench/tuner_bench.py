@@ -56,7 +56,13 @@ TUNED_KEYS = ("max_batch_size", "batch_timeout_micros", "num_batch_threads")
 def make_config(
     out: Path, args: argparse.Namespace, name: str, space: str, **study: object
 ) -> TunerConfig:
-    load = {"users": 32, "spawn_rate": 32.0, "warmup_s": args.warmup, "measure_s": args.measure}
+    load = {
+        "mode": "closed",
+        "users": 32,
+        "spawn_rate": 32.0,
+        "warmup_s": args.warmup,
+        "measure_s": args.measure,
+    }
     config = load_config(
         None,
         {
