@@ -212,15 +212,19 @@ def test_invalid_search_space_is_one_line_and_exit_2(tmp_path) -> None:
     assert "max_batch_size" in done.stderr and "bad.toml" in done.stderr
 
 
+# Resuming in capacity mode with short searches: two 1 s steps per trial.
+RESUME_QUICKLY = {"load": {"step_measure_s": 1.0, "max_steps": 2}, "confirm": {"top_k": 0}}
+
+
 def start_tuner_inside_first_trial(
     tmp_path: Path, demo_model_dir: Path, study: str = ""
 ) -> tuple[subprocess.Popen, psutil.Process]:
-    """`python -m tuner optimize` (2 trials, 60 s of load each), returned once trial 0's load
-    test is running."""
+    """`python -m tuner optimize` in capacity mode (2 trials, 60 s steps), returned once trial
+    0's load test is running."""
     (tmp_path / "tuner.toml").write_text(
         f'[study]\nname = "int"\nn_trials = 2\n{study}'
         f'[server]\nbackend = "embedded"\nmodel_base_path = "{demo_model_dir}"\n'
-        f"[load]\nusers = 4\nwarmup_s = 1.0\nmeasure_s = 60.0\n"
+        f"[load]\nstart_rps = 20.0\nstep_warmup_s = 1.0\nstep_measure_s = 60.0\n"
     )
     proc = subprocess.Popen(
         [sys.executable, "-m", "tuner", "optimize"],
@@ -260,9 +264,7 @@ def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_
     assert all(t.state == optuna.trial.TrialState.WAITING for t in not_started)
 
     # Resuming measures what the interruption cut short, and n_trials stays the total.
-    config = load_config(
-        tmp_path / "tuner.toml", {"load": {"measure_s": 2.0}, "confirm": {"top_k": 0}}
-    )
+    config = load_config(tmp_path / "tuner.toml", RESUME_QUICKLY)
     result = optimize(config, say=lambda line: None)
     assert result.trials_run == 2
     trials = load_existing_study(config).trials
@@ -283,9 +285,7 @@ def test_a_killed_tuners_trial_is_abandoned_and_measured_again(tmp_path, demo_mo
     # The model server and the service are still running, orphaned (Locust may have ended).
     assert any("model_server" in " ".join(c.cmdline()) for c in children if c.is_running())
 
-    config = load_config(
-        tmp_path / "tuner.toml", {"load": {"measure_s": 2.0}, "confirm": {"top_k": 0}}
-    )
+    config = load_config(tmp_path / "tuner.toml", RESUME_QUICKLY)
     said: list[str] = []
     result = optimize(config, say=said.append)
     assert any(line.startswith("trial 0 was abandoned") for line in said), said
