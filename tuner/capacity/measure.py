@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from model_server.batching_parameters import BatchingParameters
+from tuner.capacity.early import EarlyFail
 from tuner.capacity.search import SearchOutcome, SearchSettings, search
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile
@@ -70,7 +71,9 @@ class CapacityMeasurer:
                 workdir / "load",
                 cpu_pids=self.measurer.cpu_pids,
             ) as generator:
-                runner = StepRunner(generator, self.profile, self.measurer.metrics, self.measurer)
+                runner = StepRunner(
+                    generator, self.profile, self.measurer.metrics, self.measurer, self.criteria
+                )
 
                 def report(point: CurvePoint) -> None:
                     if on_step is not None:
@@ -104,8 +107,10 @@ class StepRunner:
         profile: LoadProfile,
         metrics: Callable[[], ServerMetricsSnapshot | None] = lambda: None,
         measurer: Measurer | None = None,
+        criteria: StepCriteria | None = None,
     ) -> None:
         self.generator = generator
+        self.criteria = criteria  # given: a window that can no longer pass is ended early
         self.profile = profile
         self.metrics = metrics
         self.measurer = measurer
@@ -118,6 +123,11 @@ class StepRunner:
         if warmup == 0:
             scrapes["before"] = self.metrics()
         seen = 0
+        early = (
+            EarlyFail(self.criteria, rate, self.profile.measure_s, self.profile.max_in_flight)
+            if self.criteria is not None
+            else None
+        )
 
         def on_interval(sample: IntervalSample) -> bool:
             nonlocal seen
@@ -125,7 +135,8 @@ class StepRunner:
                 seen += 1
                 if seen == warmup:
                     scrapes["before"] = self.metrics()
-            return True
+                return True
+            return early is None or early.check(sample) is None
 
         result = self.generator.step(rate, on_interval=on_interval)
         after = self.metrics()
@@ -156,6 +167,7 @@ class StepRunner:
             cpu_load_generator_percent=result.generator_cpu_percent,
             duration_s=result.duration_s,
             elapsed_s=time.monotonic() - started,
+            ended_early=early.reason if early is not None and result.stopped_early else None,
         )
 
 

@@ -34,7 +34,8 @@ class StepResult:
     cpu_model_server_percent: float | None = None
     cpu_service_percent: float | None = None
     cpu_load_generator_percent: float | None = None
-    duration_s: float = 0.0  # the measured window
+    duration_s: float = 0.0  # the measured window (shorter when it ended early)
+    ended_early: str | None = None  # why the window was cut short: it could not pass any more
     elapsed_s: float = 0.0  # wall clock of the whole step, warm-up and scrapes included
 
     def latency_ms(self, percentile: str) -> float | None:
@@ -83,6 +84,8 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
             f"goodput {step.goodput_rps:.1f} req/s < {c.min_goodput_ratio:.0%} of "
             f"{step.offered_rps:.1f} offered"
         )
+    if step.ended_early and not reasons:
+        reasons.append(step.ended_early)
     return Verdict(passed=not reasons, achieved=achieved, reason="; ".join(reasons) or None)
 
 
