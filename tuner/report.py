@@ -203,16 +203,23 @@ def versus_references(study: optuna.Study, value: float, percentile: str) -> str
     """`value` (a capacity) against both reference points, e.g. "3.10x no batching (trial 0:
     262.0 req/s at p95 18.0 ms), 1.60x TF Serving's recommended start (trial 1: ...)"."""
     parts = []
+    confirmations = study.user_attrs.get(CONFIRMATION_ATTR) or {}
     for kind, name in REFERENCE_NAMES.items():
         ref = _reference(study, kind)
         if ref is None:
             continue
         base = ref.user_attrs["rps"]
+        latency = ref.user_attrs.get("latency_at_capacity_ms")
+        how = ""
+        confirmed = confirmations.get(str(ref.number))
+        if confirmed and confirmed.get("median_rps"):  # like for like with a confirmed winner
+            base = confirmed["median_rps"]
+            latency = confirmed.get(f"median_{percentile}_ms", latency)
+            how = f", median of {len(confirmed['rps'])} runs"
         if base and ref.user_attrs.get("capacity_rps"):
-            latency = _f(ref.user_attrs.get("latency_at_capacity_ms"))
             parts.append(
                 f"{value / base:.2f}x {name} (trial {ref.number}: {base:.1f} req/s at "
-                f"{percentile} {latency} ms)"
+                f"{percentile} {_f(latency)} ms{how})"
             )
         else:
             parts.append(f"{name} (trial {ref.number}) has no capacity within the SLO")

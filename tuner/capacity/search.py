@@ -1,10 +1,12 @@
 """The per-trial capacity search: the highest offered rate that still passes, found in as few
 load steps as possible.
 
-1. Probe the incumbent. With a best feasible capacity so far, the first step runs at it. A
-   configuration that fails there cannot beat it (latency and goodput only get worse as
-   traffic grows), so it is stopped after one step and the trial is pruned with that reason.
-   Reference trials are never pruned: their capacities are the study's yardsticks.
+1. Probe the incumbent. With a best feasible capacity so far, the first step runs just below
+   it (by the resolution, so a configuration within measurement noise of the incumbent is not
+   thrown away on one step). A configuration that fails there cannot beat it (latency and
+   goodput only get worse as traffic grows), so it is stopped after one step and the trial is
+   pruned with that reason. Reference trials are never pruned: their capacities are the
+   study's yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
    and nothing has passed, it shrinks by `growth` (down to `min_rps`).
 3. Bisect. Between the highest passing rate and the lowest failing rate above it, at their
@@ -124,7 +126,7 @@ def search(
     started = clock()
     outcome = SearchOutcome()
     probing_incumbent = incumbent_rps is not None and incumbent_rps > 0
-    first = incumbent_rps if probing_incumbent else start_rps
+    first = incumbent_rps / (1 + s.resolution) if probing_incumbent else start_rps
     rate: float | None = _clamp(first, s)
 
     def run(target: float) -> CurvePoint:
@@ -148,8 +150,8 @@ def search(
             and may_prune
         ):
             outcome.pruned_because = (
-                f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at that "
-                f"rate {point.verdict.reason}"
+                f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at "
+                f"{point.result.target_rps:.1f} req/s {point.verdict.reason}"
             )
             outcome.stop_reason, outcome.stop_detail = PRUNED, outcome.pruned_because
             break

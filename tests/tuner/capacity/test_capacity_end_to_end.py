@@ -82,7 +82,8 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
     for trial in trials[2:]:
         first = trial.user_attrs["capacity_curve"][0]["target_rps"]
         best_before = max(t.value for t in trials[: trial.number] if t.user_attrs.get("feasible"))
-        assert first == pytest.approx(best_before, rel=0.01)  # it probed the incumbent
+        # it probed the incumbent, less the resolution
+        assert first == pytest.approx(best_before / 1.3, rel=0.01)
         if trial.state == optuna.trial.TrialState.PRUNED:
             assert len(trial.user_attrs["capacity_curve"]) == 1
             assert "cannot beat the best capacity" in trial.user_attrs["pruned_because"]

@@ -121,3 +121,22 @@ def test_a_trial_without_capacity_is_infeasible_and_says_why(study) -> None:
     assert "no tested rate passed" in trial.user_attrs["infeasible_reason"]
     assert "no capacity" in trial_line(study, trial, config)
     assert "no feasible trial" in winner_summary(study, "p95")
+
+
+def test_a_confirmed_reference_is_quoted_by_its_median(study) -> None:
+    run_trial(study, 200.0, reference="no_batching")
+    tf = run_trial(study, 400.0, max_batch_size=64, reference="tf_serving_recommended")
+    best = run_trial(study, 1000.0, max_batch_size=32)
+    confirmation = {
+        str(tf.number): {"trial": tf.number, "rps": [295.0, 250.0], "median_rps": 272.5},
+        str(best.number): {"trial": best.number, "rps": [730.0, 700.0], "median_rps": 715.0},
+    }
+    study.set_user_attr("confirmation", confirmation)
+    study.set_user_attr(
+        "winner", {"trial": best.number, "median_rps": 715.0, "runs": 2, "confirmed": True}
+    )
+    summary = winner_summary(study, "p95")
+    assert f"{715.0 / 272.5:.2f}x TF Serving's recommended start (trial {tf.number}: 272.5" in (
+        summary
+    )
+    assert "median of 2 runs)" in summary

@@ -89,17 +89,24 @@ def test_capacity_at_max_rps_stops_there() -> None:
 
 def test_a_config_that_cannot_beat_the_incumbent_is_pruned_after_one_step() -> None:
     target = FakeTarget(capacity=500.0)  # SLO holds up to 375
-    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0)
-    assert target.asked == [420.0]
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked == [pytest.approx(420.0)]  # just below it: within the resolution
     assert outcome.stop_reason == PRUNED
-    assert "420.0 req/s" in outcome.pruned_because and "p95" in outcome.pruned_because
+    assert "(441.0 req/s): at 420.0 req/s p95" in outcome.pruned_because
     assert outcome.capacity is None and outcome.infeasible_reason() is None
+
+
+def test_a_config_within_noise_of_the_incumbent_is_not_pruned() -> None:
+    target = FakeTarget(capacity=560.0)  # SLO holds up to 420: 5% under the incumbent
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert outcome.pruned_because is None
+    assert 420 / 1.05 <= outcome.capacity_rps <= 420
 
 
 def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
     target = FakeTarget(capacity=800.0)  # SLO holds up to 600
-    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0)
-    assert target.asked[:2] == [420.0, 840.0]
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(840.0)]
     assert outcome.pruned_because is None
     assert 600 / 1.05 <= outcome.capacity_rps <= 600
 
@@ -107,9 +114,9 @@ def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
 def test_a_reference_trial_is_never_pruned_at_the_incumbent() -> None:
     target = FakeTarget(capacity=500.0)
     outcome = search(
-        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=420.0, may_prune=False
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, may_prune=False
     )
-    assert target.asked[:2] == [420.0, 210.0]
+    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(210.0)]
     assert outcome.pruned_because is None
     assert 375 / 1.05 <= outcome.capacity_rps <= 375
 
