@@ -19,7 +19,7 @@ from tuner.load.window import IntervalData, settling, window_figures
 log = logging.getLogger("tuner.load")
 
 SATURATION_CPU_PERCENT = 90.0
-LATE_SHARE = 0.01  # more than 1% of arrivals sent late: the generator could not keep time
+LATE_SHARE = 0.05  # more than 5% of arrivals sent late: the generator could not keep time
 _CPU_WARNINGS = (
     "CPU usage above",
     "exceeded cpu threshold",
@@ -197,6 +197,7 @@ class WindowCollector:
             offered_rps_achieved=offered,
             arrivals=figures.arrivals,
             skipped=figures.skipped,
+            late=figures.late,
             in_flight_max=figures.in_flight_max,
             in_flight_limit_hit=bool(limit_hit),
             offered_detail=offered_detail,

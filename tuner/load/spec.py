@@ -216,6 +216,7 @@ class LoadResult:
     offered_rps_achieved: float | None = None  # arrivals sent per second over the window
     arrivals: int | None = None  # arrivals sent in the window
     skipped: int | None = None  # arrivals due in the window but not sent (ceiling reached)
+    late: int | None = None  # arrivals sent more than 10 ms after their scheduled time
     in_flight_max: int | None = None
     in_flight_limit_hit: bool = False
     offered_detail: str | None = None  # one sentence on the offered rate, achieved or not
