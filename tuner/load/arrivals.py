@@ -9,11 +9,12 @@ arrivals (no sleep drift), it only sends the due ones late.
 Offered-rate accuracy. The count of a Poisson process over a window of N expected arrivals
 varies by 1/sqrt(N) (1,000 arrivals: +-3.2%; 3% at two standard deviations needs ~4,400),
 so a short window at a modest rate would miss its target by several percent by chance
-alone. Each step's stream is therefore drawn conditioned on its window count: seeds are
-tried in a fixed order until the stream puts within WINDOW_TOLERANCE (1%, or one arrival)
-of rate x window arrivals into the measurement window. Given its count, a Poisson process
-places its arrivals independently and uniformly, so inside the window the traffic is still
-exactly Poisson-like (exponential gaps, bursts and all); only the total is pinned.
+alone. Each step's stream is therefore a Poisson process conditioned on its count in the
+measurement window: rate x window arrivals per process (the fraction rounded at random, so
+unbiased), placed
+independently and uniformly in the window, which is what a Poisson process looks like
+given its count (exponential gaps, bursts and all). Warm-up and the time after the window
+are plain Poisson at the rate.
 
 Seeds depend on the process index and the process's rate, so the same rate gets the same
 arrivals in every trial: configurations are compared on identical traffic (common random
@@ -22,12 +23,12 @@ numbers), and a repeated measurement differs only by the server.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
+from collections.abc import Iterator
 
-SEED = "tuner-open-loop-v1"
-WINDOW_TOLERANCE = 0.01
-MAX_SEED_TRIES = 500
+SEED = "tuner-open-loop-v2"
 
 
 def share(total: int, parts: int, index: int) -> int:
@@ -42,68 +43,43 @@ def process_rate(rate_rps: float, processes: int) -> float:
 
 
 class PoissonArrivals:
-    """Arrival offsets (seconds from the step's start) of a Poisson process at `rate_rps`.
+    """Arrival offsets (seconds from the step's start) of a Poisson process at `rate_rps`,
+    starting at `start_s`."""
 
-    Offsets already drawn are kept in `drawn` until consumed, so a stream examined by
-    `count_between` is then sent unchanged.
-    """
-
-    def __init__(self, rate_rps: float, seed: str) -> None:
+    def __init__(self, rate_rps: float, seed: str, start_s: float = 0.0) -> None:
         if not (rate_rps > 0 and math.isfinite(rate_rps)):
             raise ValueError(f"rate must be positive and finite, not {rate_rps!r}")
         self.rate_rps = rate_rps
-        self.seed = seed
         self._rng = random.Random(seed)
-        self._t = 0.0
-        self.drawn: list[float] = []
-        self._pos = 0
+        self._t = start_s
 
-    def _draw(self) -> float:
-        self._t += self._rng.expovariate(self.rate_rps)
-        self.drawn.append(self._t)
-        return self._t
-
-    def count_between(self, start: float, end: float) -> int:
-        """Arrivals with start <= offset < end (draws as far as `end`)."""
-        while not self.drawn or self.drawn[-1] < end:
-            self._draw()
-        return sum(1 for t in self.drawn if start <= t < end)
-
-    def __iter__(self) -> PoissonArrivals:
+    def __iter__(self) -> Iterator[float]:
         return self
 
     def __next__(self) -> float:
-        if self._pos < len(self.drawn):
-            t = self.drawn[self._pos]
-            self._pos += 1
-            if self._pos > 4096:  # consumed offsets are not needed again
-                del self.drawn[: self._pos]
-                self._pos = 0
-            return t
-        self._draw()
-        self._pos = len(self.drawn)
+        self._t += self._rng.expovariate(self.rate_rps)
         return self._t
 
 
 def step_arrivals(
     rate_rps: float, process_index: int, window_start_s: float, window_s: float
-) -> PoissonArrivals:
-    """One process's stream for a step: the first seed (in a fixed order) whose count in
-    the window [window_start_s, window_start_s + window_s) is within WINDOW_TOLERANCE of
-    rate x window; the closest one if none is within MAX_SEED_TRIES."""
+) -> Iterator[float]:
+    """One process's arrival offsets for a step: Poisson through the warm-up, exactly
+    rate x window (rounded at random) uniform arrivals in the window that starts at
+    `window_start_s`, then Poisson again. Drawn eagerly up to the window's end (the
+    caller does so before the step starts), lazily after it."""
+    seed = f"{SEED}/{process_index}/{rate_rps!r}"
+    window_end = window_start_s + window_s
+    offsets = list(
+        itertools.takewhile(
+            lambda t: t < window_start_s, PoissonArrivals(rate_rps, seed + "/warmup")
+        )
+    )
+    rng = random.Random(seed + "/window")
     expected = rate_rps * window_s
-    allowed = max(WINDOW_TOLERANCE * expected, 1.0)
-    end = window_start_s + window_s
-    best: tuple[float, PoissonArrivals] | None = None
-    for attempt in range(MAX_SEED_TRIES):
-        stream = PoissonArrivals(rate_rps, f"{SEED}/{process_index}/{rate_rps!r}/{attempt}")
-        miss = abs(stream.count_between(window_start_s, end) - expected)
-        if miss <= allowed:
-            return stream
-        if best is None or miss < best[0]:
-            best = (miss, stream)
-    assert best is not None
-    return PoissonArrivals(best[1].rate_rps, best[1].seed)
+    count = math.floor(expected) + (rng.random() < expected - math.floor(expected))
+    offsets += sorted(window_start_s + rng.random() * window_s for _ in range(count))
+    return itertools.chain(offsets, PoissonArrivals(rate_rps, seed + "/after", window_end))
 
 
 def arrival_counts(

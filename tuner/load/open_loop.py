@@ -22,12 +22,13 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Iterator
 
 import gevent
 from gevent.pool import Group
 from locust import FastHttpUser, constant, task
 
-from tuner.load.arrivals import PoissonArrivals, process_rate, share, step_arrivals
+from tuner.load.arrivals import process_rate, share, step_arrivals
 from tuner.load.control import CONTROL_POLL_S, Step, StepReader
 from tuner.load.recorder import recorder
 
@@ -79,8 +80,8 @@ class _Scheduler:
         self.reader = StepReader(_CONTROL_FILE) if _CONTROL_FILE else None
         self.step: Step | None = None
         self.pending: Step | None = None
-        self.pending_arrivals: PoissonArrivals | None = None
-        self.arrivals: PoissonArrivals | None = None
+        self.pending_arrivals: Iterator[float] | None = None
+        self.arrivals: Iterator[float] | None = None
         self.next_offset: float | None = None
 
     def run(self) -> None:
@@ -118,9 +119,9 @@ class _Scheduler:
             wake = min(wake, self.step.start_at + self.next_offset)
         gevent.sleep(max(0.0, wake - time.monotonic()))
 
-    def _activate(self, step: Step, arrivals: PoissonArrivals) -> None:
+    def _activate(self, step: Step, arrivals: Iterator[float]) -> None:
         self.step = step
-        rate = arrivals.rate_rps
+        rate = process_rate(step.rate_rps, _PROCESSES)
         self.arrivals = arrivals
         self.next_offset = next(self.arrivals)
         recorder.begin_step(step.number, step.start_at, step.rate_rps)

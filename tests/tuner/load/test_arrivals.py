@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 
 from tuner.load.arrivals import (
-    WINDOW_TOLERANCE,
     PoissonArrivals,
     arrival_counts,
     poisson_noise,
@@ -33,34 +32,47 @@ def test_gaps_are_exponential_at_the_rate() -> None:
     assert all(b > a for a, b in itertools.pairwise(times))
 
 
-def test_same_seed_same_arrivals_and_examined_streams_replay_unchanged() -> None:
-    examined = PoissonArrivals(100.0, "s")
-    fresh = PoissonArrivals(100.0, "s")
-    assert examined.count_between(0.0, 5.0) > 400
-    assert [next(examined) for _ in range(6000)] == [next(fresh) for _ in range(6000)]
-    assert [next(PoissonArrivals(100.0, "t")) for _ in range(1)] != [
-        next(PoissonArrivals(100.0, "s"))
-    ]
+def window(stream, start: float, end: float) -> list[float]:
+    return [t for t in itertools.takewhile(lambda t: t < end, stream) if t >= start]
 
 
-@pytest.mark.parametrize(("rate", "window"), [(20.0, 2.0), (100.0, 3.0), (900.0, 4.0), (3.0, 1.0)])
-def test_window_count_is_pinned_to_the_rate(rate: float, window: float) -> None:
+def test_same_rate_same_arrivals_other_process_other_arrivals() -> None:
+    first = list(itertools.islice(step_arrivals(100.0, 0, 1.0, 2.0), 1000))
+    assert first == list(itertools.islice(step_arrivals(100.0, 0, 1.0, 2.0), 1000))
+    assert first != list(itertools.islice(step_arrivals(100.0, 1, 1.0, 2.0), 1000))
+    assert all(b > a for a, b in itertools.pairwise(first))
+
+
+@pytest.mark.parametrize(("rate", "span"), [(20.0, 2.0), (100.0, 3.0), (900.0, 4.0), (250.0, 0.5)])
+def test_window_count_is_exactly_rate_times_window(rate: float, span: float) -> None:
     for index in range(3):
-        stream = step_arrivals(rate, index, 1.0, window)
-        count = stream.count_between(1.0, 1.0 + window)
-        assert abs(count - rate * window) <= max(WINDOW_TOLERANCE * rate * window, 1.0)
+        assert len(window(step_arrivals(rate, index, 1.0, span), 1.0, 1.0 + span)) == rate * span
 
 
-def test_pinned_streams_are_still_poisson_inside_the_window() -> None:
-    # Over many pinned windows, 0.1 s sub-window counts have Poisson's variance (= mean).
+def test_fractional_window_counts_round_at_random_without_bias() -> None:
+    counts = [len(window(step_arrivals(2.5, i, 0.5, 1.0), 0.5, 1.5)) for i in range(400)]
+    assert set(counts) == {2, 3}
+    assert abs(statistics.mean(counts) - 2.5) < 0.1
+
+
+def test_warm_up_and_after_the_window_are_plain_poisson() -> None:
+    # Over many streams, the warm-up's and the after-window's counts vary like Poisson's.
+    warm = [len(window(step_arrivals(50.0, i, 2.0, 1.0), 0.0, 2.0)) for i in range(300)]
+    after = [len(window(step_arrivals(50.0, i, 2.0, 1.0), 3.0, 5.0)) for i in range(300)]
+    for counts in (warm, after):
+        mean, var = statistics.mean(counts), statistics.pvariance(counts)
+        assert abs(mean - 100.0) < 2.5 and 0.75 < var / mean < 1.3
+
+
+def test_pinned_windows_are_still_poisson_inside() -> None:
+    # Given its count, a Poisson window's sub-interval counts have variance ~ mean.
     counts = []
     for index in range(200):
-        stream = step_arrivals(200.0, index, 0.0, 2.0)
-        times = [t for t in stream.drawn if t < 2.0]
+        times = window(step_arrivals(200.0, index, 0.0, 2.0), 0.0, 2.0)
         counts += np.histogram(times, bins=20, range=(0.0, 2.0))[0].tolist()
     mean, var = statistics.mean(counts), statistics.pvariance(counts)
-    assert abs(mean - 20.0) < 0.2
-    assert 0.85 < var / mean < 1.1  # a uniform spacing would have variance ~0
+    assert mean == 20.0
+    assert 0.85 < var / mean < 1.1  # evenly spaced arrivals would have variance ~0
 
 
 def test_rates_and_ceilings_split_without_loss() -> None:
