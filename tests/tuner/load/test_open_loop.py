@@ -7,7 +7,10 @@ many arrivals each interval must carry.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -254,3 +257,61 @@ def test_bad_step_settings_are_one_sentence(tmp_path: Path) -> None:
         OpenLoopGenerator(LoadProfile(), "http://127.0.0.1:9", tmp_path)
     with pytest.raises(LoadProfileError, match=r"load\.rate_rps is required"):
         run_load(open_profile(), "http://127.0.0.1:9", tmp_path)
+
+
+def test_exception_in_arrival_is_counted_and_the_schedule_goes_on(tmp_path: Path) -> None:
+    own = tmp_path / "flaky_locustfile.py"
+    own.write_text(
+        textwrap.dedent(
+            """
+            import itertools
+
+            from tuner.load.open_loop import OpenLoopUser
+
+            calls = itertools.count()
+
+
+            class Flaky(OpenLoopUser):
+                def arrival(self):
+                    if next(calls) % 2:
+                        raise RuntimeError("bug in the locustfile")
+                    self.client.get("/stats")
+            """
+        )
+    )
+    profile = open_profile(rate_rps=60.0, locustfile=own)
+    with stub_service() as stub:
+        result = run_load(profile, stub.url, tmp_path / "run")
+    assert result.arrivals == 120 and abs(result.requests - 120) <= 4
+    assert set(result.failures_by_code) == {"locustfile_exception"}
+    assert 40 <= result.failures_by_code["locustfile_exception"] <= 80
+
+
+def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import sys, time
+        from tuner.load import LoadProfile, OpenLoopGenerator
+        profile = LoadProfile(arrival="poisson", warmup_s=0, measure_s=0.5, interval_s=0.5)
+        gen = OpenLoopGenerator(profile, sys.argv[1], {str(tmp_path)!r})
+        gen.step(20.0)
+        print("stepped", flush=True)
+        time.sleep(600)
+        """
+    )
+    with stub_service() as stub:
+        tuner = subprocess.Popen(
+            [sys.executable, "-c", script, stub.url],
+            stdout=subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[3],
+        )
+        try:
+            assert tuner.stdout.readline().strip() == b"stepped"
+            assert len(locust_processes(tmp_path)) == 1
+        finally:
+            tuner.kill()
+            tuner.wait()
+        deadline = time.monotonic() + 30
+        while locust_processes(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.2)
+    assert locust_processes(tmp_path) == []
