@@ -1,5 +1,7 @@
-"""The fixed Locust load profile and the runner that executes it in a subprocess."""
+"""Load generation: the closed-loop Locust profile and open-loop (Poisson) steps, each run in
+a Locust subprocess whose per-interval stream is read back as it comes."""
 
+from tuner.load.generator import OpenLoopGenerator
 from tuner.load.runner import run_load
 from tuner.load.spec import (
     IntervalSample,
@@ -15,5 +17,6 @@ __all__ = [
     "LoadProfile",
     "LoadProfileError",
     "LoadResult",
+    "OpenLoopGenerator",
     "run_load",
 ]

@@ -1,129 +1,94 @@
-"""Locust plugin: one JSON line per fixed interval with every request's latency and outcome.
+"""Locust plugin: the interval stream, the user classes of the mode, and a parent watchdog.
 
 The runner loads this file next to the locustfile (`-f locustfile.py,interval_reporter.py`),
-so the stream works for any locustfile, ours or the user's. A request is attributed to the
-interval in which it completed, computed from the clock when Locust reports it, so the
-emitting greenlet waking late never moves a request to the wrong interval.
+so the stream works for any locustfile, ours or the user's. The recording itself is in
+tuner.load.recorder; this file wires it to Locust's events.
 
-Lines go to the file named by TUNER_LOAD_INTERVALS_FILE (opened O_APPEND and written with
-one write() per line, so the worker processes of `--processes N` can share it), else to
-stdout. Fields: source (pid), index, requests, failures, latencies_ms (raw, all requests),
-failures_by_code.
+TUNER_LOAD_ARRIVAL picks the user classes that run: "poisson" keeps the OpenLoopUser
+subclasses, "closed" every other one, so one locustfile can serve both modes. A file
+without a class for the mode stops Locust with one sentence, prefixed `tuner-load-error:`
+so the runner can quote it.
+
+Locust runs until the tuner stops it (open-loop sessions have no fixed length); should the
+tuner die without stopping it, the watchdog ends Locust within a second.
 """
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import sys
 import time
-from collections import Counter
 
 import gevent
 from locust import events
 from locust.runners import MasterRunner
 
 from tuner.load.classify import classify_failure
+from tuner.load.locust_process import ERROR_PREFIX
+from tuner.load.open_loop import OpenLoopUser
+from tuner.load.recorder import recorder
 
-INTERVAL_S = float(os.environ.get("TUNER_LOAD_INTERVAL_S", "1.0"))
-INTERVALS_FILE = os.environ.get("TUNER_LOAD_INTERVALS_FILE")
-
-
-class _Bucket:
-    __slots__ = ("failures", "failures_by_code", "latencies_ms")
-
-    def __init__(self) -> None:
-        self.latencies_ms: list[float] = []
-        self.failures = 0
-        self.failures_by_code: Counter[str] = Counter()
+ARRIVAL = os.environ.get("TUNER_LOAD_ARRIVAL", "closed")
+PARENT_PID = int(os.environ.get("TUNER_LOAD_PARENT_PID", "0"))
+log = logging.getLogger(__name__)
 
 
-class IntervalRecorder:
-    def __init__(self, interval_s: float, path: str | None) -> None:
-        self.interval_s = interval_s
-        self.path = path
-        self.enabled = True
-        self.t0: float | None = None
-        self.next_index = 0
-        self.buckets: dict[int, _Bucket] = {}
-        self._fd: int | None = None
-        self._greenlet: gevent.Greenlet | None = None
-
-    def start(self) -> None:
-        if not self.enabled:
-            return
-        self.stop()
-        self.t0 = time.monotonic()
-        self.next_index = 0
-        self.buckets = {}
-        self._greenlet = gevent.spawn(self._loop)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=False)
-            self._greenlet = None
-        self.t0 = None
-
-    def record(self, response_time_ms: float, failure_code: str | None) -> None:
-        if self.t0 is None:
-            return
-        index = int((time.monotonic() - self.t0) / self.interval_s)
-        bucket = self.buckets.get(index)
-        if bucket is None:
-            bucket = self.buckets[index] = _Bucket()
-        bucket.latencies_ms.append(round(float(response_time_ms), 3))
-        if failure_code is not None:
-            bucket.failures += 1
-            bucket.failures_by_code[failure_code] += 1
-
-    def _loop(self) -> None:
-        while self.t0 is not None:
-            end = self.t0 + (self.next_index + 1) * self.interval_s
-            gevent.sleep(max(0.0, end - time.monotonic()))
-            completed = int((time.monotonic() - self.t0) / self.interval_s)
-            while self.next_index < completed:
-                self._emit(self.next_index, self.buckets.pop(self.next_index, _Bucket()))
-                self.next_index += 1
-
-    def _emit(self, index: int, bucket: _Bucket) -> None:
-        line = json.dumps(
-            {
-                "source": os.getpid(),
-                "index": index,
-                "requests": len(bucket.latencies_ms),
-                "failures": bucket.failures,
-                "latencies_ms": bucket.latencies_ms,
-                "failures_by_code": dict(bucket.failures_by_code),
-            },
-            separators=(",", ":"),
-        )
-        self._write((line + "\n").encode())
-
-    def _write(self, data: bytes) -> None:
-        if self.path is None:
-            sys.stdout.write(data.decode())
-            sys.stdout.flush()
-            return
-        if self._fd is None:
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
-
-
-recorder = IntervalRecorder(INTERVAL_S, INTERVALS_FILE)
+def _fail(message: str) -> None:
+    sys.stderr.write(f"{ERROR_PREFIX} {message}\n")
+    sys.stderr.flush()
+    os._exit(1)
 
 
 @events.init.add_listener
 def _on_init(environment, **_kwargs) -> None:
     # With --processes the master makes no requests; only the workers report.
     recorder.enabled = not isinstance(environment.runner, MasterRunner)
+    recorder.open_loop = ARRIVAL == "poisson"
+    _select_user_classes(environment)
+    if PARENT_PID:
+        gevent.spawn(_watch_parent, environment)
+
+
+def _select_user_classes(environment) -> None:
+    classes = environment.user_classes
+    if ARRIVAL == "poisson":
+        kept = [c for c in classes if issubclass(c, OpenLoopUser)]
+        if not kept:
+            _fail(
+                'load.arrival = "poisson" needs a locustfile whose User class subclasses '
+                "tuner.load.open_loop.OpenLoopUser and implements arrival() (see the README, "
+                '"The load profile"); this one has '
+                + (", ".join(c.__name__ for c in classes) or "no User class")
+            )
+    else:
+        kept = [c for c in classes if not issubclass(c, OpenLoopUser)]
+        if not kept:
+            _fail(
+                'load.arrival = "closed" needs a locustfile with a User class that is not an '
+                "OpenLoopUser; this one has only " + ", ".join(c.__name__ for c in classes)
+            )
+    classes[:] = kept
+
+
+def _watch_parent(environment) -> None:
+    while True:
+        gevent.sleep(1.0)
+        try:
+            os.kill(PARENT_PID, 0)
+        except ProcessLookupError:
+            log.warning("event=tuner_gone pid=%d action=quit", PARENT_PID)
+            environment.runner.quit()
+            gevent.sleep(5.0)
+            os._exit(1)
+        except PermissionError:
+            pass
 
 
 @events.test_start.add_listener
 def _on_test_start(**_kwargs) -> None:
-    recorder.start()
+    if not recorder.open_loop:
+        recorder.begin_step(0, time.monotonic(), None)
 
 
 @events.test_stop.add_listener

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tuner.load.spec import LoadProfile
+from tuner.load.spec import LoadGeneratorError, LoadProfile
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +35,23 @@ def run_time_s(profile: LoadProfile) -> int:
 def locust_command(
     profile: LoadProfile, target_url: str, workdir: Path, *, master_port: int | None = None
 ) -> list[str]:
-    """The Locust command line for `profile` (pure: tests check it as is)."""
+    """The Locust command line for `profile` (pure: tests check it as is).
+
+    Open loop: one user (the arrival scheduler) per process, and no --run-time: the session
+    lasts as many steps as the tuner asks for, and the tuner stops it (or its watchdog does).
+    """
     locustfile = Path(profile.locustfile or DEFAULT_LOCUSTFILE).resolve()
+    if profile.open_loop:
+        users = ["--users", str(profile.processes), "--spawn-rate", str(profile.processes)]
+    else:
+        users = [
+            "--users",
+            str(profile.users),
+            "--spawn-rate",
+            f"{profile.spawn_rate:g}",
+            "--run-time",
+            f"{run_time_s(profile)}s",
+        ]
     cmd = [
         sys.executable,
         "-m",
@@ -46,12 +61,7 @@ def locust_command(
         "--headless",
         "--host",
         target_url,
-        "--users",
-        str(profile.users),
-        "--spawn-rate",
-        f"{profile.spawn_rate:g}",
-        "--run-time",
-        f"{run_time_s(profile)}s",
+        *users,
         "--stop-timeout",
         str(STOP_TIMEOUT_S),
         "--csv",
@@ -79,7 +89,9 @@ def locust_command(
     return cmd
 
 
-def locust_env(profile: LoadProfile, intervals_file: Path) -> dict[str, str]:
+def locust_env(
+    profile: LoadProfile, intervals_file: Path, control_file: Path | None = None
+) -> dict[str, str]:
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env.update(
@@ -89,7 +101,13 @@ def locust_env(profile: LoadProfile, intervals_file: Path) -> dict[str, str]:
         TUNER_LOAD_INTERVALS_FILE=str(intervals_file),
         TUNER_LOAD_TEXTS_PER_REQUEST=str(profile.texts_per_request),
         TUNER_LOAD_REQUEST_TIMEOUT_S=repr(profile.request_timeout_s),
+        TUNER_LOAD_ARRIVAL=profile.arrival,
+        TUNER_LOAD_PROCESSES=str(profile.processes),
+        TUNER_LOAD_MAX_IN_FLIGHT=str(profile.max_in_flight),
+        TUNER_LOAD_PARENT_PID=str(os.getpid()),
     )
+    if control_file is not None:
+        env["TUNER_LOAD_CONTROL_FILE"] = str(control_file)
     return env
 
 
@@ -105,8 +123,15 @@ def log_tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
+ERROR_PREFIX = "tuner-load-error:"
+
+
 def last_line(path: Path) -> str:
+    """The line that explains a failed Locust: our plugin's own sentence, else the last."""
     tail = [line.strip() for line in log_tail(path, 30).splitlines() if line.strip()]
+    ours = [line for line in tail if line.startswith(ERROR_PREFIX)]
+    if ours:
+        return ours[-1][len(ERROR_PREFIX) :].strip()
     return tail[-1] if tail else "(no output)"
 
 
@@ -124,3 +149,62 @@ def terminate(proc: subprocess.Popen, grace_s: float = STOP_TIMEOUT_S + 10.0) ->
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+class LocustRun:
+    """One Locust subprocess (with its workers) writing the interval stream under `workdir`."""
+
+    def __init__(
+        self,
+        profile: LoadProfile,
+        target_url: str,
+        workdir: Path,
+        control_file: Path | None = None,
+    ) -> None:
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        locustfile = Path(profile.locustfile or DEFAULT_LOCUSTFILE)
+        if not locustfile.is_file():
+            raise LoadGeneratorError(
+                f"the locustfile {locustfile} does not exist; fix load.locustfile in the config"
+            )
+        self.intervals_path = self.workdir / "intervals.jsonl"
+        self.log_path = self.workdir / "locust.log"
+        self.intervals_path.unlink(missing_ok=True)
+        master_port = free_port() if profile.processes > 1 else None
+        cmd = locust_command(profile, target_url, self.workdir, master_port=master_port)
+        with self.log_path.open("wb") as log_file:
+            self.proc = subprocess.Popen(
+                cmd,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=self.workdir,
+                env=locust_env(profile, self.intervals_path, control_file),
+                start_new_session=True,
+            )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def exited(self) -> bool:
+        return self.proc.poll() is not None
+
+    def error(self, what: str) -> LoadGeneratorError:
+        return LoadGeneratorError(
+            f"{what}: {last_line(self.log_path)} (log: {self.log_path})", log_tail(self.log_path)
+        )
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def artifacts(self) -> list[Path]:
+        names = ["locust.log", "intervals.jsonl"]
+        names += [
+            f"locust_{kind}.csv" for kind in ("stats", "stats_history", "failures", "exceptions")
+        ]
+        return [self.workdir / name for name in names if (self.workdir / name).exists()]
+
+    def stop(self) -> None:
+        terminate(self.proc)

@@ -1,10 +1,13 @@
-"""The tuner's default load: users posting varied, realistic texts to the service's /predict.
+"""The tuner's default load: varied, realistic texts posted to the service's /predict.
 
-Closed loop without think time, so `users` is the number of requests in flight. Texts come
-from the deterministic corpus generator, each user drawing from its own seeded stream, so
-two trials send the same mix. Settings come from environment variables set by the runner:
-TUNER_LOAD_TEXTS_PER_REQUEST (1 = `{"text": ...}`, more = `{"texts": [...]}`),
-TUNER_LOAD_REQUEST_TIMEOUT_S, TUNER_LOAD_CORPUS_SIZE, TUNER_LOAD_CORPUS_SEED.
+Two user classes, one per `load.arrival` (the interval reporter keeps the mode's class):
+PredictUser is the closed loop without think time, so `users` is the number of requests in
+flight; OpenLoopPredictUser sends one request per arrival of the open-loop scheduler.
+Texts come from the deterministic corpus generator, each user (each process, in open
+loop) drawing from its own seeded stream, so two trials send the same mix. Settings come
+from environment variables set by the runner: TUNER_LOAD_TEXTS_PER_REQUEST
+(1 = `{"text": ...}`, more = `{"texts": [...]}`), TUNER_LOAD_REQUEST_TIMEOUT_S,
+TUNER_LOAD_CORPUS_SIZE, TUNER_LOAD_CORPUS_SEED.
 Failures are named by the interval reporter from the service's error `code`.
 """
 
@@ -17,6 +20,7 @@ import random
 from locust import FastHttpUser, constant, task
 
 from scripts.corpus import generate
+from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))
 REQUEST_TIMEOUT_S = float(os.environ.get("TUNER_LOAD_REQUEST_TIMEOUT_S", "10"))
@@ -38,15 +42,30 @@ class PredictUser(FastHttpUser):
 
     @task
     def predict(self) -> None:
-        if TEXTS_PER_REQUEST == 1:
-            payload: dict = {"text": self.rng.choice(TEXTS)}
-        else:
-            payload = {"texts": self.rng.choices(TEXTS, k=TEXTS_PER_REQUEST)}
-        with self.client.post("/predict", json=payload, catch_response=True) as response:
-            if response.status_code == 200:
-                problem = _problem(response)
-                if problem:
-                    response.failure(problem)
+        _predict(self.client, self.rng)
+
+
+class OpenLoopPredictUser(OpenLoopUser):
+    """One per Locust process; its arrivals share the process's seeded stream of texts."""
+
+    def on_start(self) -> None:
+        worker = getattr(self.environment.runner, "worker_index", 0)
+        self.rng = random.Random(f"{CORPUS_SEED}/open/{worker}")
+
+    def arrival(self) -> None:
+        _predict(self.client, self.rng)
+
+
+def _predict(client, rng: random.Random) -> None:
+    if TEXTS_PER_REQUEST == 1:
+        payload: dict = {"text": rng.choice(TEXTS)}
+    else:
+        payload = {"texts": rng.choices(TEXTS, k=TEXTS_PER_REQUEST)}
+    with client.post("/predict", json=payload, catch_response=True) as response:
+        if response.status_code == 200:
+            problem = _problem(response)
+            if problem:
+                response.failure(problem)
 
 
 def _problem(response) -> str | None:

@@ -25,17 +25,53 @@ class LoadGeneratorError(RuntimeError):
         self.log_tail = log_tail
 
 
+def check_rate(rate_rps: float, name: str = "the offered rate") -> float:
+    """An offered rate must be a positive, finite number of requests per second."""
+    if isinstance(rate_rps, bool) or not isinstance(rate_rps, int | float):
+        raise LoadProfileError(f"{name} must be a number of requests per second, not {rate_rps!r}")
+    if not math.isfinite(rate_rps) or rate_rps <= 0:
+        raise LoadProfileError(
+            f"{name} must be a positive number of requests per second, not {rate_rps:g}"
+        )
+    return float(rate_rps)
+
+
 def _whole_multiple(value: float, step: float) -> bool:
     ratio = value / step
     return math.isclose(ratio, round(ratio), abs_tol=1e-9)
 
 
+ARRIVALS = ("closed", "poisson")
+
+
+def whole_intervals(seconds: float, interval_s: float, name: str, minimum: int) -> int:
+    """`seconds` as a whole number (>= minimum) of intervals: a step's warm-up or window."""
+    if (
+        isinstance(seconds, bool)
+        or not isinstance(seconds, int | float)
+        or not math.isfinite(seconds)
+        or seconds < 0
+        or not _whole_multiple(seconds, interval_s)
+        or round(seconds / interval_s) < minimum
+    ):
+        kind = "zero or a whole" if minimum == 0 else "a positive whole"
+        raise LoadProfileError(
+            f"a step's {name} ({seconds!r}) must be {kind} multiple of load.interval_s "
+            f"({interval_s:g})"
+        )
+    return round(seconds / interval_s)
+
+
 @dataclass(frozen=True)
 class LoadProfile:
-    """The fixed Locust profile: closed-loop users with no think time.
+    """The Locust profile: closed-loop users with no think time, or open-loop arrivals.
 
-    Warm-up and measurement are whole numbers of intervals so every interval is either
-    entirely warm-up or entirely measured.
+    `arrival = "closed"`: `users` users, each sending its next request when the last one
+    answered (the number in flight is fixed). `arrival = "poisson"`: requests arrive at
+    `rate_rps` with exponential gaps whatever the target does, at most `max_in_flight` of
+    them outstanding (`users` and `spawn_rate` are then unused). Warm-up and measurement
+    are whole numbers of intervals so every interval is either entirely warm-up or entirely
+    measured; in open-loop mode they apply to every step.
     """
 
     users: int = 32
@@ -47,8 +83,15 @@ class LoadProfile:
     processes: int = 1
     request_timeout_s: float = 10.0
     texts_per_request: int = 1
+    arrival: str = "closed"
+    rate_rps: float | None = None  # open loop: the offered rate of run_load's single step
+    max_in_flight: int = 256  # open loop: the ceiling on outstanding requests, all processes
 
     def __post_init__(self) -> None:
+        if self.arrival not in ARRIVALS:
+            raise LoadProfileError(
+                f'load.arrival must be "closed" or "poisson", not {self.arrival!r}'
+            )
         if self.users < 1:
             raise LoadProfileError(f"load.users must be at least 1, not {self.users}")
         if self.spawn_rate <= 0:
@@ -67,7 +110,9 @@ class LoadProfile:
             )
         if self.processes < 1:
             raise LoadProfileError(f"load.processes must be at least 1, not {self.processes}")
-        if self.processes > self.users:
+        if self.arrival == "poisson":
+            self._check_open_loop()
+        elif self.processes > self.users:
             raise LoadProfileError(
                 f"load.processes ({self.processes}) must not exceed load.users ({self.users}): "
                 "a Locust process without users reports nothing"
@@ -86,6 +131,23 @@ class LoadProfile:
                 "(Locust reads commas as a list of files)"
             )
 
+    def _check_open_loop(self) -> None:
+        if self.rate_rps is not None:
+            check_rate(self.rate_rps, "load.rate_rps")
+        if isinstance(self.max_in_flight, bool) or not isinstance(self.max_in_flight, int):
+            raise LoadProfileError(
+                f"load.max_in_flight must be a whole number, not {self.max_in_flight!r}"
+            )
+        if self.max_in_flight < self.processes:
+            raise LoadProfileError(
+                f"load.max_in_flight ({self.max_in_flight}) must be at least 1 per Locust "
+                f"process (load.processes = {self.processes})"
+            )
+
+    @property
+    def open_loop(self) -> bool:
+        return self.arrival == "poisson"
+
     @property
     def warmup_intervals(self) -> int:
         return round(self.warmup_s / self.interval_s)
@@ -97,7 +159,13 @@ class LoadProfile:
 
 @dataclass(frozen=True)
 class IntervalSample:
-    """One interval of load, all Locust processes merged; a request counts where it ended."""
+    """One interval of load, all Locust processes merged; a request counts where it ended,
+    an arrival where it was scheduled.
+
+    `index` runs on across the steps of an open-loop session (so it stays a unique key);
+    `step` says which step the interval belongs to, `t_s` is seconds since the first step
+    (or the closed-loop load) started. The arrival fields are None in closed mode.
+    """
 
     index: int
     t_s: float  # end of the interval, seconds since the load started
@@ -109,6 +177,13 @@ class IntervalSample:
     p95_ms: float | None
     p99_ms: float | None
     failures_by_code: dict[str, int] = field(default_factory=dict)
+    step: int = 0
+    target_rps: float | None = None  # the step's target offered rate (open loop)
+    arrivals: int | None = None  # arrivals sent (open loop)
+    skipped: int | None = None  # arrivals not sent: the in-flight ceiling was reached
+    in_flight_max: int | None = None  # most requests outstanding at once, summed over processes
+    late: int | None = None  # arrivals sent more than LATE_MS after their scheduled time
+    offered_rps: float | None = None  # arrivals sent per second in this interval
 
 
 @dataclass(frozen=True)
@@ -135,3 +210,13 @@ class LoadResult:
     # pid given by `cpu_pids` -> mean CPU (100 = one core) of it and its descendants
     # over the measurement window.
     cpu_percent_by_pid: dict[int, float] = field(default_factory=dict)
+    # Open loop (None / False in closed mode). `rps` stays completed requests per second.
+    step: int = 0
+    target_rps: float | None = None
+    offered_rps_achieved: float | None = None  # arrivals sent per second over the window
+    arrivals: int | None = None  # arrivals sent in the window
+    skipped: int | None = None  # arrivals due in the window but not sent (ceiling reached)
+    late: int | None = None  # arrivals sent more than 10 ms after their scheduled time
+    in_flight_max: int | None = None
+    in_flight_limit_hit: bool = False
+    offered_detail: str | None = None  # one sentence on the offered rate, achieved or not

@@ -29,25 +29,44 @@ def percentile(sorted_values: Sequence[float], p: float) -> float | None:
 
 @dataclass
 class IntervalData:
-    """One interval of one or more Locust processes, before it becomes a sample."""
+    """One interval of one or more Locust processes, before it becomes a sample.
+
+    `index` counts from the start of `step`; the arrival fields stay None in closed mode.
+    """
 
     index: int
+    step: int = 0
     requests: int = 0
     failures: int = 0
     latencies_ms: list[float] = field(default_factory=list)
     failures_by_code: Counter[str] = field(default_factory=Counter)
+    target_rps: float | None = None
+    arrivals: int | None = None
+    skipped: int | None = None
+    late: int | None = None
+    in_flight_max: int | None = None
 
     def add(self, line: dict) -> None:
         self.requests += int(line["requests"])
         self.failures += int(line["failures"])
         self.latencies_ms.extend(float(x) for x in line["latencies_ms"])
         self.failures_by_code.update({str(k): int(v) for k, v in line["failures_by_code"].items()})
+        if "arrivals" in line:
+            self.target_rps = line.get("target_rps")
+            self.arrivals = (self.arrivals or 0) + int(line["arrivals"])
+            self.skipped = (self.skipped or 0) + int(line["skipped"])
+            self.late = (self.late or 0) + int(line["late"])
+            # Processes peak at different moments: the sum bounds the total from above.
+            self.in_flight_max = (self.in_flight_max or 0) + int(line["in_flight_max"])
 
-    def to_sample(self, interval_s: float, warmup_intervals: int) -> IntervalSample:
+    def to_sample(
+        self, interval_s: float, warmup_intervals: int, *, first_index: int = 0, t0_s: float = 0.0
+    ) -> IntervalSample:
+        """The sample; `first_index` and `t0_s` place the step in the whole session."""
         ordered = sorted(self.latencies_ms)
         return IntervalSample(
-            index=self.index,
-            t_s=round((self.index + 1) * interval_s, 9),
+            index=first_index + self.index,
+            t_s=round(t0_s + (self.index + 1) * interval_s, 9),
             in_warmup=self.index < warmup_intervals,
             requests=self.requests,
             failures=self.failures,
@@ -56,27 +75,44 @@ class IntervalData:
             p95_ms=percentile(ordered, 95),
             p99_ms=percentile(ordered, 99),
             failures_by_code=dict(self.failures_by_code),
+            step=self.step,
+            target_rps=self.target_rps,
+            arrivals=self.arrivals,
+            skipped=self.skipped,
+            in_flight_max=self.in_flight_max,
+            late=self.late,
+            offered_rps=self.arrivals / interval_s if self.arrivals is not None else None,
         )
 
 
 class IntervalMerger:
     """Merges the lines of `sources` Locust processes into complete intervals, in order.
 
-    Each process numbers its intervals from its own test start; with `--processes` the
-    workers start within milliseconds of each other, so equal indexes cover the same time.
+    Lines carry (step, index): closed mode is one step 0 numbered from each process's own
+    test start (the workers of `--processes` start within milliseconds of each other); an
+    open-loop step starts at the same instant in every process (control.py). Lines of
+    other steps than the current one are ignored; `begin(step)` moves on.
     """
 
-    def __init__(self, sources: int) -> None:
+    def __init__(self, sources: int, step: int = 0) -> None:
         self.sources = sources
+        self.step = step
         self._pending: dict[int, tuple[IntervalData, set[int]]] = {}
+        self._next = 0
+
+    def begin(self, step: int) -> None:
+        self.step = step
+        self._pending = {}
         self._next = 0
 
     def add(self, line: dict) -> list[IntervalData]:
         """Adds one line; returns the intervals it completed, oldest first."""
+        if int(line.get("step", 0)) != self.step:
+            return []
         index = int(line["index"])
         if index < self._next:
             return []
-        data, seen = self._pending.setdefault(index, (IntervalData(index), set()))
+        data, seen = self._pending.setdefault(index, (IntervalData(index, self.step), set()))
         source = int(line["source"])
         if source in seen:
             return []
@@ -100,19 +136,29 @@ class WindowFigures:
     error_rate: float
     failures_by_code: dict[str, int]
     duration_s: float
+    arrivals: int | None = None
+    skipped: int | None = None
+    late: int | None = None
+    in_flight_max: int | None = None
 
 
 def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> WindowFigures:
-    """Figures over all requests of the given (measured) intervals."""
+    """Figures over all requests (and arrivals) of the given (measured) intervals."""
     requests = failures = count = 0
     latencies: list[float] = []
     by_code: Counter[str] = Counter()
+    arrivals = skipped = late = in_flight = None
     for data in intervals:
         count += 1
         requests += data.requests
         failures += data.failures
         latencies.extend(data.latencies_ms)
         by_code.update(data.failures_by_code)
+        if data.arrivals is not None:
+            arrivals = (arrivals or 0) + data.arrivals
+            skipped = (skipped or 0) + (data.skipped or 0)
+            late = (late or 0) + (data.late or 0)
+            in_flight = max(in_flight or 0, data.in_flight_max or 0)
     latencies.sort()
     duration = count * interval_s
     return WindowFigures(
@@ -125,6 +171,10 @@ def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> Wind
         error_rate=failures / requests if requests else 0.0,
         failures_by_code=dict(sorted(by_code.items())),
         duration_s=duration,
+        arrivals=arrivals,
+        skipped=skipped,
+        late=late,
+        in_flight_max=in_flight,
     )
 
 

@@ -3,7 +3,15 @@
 It answers /predict after `--delay-s` and, by request number, rejects some requests the way
 the real service does (503 model_server_overloaded, 504 deadline_exceeded), answers some
 with a plain 500 or a body without a prediction, or answers slowly, so the tests know what
-the load generator must report. GET /stats returns what it sent and the body shapes seen.
+the load generator must report. GET /stats returns what it sent, the body shapes seen and
+`max_concurrent`, the most requests it held at once.
+
+`--service-s D` makes it a single FIFO server with a deterministic service time D (an
+M/D/1 queue under Poisson arrivals): request k finishes at max(its arrival, the previous
+finish) + D, computed on the clock, so sleep overshoot never accumulates into the queue.
+Its capacity is 1/D req/s, and its latency distribution at a given rate follows from
+queueing theory (Pollaczek-Khinchine for the mean; Erlang's/Crommelin's formula for the
+waiting-time distribution), plus the loopback HTTP round trip.
 """
 
 from __future__ import annotations
@@ -11,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
+import time
 
 import uvicorn
 from starlette.applications import Starlette
@@ -22,11 +31,27 @@ from starlette.routing import Route
 def build_app(args: argparse.Namespace) -> Starlette:
     counter = itertools.count(1)
     sent: dict[str, int] = {}
+    held = {"now": 0, "max": 0}
+    fifo = {"busy_until": 0.0}
+
+    async def serve_fifo() -> None:
+        now = time.monotonic()
+        finish = max(now, fifo["busy_until"]) + args.service_s
+        fifo["busy_until"] = finish
+        await asyncio.sleep(finish - now)
 
     def every(n: int, k: int) -> bool:
         return k > 0 and n % k == 0
 
     async def predict(request: Request) -> Response:
+        held["now"] += 1
+        held["max"] = max(held["max"], held["now"])
+        try:
+            return await answer(request)
+        finally:
+            held["now"] -= 1
+
+    async def answer(request: Request) -> Response:
         n = next(counter)
         body = await request.json()
         if every(n, args.overloaded_every):
@@ -48,7 +73,9 @@ def build_app(args: argparse.Namespace) -> Starlette:
         elif every(n, args.bad_body_every):
             outcome, response = "invalid_response", JSONResponse({"unexpected": True})
         else:
-            if every(n, args.slow_every):
+            if args.service_s:
+                await serve_fifo()
+            elif every(n, args.slow_every):
                 await asyncio.sleep(args.slow_s)
             elif args.delay_s:
                 await asyncio.sleep(args.delay_s)
@@ -66,7 +93,7 @@ def build_app(args: argparse.Namespace) -> Starlette:
         return response
 
     async def stats(_: Request) -> Response:
-        return JSONResponse(sent)
+        return JSONResponse({**sent, "max_concurrent": held["max"]})
 
     return Starlette(routes=[Route("/predict", predict, methods=["POST"]), Route("/stats", stats)])
 
@@ -81,6 +108,12 @@ def main() -> None:
     parser.add_argument("--delay-s", type=float, default=0.0)
     parser.add_argument("--slow-every", type=int, default=0)
     parser.add_argument("--slow-s", type=float, default=0.0)
+    parser.add_argument(
+        "--service-s",
+        type=float,
+        default=0.0,
+        help="a single FIFO server with this deterministic service time (M/D/1)",
+    )
     args = parser.parse_args()
     uvicorn.run(build_app(args), host="127.0.0.1", port=args.port, log_level="warning")
 

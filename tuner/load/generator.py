@@ -1,0 +1,234 @@
+"""Open-loop load as a sequence of steps at different rates, in ONE Locust session.
+
+Starting Locust costs 1-2 s (imports, the locustfile, workers connecting); a capacity
+search runs several steps per trial, so the generator starts Locust once and switches the
+rate through the control file (control.py): a switch costs the control lead (50 ms) plus
+the wait for the last interval's line, not a restart.
+
+    with OpenLoopGenerator(profile, url, workdir, cpu_pids=...) as gen:
+        low = gen.step(200.0)
+        high = gen.step(400.0)
+
+Each step is a warm-up (`profile.warmup_s`, excluded) then a window (`profile.measure_s`)
+at the step's rate, both optionally overridden per step. Between steps the load goes on at
+the previous rate, so the server never idles; requests still in flight from the previous
+step complete during the next step's warm-up (a request counts in the interval in which
+it ENDED, as in closed mode), which is why a step's warm-up must be at least one interval
+when the previous step was overloaded. Arrivals count where they were scheduled.
+
+`close()` (also on any exception or KeyboardInterrupt, via `with`) leaves no Locust
+process alive; should the tuner itself be killed, Locust's watchdog ends it within a second.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from tuner.load.collect import IntervalStream, WindowCollector
+from tuner.load.control import CONTROL_LEAD_S, Step, write_step
+from tuner.load.locust_process import LocustRun
+from tuner.load.spec import (
+    IntervalSample,
+    LoadGeneratorError,
+    LoadProfile,
+    LoadProfileError,
+    LoadResult,
+    check_rate,
+    whole_intervals,
+)
+from tuner.load.window import IntervalMerger
+
+log = logging.getLogger(__name__)
+
+STARTUP_ALLOWANCE_S = 60.0  # Locust's imports, the locustfile, workers connecting
+STEP_SLACK_S = 10.0  # beyond a step's own length, before its window counts as lost
+POLL_S = 0.02
+
+
+class OpenLoopGenerator:
+    """A running open-loop Locust session; see the module docstring."""
+
+    def __init__(
+        self,
+        profile: LoadProfile,
+        target_url: str,
+        workdir: Path,
+        cpu_pids: Callable[[], list[int]] | None = None,
+    ) -> None:
+        if not profile.open_loop:
+            raise LoadProfileError(
+                f'the open-loop generator needs load.arrival = "poisson", not {profile.arrival!r}'
+            )
+        self.profile = profile
+        self.target_url = target_url
+        self.workdir = Path(workdir)
+        self.cpu_pids = cpu_pids
+        self.control_path = self.workdir / "control.json"
+        self.steps: list[LoadResult] = []
+        self._run: LocustRun | None = None
+        self._stream: IntervalStream | None = None
+        self._merger = IntervalMerger(profile.processes)
+        self._ready: set[int] = set()
+        self._next_index = 0  # the session-wide index of the next step's first interval
+        self._origin: float | None = None  # monotonic start of the first step
+        self._closed = False
+
+    # -- life cycle -------------------------------------------------------------------
+
+    def __enter__(self) -> OpenLoopGenerator:
+        self.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def start(self) -> None:
+        """Start Locust and wait until every process's scheduler is ready."""
+        if self._run is not None:
+            return
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.control_path.unlink(missing_ok=True)
+        log.info(
+            "event=open_loop_start processes=%d max_in_flight=%d target=%s",
+            self.profile.processes,
+            self.profile.max_in_flight,
+            self.target_url,
+        )
+        self._run = LocustRun(self.profile, self.target_url, self.workdir, self.control_path)
+        self._stream = IntervalStream(self._run.intervals_path)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        """Stop Locust (idempotent); afterwards step() refuses."""
+        self._closed = True
+        if self._run is not None:
+            self._run.stop()
+
+    @property
+    def artifacts(self) -> list[Path]:
+        return self._run.artifacts() if self._run is not None else []
+
+    # -- steps ------------------------------------------------------------------------
+
+    def step(
+        self,
+        rate_rps: float,
+        on_interval: Callable[[IntervalSample], bool] | None = None,
+        *,
+        warmup_s: float | None = None,
+        measure_s: float | None = None,
+    ) -> LoadResult:
+        """Offer `rate_rps` for a warm-up then a window; the window's LoadResult.
+
+        `on_interval` sees each interval of this step as it completes (warm-up flagged);
+        returning False ends the step early (`stopped_early`), the session stays usable.
+        """
+        rate = check_rate(rate_rps)
+        interval = self.profile.interval_s
+        warmup = whole_intervals(
+            self.profile.warmup_s if warmup_s is None else warmup_s, interval, "warmup_s", 0
+        )
+        measure = whole_intervals(
+            self.profile.measure_s if measure_s is None else measure_s, interval, "measure_s", 1
+        )
+        if self._closed:
+            raise LoadGeneratorError("the open-loop generator is closed; start a new one")
+        self.start()
+        run = self._run
+        assert run is not None
+        number = len(self.steps)
+        start_at = time.monotonic() + CONTROL_LEAD_S
+        if self._origin is None:
+            self._origin = start_at
+        self._merger.begin(number)
+        write_step(
+            self.control_path,
+            Step(number, rate, start_at, warmup * interval, measure * interval),
+        )
+        log.info(
+            "event=step_begin step=%d rate_rps=%g warmup_s=%g measure_s=%g",
+            number,
+            rate,
+            warmup * interval,
+            measure * interval,
+        )
+        collector = WindowCollector(
+            interval_s=interval,
+            warmup_intervals=warmup,
+            measure_intervals=measure,
+            locust_pid=run.pid,
+            cpu_pids=self.cpu_pids,
+            on_interval=on_interval,
+            first_index=self._next_index,
+            t0_s=start_at - self._origin,
+            target_rps=rate,
+            step=number,
+            max_in_flight=self.profile.max_in_flight,
+        )
+        budget = CONTROL_LEAD_S + (warmup + measure) * interval + STEP_SLACK_S
+        try:
+            self._pump(collector, budget, f"step {number} at {rate:g} req/s")
+        except BaseException:
+            self.close()
+            raise
+        self._next_index += len(collector.samples)
+        result = collector.finish(run.log_text(), run.artifacts())
+        self.steps.append(result)
+        return result
+
+    # -- the stream -------------------------------------------------------------------
+
+    def _lines(self) -> list[dict]:
+        run, stream = self._run, self._stream
+        assert run is not None and stream is not None
+        try:
+            return stream.read()
+        except ValueError as exc:
+            raise run.error(f"the interval stream has a malformed line ({exc})") from exc
+
+    def _wait_ready(self) -> None:
+        run = self._run
+        assert run is not None
+        deadline = time.monotonic() + STARTUP_ALLOWANCE_S
+        while len(self._ready) < self.profile.processes:
+            exited = run.exited()
+            for line in self._lines():
+                if line.get("ready"):
+                    self._ready.add(int(line["source"]))
+            if len(self._ready) >= self.profile.processes:
+                break
+            if exited:
+                raise run.error(f"Locust exited with code {run.proc.returncode} while starting")
+            if time.monotonic() > deadline:
+                raise run.error(
+                    f"Locust's {self.profile.processes} arrival scheduler(s) were not ready "
+                    f"within {STARTUP_ALLOWANCE_S:.0f} s"
+                )
+            time.sleep(POLL_S)
+        log.info("event=open_loop_ready processes=%d", len(self._ready))
+
+    def _pump(self, collector: WindowCollector, budget: float, what: str) -> None:
+        """Feed the step's complete intervals to `collector` until it is done."""
+        run = self._run
+        assert run is not None
+        deadline = time.monotonic() + budget
+        while True:
+            exited = run.exited()
+            for line in self._lines():
+                if "index" not in line:
+                    continue
+                for data in self._merger.add(line):
+                    if not collector.accept(data):
+                        return
+            if exited:
+                raise run.error(f"Locust exited with code {run.proc.returncode} during {what}")
+            if time.monotonic() > deadline:
+                raise run.error(f"Locust did not deliver {what} within {budget:.0f} s")
+            time.sleep(POLL_S)
