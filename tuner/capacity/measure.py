@@ -19,7 +19,7 @@ from model_server.batching_parameters import BatchingParameters
 from tuner.capacity.early import EarlyFail
 from tuner.capacity.search import SearchOutcome, SearchSettings, search
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
-from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile
+from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, OpenLoopGenerator
 from tuner.measurement import Measurer, load_failed
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
@@ -61,8 +61,6 @@ class CapacityMeasurer:
         on_step: OnStep | None = None,
     ) -> CapacityMeasurement:
         """Raises TrialFailed with the fail_reason when the configuration cannot be measured."""
-        from tuner.load import OpenLoopGenerator  # TODO(issue-8-load): top-level once merged
-
         self.measurer.prepare(batching, server_flags, workdir)
         try:
             with OpenLoopGenerator(
@@ -168,6 +166,8 @@ class StepRunner:
             duration_s=result.duration_s,
             elapsed_s=time.monotonic() - started,
             ended_early=early.reason if early is not None and result.stopped_early else None,
+            generator_saturated=bool(result.generator_saturated),
+            saturation_reason=result.saturation_reason,
         )
 
 

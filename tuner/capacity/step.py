@@ -36,6 +36,9 @@ class StepResult:
     cpu_load_generator_percent: float | None = None
     duration_s: float = 0.0  # the measured window (shorter when it ended early)
     ended_early: str | None = None  # why the window was cut short: it could not pass any more
+    # the generator could not keep the arrival schedule (CPU): figures are less trustworthy
+    generator_saturated: bool = False
+    saturation_reason: str | None = None
     elapsed_s: float = 0.0  # wall clock of the whole step, warm-up and scrapes included
 
     def latency_ms(self, percentile: str) -> float | None:
