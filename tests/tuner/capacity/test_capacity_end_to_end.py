@@ -73,9 +73,10 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert trial.system_attrs["constraints"][0] == pytest.approx(
             a["latency_at_capacity_ms"] - 250.0, abs=0.01
         )
-    # the second reference starts at the first one's capacity: the no-batching bracket
+    # the second reference starts at the first one's capacity (less the resolution): the
+    # no-batching reference brackets the first trials
     assert references[1].user_attrs["capacity_curve"][0]["target_rps"] == pytest.approx(
-        references[0].user_attrs["capacity_rps"], rel=0.01
+        references[0].user_attrs["capacity_rps"] / 1.3, rel=0.01
     )
     assert references[0].user_attrs["capacity_curve"][0]["target_rps"] == 40.0
     assert references[0].user_attrs["mean_batch_size"] == pytest.approx(1.0)
@@ -102,7 +103,9 @@ def test_samples_and_steps_are_stored_per_step(capacity_run) -> None:
             assert [s.passed for s in steps] == [p["passed"] for p in curve]
             assert {i.step for i in intervals} == {p["step"] for p in curve}
             assert len({i.index for i in intervals}) == len(intervals)
-            assert sum(not i.in_warmup for i in intervals) == 2 * len(curve)
+            for p in curve:  # a 2 s window, unless it ended early (it could not pass)
+                measured = sum(not i.in_warmup and i.step == p["step"] for i in intervals)
+                assert measured == 2 or (p["ended_early"] and measured == 1)
 
 
 def test_confirmation_export_and_summary_quote_capacity(capacity_run) -> None:
