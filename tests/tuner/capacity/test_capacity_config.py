@@ -71,3 +71,24 @@ def test_the_cli_says_it_in_one_line_and_exits_2(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
+
+
+def test_a_study_refuses_to_resume_in_the_other_mode(tmp_path: Path, demo_model_dir) -> None:
+    from tests.support.studies import new_study
+    from tuner.study import optimize
+
+    storage = f"sqlite:///{tmp_path / 't.db'}"
+    sections = {
+        "study": {"name": "s", "storage": storage},
+        "search": {"space": "quick"},
+        "server": {"model_base_path": str(demo_model_dir)},
+    }
+    closed = load_config(None, {**sections, "load": {"mode": "closed"}})
+    study = new_study(closed)
+    assert study.user_attrs["load_mode"] == "closed"
+    with pytest.raises(ConfigError) as info:
+        optimize(load_config(None, sections), say=lambda line: None)
+    message = str(info.value)
+    assert "was run with load.mode = 'closed', not 'capacity'" in message
+    assert 'set load.mode = "closed" to resume it' in message and "\n" not in message
+    assert len(study.trials) == 2  # nothing was touched
