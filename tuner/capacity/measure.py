@@ -18,7 +18,7 @@ from typing import Any
 from model_server.batching_parameters import BatchingParameters
 from tuner.capacity.early import EarlyFail
 from tuner.capacity.search import SearchOutcome, SearchSettings, search
-from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
+from tuner.capacity.step import CurvePoint, StepCriteria, StepResult, judge
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, OpenLoopGenerator
 from tuner.measurement import Measurer, load_failed
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
@@ -70,7 +70,12 @@ class CapacityMeasurer:
                 cpu_pids=self.measurer.cpu_pids,
             ) as generator:
                 runner = StepRunner(
-                    generator, self.profile, self.measurer.metrics, self.measurer, self.criteria
+                    generator,
+                    self.profile,
+                    self.measurer.metrics,
+                    self.measurer,
+                    self.criteria,
+                    drain_rps=self.settings.min_rps,
                 )
 
                 def report(point: CurvePoint) -> None:
@@ -96,7 +101,9 @@ class StepRunner:
 
     The metrics are scraped when the step's warm-up ends and when its window ends, so the
     mean batch size covers the measured window only. Without a model server to ask (a test
-    target), `metrics` returns None and the batch size is unknown.
+    target), `metrics` returns None and the batch size is unknown. Given the criteria, a
+    window that can no longer pass ends early (early.py), and a failed step is followed by a
+    one-interval trickle at `drain_rps` before the next one, so its backlog does not fail it.
     """
 
     def __init__(
@@ -106,6 +113,7 @@ class StepRunner:
         metrics: Callable[[], ServerMetricsSnapshot | None] = lambda: None,
         measurer: Measurer | None = None,
         criteria: StepCriteria | None = None,
+        drain_rps: float = 1.0,
     ) -> None:
         self.generator = generator
         self.criteria = criteria  # given: a window that can no longer pass is ended early
@@ -113,9 +121,13 @@ class StepRunner:
         self.metrics = metrics
         self.measurer = measurer
         self.samples: dict[int, list[IntervalSample]] = {}  # step -> its intervals
+        self.drain_rps = drain_rps
+        self._drain_first = False
 
     def __call__(self, rate: float) -> StepResult:
         started = time.monotonic()
+        if self._drain_first:
+            self._drain()
         warmup = self.profile.warmup_intervals
         scrapes: dict[str, ServerMetricsSnapshot | None] = {}
         if warmup == 0:
@@ -145,7 +157,7 @@ class StepRunner:
         cpu = result.cpu_percent_by_pid
         m = self.measurer
         offered = result.offered_rps_achieved
-        return StepResult(
+        step = StepResult(
             target_rps=rate,
             offered_rps=offered if offered is not None else rate,
             completed_rps=result.rps,
@@ -169,6 +181,14 @@ class StepRunner:
             generator_saturated=bool(result.generator_saturated),
             saturation_reason=result.saturation_reason,
         )
+        self._drain_first = self.criteria is not None and not judge(step, self.criteria).passed
+        return step
+
+    def _drain(self) -> None:
+        """After a failed step the server may still hold its backlog (up to the in-flight
+        ceiling), which would make the next, lower step fail too: one interval at a trickle
+        lets it drain first. Nothing of it is measured or stored."""
+        self.generator.step(self.drain_rps, warmup_s=0.0, measure_s=self.profile.interval_s)
 
 
 class StepWriter:
