@@ -111,11 +111,16 @@ def run_tuned(out: Path, args: argparse.Namespace) -> tuple[dict, optuna.Study]:
     refs = {t.user_attrs[REFERENCE_ATTR]: t for t in trials if REFERENCE_ATTR in t.user_attrs}
     winner = result.winner or {}
     won = study.trials[winner["trial"]] if winner else None
+
+    def reference(name: str) -> float | None:
+        trial = refs.get(name)
+        return (trial.user_attrs.get("capacity_rps") or None) if trial is not None else None
+
+    median = winner.get("median_rps")
     capacity = {
-        "no_batching": refs.get("no_batching") and refs["no_batching"].user_attrs["capacity_rps"],
-        "tf_serving_recommended": refs.get("tf_serving_recommended")
-        and refs["tf_serving_recommended"].user_attrs["capacity_rps"],
-        "winner_median": winner.get("median_rps"),
+        "no_batching": reference("no_batching"),
+        "tf_serving_recommended": reference("tf_serving_recommended"),
+        "winner_median": round(median, 1) if median is not None else None,
         "winner_params": describe_params(won) if won else None,
     }
     ratios = {}
