@@ -13,7 +13,8 @@ load steps as possible.
    geometric mean, until they are within `resolution` (relative) of each other.
 4. Low-rate check. A batch timeout that helps a loaded server adds latency at low traffic; so
    unless a step at or below `low_check_fraction` of the capacity's rate was already measured,
-   one more step runs there.
+   one more step runs there, and once more if it fails (a low rate has few requests, so one
+   stall of the machine can fail it; a rate measured twice counts by its latest step).
 
 Capacity is the goodput of the highest passing step *with every tested step below it
 passing*: a configuration that passes at a high rate but fails at a lower one does not serve
@@ -84,7 +85,9 @@ class SearchOutcome:
 def capacity_point(points: list[CurvePoint]) -> tuple[CurvePoint | None, str | None]:
     """The highest passing step with every tested rate below it passing, and the sentence
     describing a pass above a failure (None when the curve is monotone)."""
-    ordered = sorted(points, key=lambda p: (p.result.target_rps, p.step))
+    # A rate measured twice (the low-rate check's retry) counts by its latest step.
+    latest = {p.result.target_rps: p for p in sorted(points, key=lambda p: p.step)}
+    ordered = sorted(latest.values(), key=lambda p: p.result.target_rps)
     best = None
     first_fail = None
     for point in ordered:
@@ -233,4 +236,8 @@ def _low_rate_check(
         return
     if _bound_reached(outcome, s, elapsed):
         return
+    if run(target).verdict.passed or _bound_reached(outcome, s, elapsed):
+        return
+    # Few requests arrive at a low rate, so one stall of the machine can fail the step: only a
+    # second failure at the same rate says the configuration itself is slow at light traffic.
     run(target)

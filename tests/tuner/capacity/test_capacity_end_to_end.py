@@ -61,7 +61,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         ), a.get("fail_detail")
         curve = a["capacity_curve"]
         assert curve and set(curve[0]) >= CURVE_KEYS
-        assert len(curve) == a["search_steps"] <= 4 + 1  # the low-rate check may add one
+        assert len(curve) == a["search_steps"] <= 4 + 2  # the low-rate check and its retry
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
         assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"])
         assert a["search_stop_reason"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -128,7 +129,7 @@ def test_pass_at_high_rate_but_fail_at_a_lower_one_is_reported_not_hidden() -> N
         target, settings(low_check_fraction=0.25), CRITERIA, start_rps=400.0, incumbent_rps=None
     )
     low = [p for p in outcome.points if p.result.target_rps < 150.0]
-    assert len(low) == 1 and not low[0].verdict.passed  # the low-rate check ran and failed
+    assert len(low) == 2 and not any(p.verdict.passed for p in low)  # failed, and again
     assert outcome.capacity is None
     assert "fails at the lower" in outcome.non_monotone
     assert outcome.infeasible_reason() == outcome.non_monotone
@@ -190,3 +191,29 @@ def test_on_step_sees_every_step_in_order() -> None:
     )
     assert [p.step for p in seen] == list(range(len(outcome.points)))
     assert seen == outcome.points
+
+
+class OneStall(FakeTarget):
+    """The fake, with one stall of the machine: the first step under `below` req/s fails."""
+
+    def __init__(self, *args, below: float, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.below = below
+        self.stalled = False
+
+    def __call__(self, rate: float):
+        result = super().__call__(rate)
+        if rate < self.below and not self.stalled:
+            self.stalled = True
+            return replace(result, p95_ms=300.0)
+        return result
+
+
+def test_one_stall_at_the_low_rate_check_is_retried_not_taken_for_a_slow_config() -> None:
+    target = OneStall(capacity=800.0, below=200.0)
+    outcome = search(target, settings(low_check_fraction=0.25), CRITERIA, start_rps=400.0)
+    low = [p for p in outcome.points if p.result.target_rps < 200.0]
+    assert [p.verdict.passed for p in low] == [False, True]
+    assert low[0].result.target_rps == low[1].result.target_rps
+    assert outcome.non_monotone is None  # the retry passed: the failure was the stall
+    assert 600 / 1.05 <= outcome.capacity_rps <= 600
