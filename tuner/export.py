@@ -95,5 +95,5 @@ def export(
         confirmed=confirmed,
         rps=float(value),
         capacity="capacity_rps" in trial.user_attrs,
-        versus=versus_references(study, float(value), percentile),
+        versus=versus_references(study, float(value), percentile, trial.number),
     )

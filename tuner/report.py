@@ -170,7 +170,7 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
     if trial.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING:
         return line + "; batching did not beat it: keep serving without --enable_batching"
     if capacity:
-        versus = versus_references(study, rps, percentile)
+        versus = versus_references(study, rps, percentile, trial.number)
         return f"{line}; {versus}" if versus else line
     reference = _reference(study, NO_BATCHING)
     if reference is not None:
@@ -199,7 +199,9 @@ def _reference(study: optuna.Study, kind: str) -> optuna.trial.FrozenTrial | Non
     return measured[-1] if measured else None
 
 
-def versus_references(study: optuna.Study, value: float, percentile: str) -> str:
+def versus_references(
+    study: optuna.Study, value: float, percentile: str, winner: int | None = None
+) -> str:
     """`value` (a capacity) against both reference points, e.g. "3.10x no batching (trial 0:
     262.0 req/s at p95 18.0 ms), 1.60x TF Serving's recommended start (trial 1: ...)"."""
     parts = []
@@ -207,6 +209,9 @@ def versus_references(study: optuna.Study, value: float, percentile: str) -> str
     for kind, name in REFERENCE_NAMES.items():
         ref = _reference(study, kind)
         if ref is None:
+            continue
+        if ref.number == winner:
+            parts.append(f"the winner is {name} itself")
             continue
         base = ref.user_attrs["rps"]
         latency = ref.user_attrs.get("latency_at_capacity_ms")

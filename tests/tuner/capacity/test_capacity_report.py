@@ -140,3 +140,12 @@ def test_a_confirmed_reference_is_quoted_by_its_median(study) -> None:
         summary
     )
     assert "median of 2 runs)" in summary
+
+
+def test_a_winning_reference_is_named_not_compared_with_itself(study) -> None:
+    base = run_trial(study, 200.0, reference="no_batching")
+    tf = run_trial(study, 400.0, max_batch_size=64, reference="tf_serving_recommended")
+    summary = winner_summary(study, "p95")
+    assert summary.startswith(f"winner: trial {tf.number} (max=64) capacity")
+    assert "the winner is TF Serving's recommended start itself" in summary
+    assert f"x no batching (trial {base.number}: " in summary
