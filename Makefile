@@ -47,6 +47,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_server_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py
+	$(PY) bench/load_generator_bench.py
 	$(PY) bench/tuner_bench.py
 
 clean:

@@ -315,3 +315,23 @@ def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path) -> None:
         while locust_processes(tmp_path) and time.monotonic() < deadline:
             time.sleep(0.2)
     assert locust_processes(tmp_path) == []
+
+
+def test_open_loop_user_with_its_own_task_is_one_sentence(tmp_path: Path) -> None:
+    own = tmp_path / "tasked.py"
+    own.write_text(
+        "from locust import task\n"
+        "from tuner.load.open_loop import OpenLoopUser\n\n"
+        "class Tasked(OpenLoopUser):\n"
+        "    def arrival(self):\n"
+        "        self.client.get('/stats')\n\n"
+        "    @task\n"
+        "    def extra(self):\n"
+        "        self.client.get('/stats')\n"
+    )
+    with pytest.raises(LoadGeneratorError) as caught:
+        run_load(open_profile(rate_rps=10.0, locustfile=own), "http://127.0.0.1:9", tmp_path)
+    assert str(caught.value).startswith(
+        "Locust exited with code 1 while starting: Tasked is an OpenLoopUser, whose only task "
+        "is the arrival scheduler; move what its @task extra does into arrival()"
+    )
