@@ -335,3 +335,18 @@ def test_open_loop_user_with_its_own_task_is_one_sentence(tmp_path: Path) -> Non
         "Locust exited with code 1 while starting: Tasked is an OpenLoopUser, whose only task "
         "is the arrival scheduler; move what its @task extra does into arrival()"
     )
+
+
+def test_a_step_stopped_early_leaves_the_session_usable(tmp_path: Path) -> None:
+    profile = open_profile(measure_s=1.0)
+    with (
+        stub_service("--delay-s=0.004") as stub,
+        OpenLoopGenerator(profile, stub.url, tmp_path) as gen,
+    ):
+        stopped = gen.step(40.0, on_interval=lambda s: s.in_warmup)
+        full = gen.step(80.0)
+    assert stopped.stopped_early and [s.in_warmup for s in stopped.samples] == [True, False]
+    assert not full.stopped_early and full.step == 1
+    assert [s.arrivals for s in full.samples] == schedule(profile, 80.0)
+    assert full.arrivals == 80 and full.offered_rps_achieved == 80.0
+    assert full.samples[0].index == stopped.samples[-1].index + 1
