@@ -7,6 +7,7 @@ many arrivals each interval must carry.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -24,6 +25,7 @@ from tests.tuner.load.test_load_runner import (
 from tuner.load import LoadGeneratorError, LoadProfile, LoadProfileError, run_load
 from tuner.load.arrivals import arrival_counts, step_arrivals
 from tuner.load.generator import OpenLoopGenerator
+from tuner.load.locust_process import locust_command, locust_env
 
 
 def open_profile(**overrides) -> LoadProfile:
@@ -350,3 +352,16 @@ def test_a_step_stopped_early_leaves_the_session_usable(tmp_path: Path) -> None:
     assert [s.arrivals for s in full.samples] == schedule(profile, 80.0)
     assert full.arrivals == 80 and full.offered_rps_achieved == 80.0
     assert full.samples[0].index == stopped.samples[-1].index + 1
+
+
+def test_open_loop_command_line_and_environment(tmp_path: Path) -> None:
+    profile = open_profile(processes=2, max_in_flight=100)
+    cmd = locust_command(profile, "http://127.0.0.1:8080", tmp_path, master_port=5999)
+    # One user (the scheduler) per process, and no --run-time: the tuner ends the session.
+    assert cmd[cmd.index("--users") + 1] == "2" and cmd[cmd.index("--spawn-rate") + 1] == "2"
+    assert "--run-time" not in cmd and cmd[cmd.index("--processes") + 1] == "2"
+    env = locust_env(profile, tmp_path / "intervals.jsonl", tmp_path / "control.json")
+    assert env["TUNER_LOAD_ARRIVAL"] == "poisson"
+    assert env["TUNER_LOAD_CONTROL_FILE"] == str(tmp_path / "control.json")
+    assert (env["TUNER_LOAD_PROCESSES"], env["TUNER_LOAD_MAX_IN_FLIGHT"]) == ("2", "100")
+    assert env["TUNER_LOAD_PARENT_PID"] == str(os.getpid())
