@@ -48,6 +48,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_server_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py
+	$(PY) bench/load_generator_bench.py
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
 

@@ -2,7 +2,7 @@
 
 Starting Locust costs 1-2 s (imports, the locustfile, workers connecting); a capacity
 search runs several steps per trial, so the generator starts Locust once and switches the
-rate through the control file (control.py): a switch costs the control lead (50 ms) plus
+rate through the control file (control.py): a switch costs the control lead (0.1 s) plus
 the wait for the last interval's line, not a restart.
 
     with OpenLoopGenerator(profile, url, workdir, cpu_pids=...) as gen:

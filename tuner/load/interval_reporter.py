@@ -61,6 +61,14 @@ def _select_user_classes(environment) -> None:
                 '"The load profile"); this one has '
                 + (", ".join(c.__name__ for c in classes) or "no User class")
             )
+        for cls in kept:
+            extra = [t for t in cls.tasks if t is not OpenLoopUser.schedule]
+            if extra:
+                _fail(
+                    f"{cls.__name__} is an OpenLoopUser, whose only task is the arrival "
+                    f"scheduler; move what its @task {_task_name(extra[0])} does into "
+                    "arrival(), which sends one request per arrival"
+                )
     else:
         kept = [c for c in classes if not issubclass(c, OpenLoopUser)]
         if not kept:
@@ -69,6 +77,10 @@ def _select_user_classes(environment) -> None:
                 "OpenLoopUser; this one has only " + ", ".join(c.__name__ for c in classes)
             )
     classes[:] = kept
+
+
+def _task_name(task) -> str:
+    return getattr(task, "__name__", type(task).__name__)
 
 
 def _watch_parent(environment) -> None:

@@ -39,6 +39,7 @@ class _Bucket:
         "failures",
         "failures_by_code",
         "in_flight_max",
+        "lag_max_s",
         "late",
         "latencies_ms",
         "skipped",
@@ -51,6 +52,7 @@ class _Bucket:
         self.arrivals = 0
         self.skipped = 0
         self.late = 0
+        self.lag_max_s = 0.0
         self.in_flight_max = 0
 
 
@@ -118,6 +120,7 @@ class IntervalRecorder:
         bucket.arrivals += 1
         if lag_s > LATE_S:
             bucket.late += 1
+        bucket.lag_max_s = max(bucket.lag_max_s, lag_s)
         bucket.in_flight_max = max(bucket.in_flight_max, in_flight)
 
     def skipped(self, offset_s: float, in_flight: int) -> None:
@@ -174,6 +177,7 @@ class IntervalRecorder:
                 arrivals=bucket.arrivals,
                 skipped=bucket.skipped,
                 late=bucket.late,
+                lag_max_ms=round(bucket.lag_max_s * 1000.0, 3),
                 in_flight_max=bucket.in_flight_max,
             )
         self._write_line(line)

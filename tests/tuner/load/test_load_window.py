@@ -132,3 +132,39 @@ def test_profile_rules() -> None:
         with pytest.raises(LoadProfileError):
             LoadProfile(**bad)
     assert math.isclose(LoadProfile(measure_s=0.3, interval_s=0.1).measure_intervals, 3)
+
+
+def open_line(source: int, step: int, index: int, arrivals: int, skipped: int, in_flight: int):
+    return {
+        **line(source, index, [1.0] * arrivals),
+        "step": step,
+        "target_rps": 10.0,
+        "arrivals": arrivals,
+        "skipped": skipped,
+        "late": 1,
+        "in_flight_max": in_flight,
+    }
+
+
+def test_merger_follows_steps_and_sums_arrivals() -> None:
+    merger = IntervalMerger(sources=2)
+    assert merger.add(open_line(1, 1, 0, 3, 0, 2)) == []  # a later step's line: not yet
+    merger.begin(1)
+    assert merger.add(open_line(1, 0, 5, 9, 0, 2)) == []  # the old step's leftovers
+    assert merger.add(open_line(1, 1, 0, 3, 1, 2)) == []
+    done = merger.add(open_line(2, 1, 0, 4, 2, 5))
+    assert [(d.step, d.index, d.arrivals, d.skipped, d.late, d.in_flight_max) for d in done] == [
+        (1, 0, 7, 3, 2, 7)
+    ]
+    sample = done[0].to_sample(0.5, 1, first_index=10, t0_s=4.0)
+    assert (sample.index, sample.t_s, sample.step, sample.in_warmup) == (10, 4.5, 1, True)
+    assert sample.offered_rps == 14.0 and sample.target_rps == 10.0
+
+
+def test_window_figures_count_arrivals_only_in_open_loop() -> None:
+    merger = IntervalMerger(sources=1)
+    open_data = [d for i in range(2) for d in merger.add(open_line(1, 0, i, 5, i, 3 + i))]
+    figures = window_figures(open_data, 1.0)
+    assert (figures.arrivals, figures.skipped, figures.late, figures.in_flight_max) == (10, 1, 2, 4)
+    closed = window_figures(IntervalMerger(sources=1).add(line(1, 0, [1.0])), 1.0)
+    assert closed.arrivals is None and closed.skipped is None and closed.in_flight_max is None
