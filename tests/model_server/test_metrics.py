@@ -25,14 +25,9 @@ def test_request_metrics_have_tf_servings_labels_and_count_failures_without_late
     lines = metrics.render().splitlines()
     assert f'{PREFIX}request_count{{model_name="sentiment",status="OK"}} 2' in lines
     assert f'{PREFIX}request_count{{model_name="sentiment",status="UNAVAILABLE"}} 1' in lines
-    assert (
-        f'{PREFIX}request_latency_count{{model_name="sentiment",API="Predict",entrypoint="GRPC"}} 2'
-        in lines
-    )
-    assert (
-        f'{PREFIX}request_latency_sum{{model_name="sentiment",API="Predict",entrypoint="GRPC"}} 4000'
-        in lines
-    )
+    grpc = '{model_name="sentiment",API="Predict",entrypoint="GRPC"}'
+    assert f"{PREFIX}request_latency_count{grpc} 2" in lines
+    assert f"{PREFIX}request_latency_sum{grpc} 4000" in lines
     assert not any('entrypoint="REST"' in line for line in lines)  # the failure has no latency
 
 
@@ -68,6 +63,6 @@ def test_batch_sizes_padding_and_queueing_as_batching_session_records_them() -> 
 
 
 def test_bucket_layouts_are_tfs() -> None:
-    assert BATCH_SIZE_BUCKETS == tuple(float(2**i) for i in range(14))  # batching_util.h
+    assert tuple(float(2**i) for i in range(14)) == BATCH_SIZE_BUCKETS  # batching_util.h
     assert len(QUEUING_LATENCY_BUCKETS) == 52 and QUEUING_LATENCY_BUCKETS[0] == 100
     assert len(REQUEST_LATENCY_BUCKETS) == 33 and REQUEST_LATENCY_BUCKETS[0] == 10
