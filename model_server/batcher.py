@@ -21,7 +21,6 @@ element (AddPadding), else a mismatch is `InputShapeError`.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import logging
 import time
@@ -42,6 +41,7 @@ from model_server.batch_tensors import (
 )
 from model_server.batching_parameters import (
     BatchingParameters,
+    round_to_allowed_batch_size,
 )
 from model_server.metrics import BatchingMetrics
 from model_server.scheduler import (
@@ -304,9 +304,7 @@ class Batcher:
         input_size = sum(sizes)
         target = input_size
         if self._allowed:
-            index = bisect.bisect_left(self._allowed, input_size)
-            # Above the largest size TF logs "ignoring allowed sizes constraint" and runs as is.
-            target = self._allowed[index] if index < len(self._allowed) else input_size
+            target = round_to_allowed_batch_size(self._allowed, input_size)
         batch_inputs = merge_inputs(
             [tasks[i].inputs for i in live], target - input_size, self._pad_variable
         )
