@@ -152,7 +152,7 @@ def test_a_server_that_cannot_start_fails_only_its_trial(tmp_path, demo_model_di
     for trial in trials:
         assert trial.state == optuna.trial.TrialState.FAIL
         assert trial.user_attrs["fail_reason"] == "server_exited"
-        assert trial.user_attrs["exit_code"] == 1
+        assert trial.user_attrs["exit_code"] == 255  # as tensorflow_model_server (main.cc)
         assert "no servable version" in trial.user_attrs["fail_detail"]
 
 
