@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 
 from model_server.batching_parameters import load_file
+from tuner.backend_note import recheck_advice
 from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
 
@@ -21,6 +22,7 @@ class Export:
     embedded_command: str  # the same flags for this project's embedded server
     confirmed: bool
     rps: float
+    backend_note: str = ""  # which server measured it; for the stand-in, how to re-measure
 
 
 def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
@@ -90,4 +92,5 @@ def export(
         embedded_command=shlex.join(["python", "-m", "model_server", *flags]),
         confirmed=confirmed,
         rps=float(value),
+        backend_note=recheck_advice(trial, out, study.study_name),
     )

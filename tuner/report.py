@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from tuner.backend_note import summary_tag
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, is_feasible
 from tuner.progress import describe_params
@@ -116,7 +117,7 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
     line = (
         f"winner: trial {trial.number} ({describe_params(trial)}) "
         f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
-    )
+    ) + summary_tag(trial)
     reference = next(
         (
             t
