@@ -197,13 +197,16 @@ def plain(demo_model_dir):
 
 @pytest.fixture(scope="module")
 def padded(demo_model_dir):
-    """Padding to 4 or 8, and requests of up to 16 rows split into batches of at most 8."""
+    """Padding to 4 or 8, and requests of up to 16 rows split into batches of at most 8.
+
+    The list ends at max_batch_size, as bundle_factory_util.cc requires even with splitting;
+    batches never exceed 8, so 16 is never used."""
     batching = BatchingParameters(
         max_batch_size=16,
         batch_timeout_micros=20_000,
         num_batch_threads=1,
         max_enqueued_batches=100,
-        allowed_batch_sizes=(4, 8),
+        allowed_batch_sizes=(4, 8, 16),
         enable_large_batch_splitting=True,
         max_execution_batch_size=8,
     )
