@@ -52,10 +52,12 @@ class BatchingMetrics:
 
     def __init__(self, registry: Registry | None = None, thread_pool_name: str = "") -> None:
         self.registry = registry if registry is not None else Registry()
-        self._queuing = self.registry.histogram(
+        # Registered now (namespace-scope globals), but a cell exists only once recorded into.
+        self._queuing_metric = self.registry.histogram(
             QUEUING_LATENCY, ("thread_pool_name",), QUEUING_LATENCY_BUCKETS
-        ).labels(thread_pool_name=thread_pool_name)
-        self._wrapped_runs = self.registry.counter(WRAPPED_RUN_COUNT).labels()
+        )
+        self._wrapped_metric = self.registry.counter(WRAPPED_RUN_COUNT)
+        self._thread_pool_name = thread_pool_name
         self._input: Histogram | None = None
         self._padding: Histogram | None = None
         self._processed: Histogram | None = None
@@ -76,7 +78,8 @@ class BatchingMetrics:
         self, processed_size: int, padding: int, queuing_latencies_us: Iterable[float]
     ) -> None:
         """One executed batch: per-task queueing delay, padding, the padded size, one run."""
-        self._queuing.observe_many(int(v) for v in queuing_latencies_us)
+        queuing = self._queuing_metric.labels(thread_pool_name=self._thread_pool_name)
+        queuing.observe_many(int(v) for v in queuing_latencies_us)
         if self._processed is None:
             self._padding = self.registry.histogram(
                 PADDING_SIZE, ("execution_batch_size",), BATCH_SIZE_BUCKETS
@@ -85,7 +88,7 @@ class BatchingMetrics:
         assert self._padding is not None
         self._padding.labels(execution_batch_size=str(processed_size)).observe(padding)
         self._processed.labels().observe(processed_size)
-        self._wrapped_runs.inc()
+        self._wrapped_metric.labels().inc()
 
 
 class ServerMetrics:

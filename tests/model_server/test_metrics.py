@@ -39,7 +39,10 @@ def test_batching_series_are_created_lazily_as_in_batching_util() -> None:
         assert f"# TYPE {PREFIX}{name}" in text
     assert f"# TYPE {BATCHING}queuing_latency histogram" in text
     assert f"# TYPE {BATCHING}wrapped_run_count counter" in text
-    # ...batching_util.h's function-local statics only after the first request / batch.
+    # ...but show no series until something is recorded into them...
+    assert f"{BATCHING}queuing_latency_bucket" not in text
+    assert f"{BATCHING}wrapped_run_count{{}}" not in text
+    # ...and batching_util.h's function-local statics only after the first request / batch.
     for name in ("input_batch_size", "padding_size", "processed_batch_size"):
         assert f"{BATCHING}{name}" not in text
 
