@@ -45,6 +45,8 @@ demo: $(STAMP) $(MODEL)
 	@echo "Review every trial:  $(VENV)/bin/optuna-dashboard sqlite:///tuning.db --artifact-dir artifacts"
 
 bench: $(STAMP) $(MODEL)
+	$(PY) bench/model_bench.py
+	$(PY) bench/server_overhead.py
 	$(PY) bench/model_server_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py

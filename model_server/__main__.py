@@ -15,7 +15,7 @@ from model_server.batching_parameters import (
     BatchingParameters,
     load_file,
 )
-from model_server.flags import parse_flags
+from model_server.flags import EXIT_CANNOT_START, parse_flags
 from model_server.native_logs import NativeLogFilter
 from model_server.preflight import StartupError, check_model_base_path, check_port_free
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         except BatchingConfigError as exc:
             print(f"model_server: error: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_CANNOT_START
     try:
         check_port_free(flags.bind_address, flags.port, "gRPC")
         if flags.rest_api_port:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         check_model_base_path(flags.model_base_path)
     except StartupError as exc:
         print(f"model_server: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_START
     native_logs = NativeLogFilter(_tf_min_log_level())
     native_logs.start()
     try:
@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     except StartupError as exc:
         native_logs.stop()
         print(f"model_server: error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_CANNOT_START
     finally:
         native_logs.stop()
 

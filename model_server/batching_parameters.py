@@ -12,7 +12,6 @@ This module must stay importable without TensorFlow: the tuner uses it.
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ __all__ = [
     "load_file",
     "parse_text",
     "render",
+    "round_to_allowed_batch_size",
 ]
 
 _INT64 = ".google.protobuf.Int64Value"
@@ -122,7 +122,10 @@ class BatchingParameters:
 
     @property
     def effective_max_enqueued_batches(self) -> int:
-        return 10 if self.max_enqueued_batches is None else self.max_enqueued_batches
+        """10 when unset; 0 runs as 1 without splitting (SharedBatchScheduler::AddQueue)."""
+        if self.max_enqueued_batches is None:
+            return 10
+        return max(1, self.max_enqueued_batches)
 
     @property
     def effective_num_batch_threads(self) -> int:
@@ -166,46 +169,91 @@ class BatchingParameters:
 
 
 def _validate(p: BatchingParameters) -> None:
-    """TF Serving's rules (batching_session.cc, shared_batch_scheduler.h), as one sentence each."""
-    # SharedBatchScheduler refuses an empty queue: max_enqueued_batches must be positive.
-    for name in (
-        "max_batch_size",
-        "max_enqueued_batches",
-        "num_batch_threads",
-        "max_execution_batch_size",
-    ):
-        value = getattr(p, name)
-        if value is not None and value < 1:
-            raise BatchingConfigError(f"{name} must be >= 1, got {value}")
+    """TF Serving 2.19's rules for a batching file on the model-server path, one sentence each.
+
+    Sources (tensorflow/serving 2.19.0 and the TF it builds with):
+    servables/tensorflow/bundle_factory_util.{h,cc} (GetQueueOptions, WrapSessionForBatching)
+    and tensorflow/core/kernels/batching_util/shared_batch_scheduler.h (Create, AddQueue,
+    AddQueueAfterRewritingOptions). TF checks these when the scheduler is created or the
+    model loads; the server exits either way, so checking them up front changes only when.
+    The few checks TF does not make are marked "stricter" in their message.
+    """
+    # SharedBatchScheduler::Create: "num_batch_threads must be positive".
+    if p.num_batch_threads is not None and p.num_batch_threads < 1:
+        raise BatchingConfigError(
+            f"num_batch_threads must be positive, got {p.num_batch_threads} "
+            "(TF Serving refuses it when it creates the batch scheduler)"
+        )
+    # AddQueueAfterRewritingOptions: "input_batch_size_limit must be positive" (== 0).
+    if p.max_batch_size is not None and p.max_batch_size == 0:
+        raise BatchingConfigError(
+            "max_batch_size must be positive, got 0 (TF Serving fails the model load)"
+        )
+    if p.max_batch_size is not None and p.max_batch_size < 0:
+        raise BatchingConfigError(
+            f"max_batch_size must be positive, got {p.max_batch_size} (stricter than TF "
+            "Serving, which only refuses 0 and compares a negative limit as unsigned)"
+        )
+    # AddQueueAfterRewritingOptions: "batch_timeout_micros must be non-negative".
     if p.batch_timeout_micros is not None and p.batch_timeout_micros < 0:
         raise BatchingConfigError(
-            f"batch_timeout_micros must be >= 0, got {p.batch_timeout_micros}"
+            f"batch_timeout_micros must be >= 0, got {p.batch_timeout_micros} "
+            "(TF Serving fails the model load)"
         )
-    max_batch = p.effective_max_batch_size
-    execution = p.max_execution_batch_size
-    if p.large_batch_splitting and execution is not None and execution > max_batch:
+    # AddQueue rewrites max_enqueued_batches 0 to 1 without splitting; with splitting,
+    # AddQueueAfterRewritingOptions refuses it: "max_enqueued_batches must be positive".
+    enqueued = p.max_enqueued_batches
+    if enqueued is not None and enqueued == 0 and p.large_batch_splitting:
         raise BatchingConfigError(
-            f"max_execution_batch_size ({execution}) must not exceed max_batch_size ({max_batch})"
+            "max_enqueued_batches must be positive with enable_large_batch_splitting, got 0 "
+            "(TF Serving fails the model load; without splitting it would run 0 as 1)"
         )
+    if enqueued is not None and enqueued < 0:
+        raise BatchingConfigError(
+            f"max_enqueued_batches must be >= 0, got {enqueued} (stricter than TF Serving, "
+            "which compares it as unsigned: a negative value would mean an unbounded queue)"
+        )
+    if p.large_batch_splitting:
+        # GetQueueOptions: max_execution_batch_size defaults to max_batch_size().value(),
+        # which is 0 when max_batch_size is unset: no batch could ever execute.
+        if p.max_execution_batch_size is None and p.max_batch_size is None:
+            raise BatchingConfigError(
+                "enable_large_batch_splitting needs max_batch_size or max_execution_batch_size "
+                "(stricter than TF Serving, which would take an execution size of 0 from the "
+                "unset max_batch_size and then fail every request)"
+            )
+        execution = p.effective_max_execution_batch_size
+        if execution < 1:
+            raise BatchingConfigError(
+                f"max_execution_batch_size must be positive, got {execution} (stricter than "
+                "TF Serving, which would load it and then fail every request)"
+            )
+        # AddQueueAfterRewritingOptions: "When enable_large_batch_splitting is true,
+        # input_batch_size_limit must be greater than or equal to max_execution_batch_size."
+        if execution > p.effective_max_batch_size:
+            raise BatchingConfigError(
+                f"max_execution_batch_size ({execution}) must not exceed max_batch_size "
+                f"({p.effective_max_batch_size}) with enable_large_batch_splitting "
+                "(TF Serving fails the model load)"
+            )
+    # WrapSessionForBatching: the last allowed size must equal max_batch_size (1000 when
+    # unset), with or without splitting; TF checks nothing else about the list.
     sizes = p.allowed_batch_sizes
-    if sizes:
-        if any(s < 1 for s in sizes):
-            raise BatchingConfigError(f"allowed_batch_sizes must be positive, got {list(sizes)}")
-        if any(b <= a for a, b in itertools.pairwise(sizes)):
-            raise BatchingConfigError(
-                f"allowed_batch_sizes must be strictly increasing, got {list(sizes)}"
-            )
-        last_must_be = p.effective_max_execution_batch_size
-        which = (
-            "max_execution_batch_size"
-            if p.effective_max_execution_batch_size != max_batch
-            else "max_batch_size"
+    if sizes and sizes[-1] != p.effective_max_batch_size:
+        raise BatchingConfigError(
+            f"the last entry of allowed_batch_sizes ({sizes[-1]}) must equal max_batch_size "
+            f'({p.effective_max_batch_size}) (TF Serving fails the model load: "Last entry '
+            'in allowed_batch_sizes must match max_batch_size")'
         )
-        if sizes[-1] != last_must_be:
-            raise BatchingConfigError(
-                f"the last entry of allowed_batch_sizes ({sizes[-1]}) must equal "
-                f"{which} ({last_must_be})"
-            )
+
+
+def round_to_allowed_batch_size(allowed: tuple[int, ...], size: int) -> int:
+    """batching_util.cc's RoundToLowestAllowedBatchSize: the first entry (in the file's
+    order) that is >= size, or size itself when none is (TF then logs and runs as is)."""
+    for candidate in allowed:
+        if candidate >= size:
+            return candidate
+    return size
 
 
 def parse_text(text: str, source: str = "<string>") -> BatchingParameters:

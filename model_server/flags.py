@@ -1,8 +1,11 @@
 """tensorflow_model_server's command-line flags, with the same names, forms and defaults.
 
-Both `--flag=value` and `--flag value` work, and booleans accept `--enable_batching` or
-`--enable_batching=true|false`, as with the real binary's absl flags. A few flags the tuner
-passes to the real binary are accepted here too so both backends get one command line.
+Booleans accept `--enable_batching` or `--enable_batching=true|false`, as with the real
+binary's flags. Every flag name of the 2.19 binary is accepted (binary_flags.py); those this
+server has no use for are ignored. As in main.cc, an argument that is no flag at all is
+printed ("unknown argument: ...") and ignored, and a flag with a bad value ends the process
+with the binary's code, 255 (main returns -1). Unlike the binary, `--flag value` (with a
+space) also works.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from model_server.binary_flags import TF_SERVING_FLAGS
+
 PROG = "python -m model_server"
+EXIT_CANNOT_START = 255  # main.cc returns -1 when flags fail to parse or the server cannot start
 
 
 @dataclass(frozen=True)
@@ -63,7 +69,7 @@ class _OneLineParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see --help)\n")
-        raise SystemExit(2)
+        raise SystemExit(EXIT_CANNOT_START)
 
 
 _EPILOG = """\
@@ -72,8 +78,9 @@ example:
       --model_base_path=models/sentiment --enable_batching \\
       --batching_parameters_file=batching_parameters.txt
 
-exit codes: 0 stopped by SIGTERM/SIGINT (in-flight requests finished), 1 cannot start
-(batching file, port in use, no model version, model fails to load), 2 bad flag.
+exit codes, as tensorflow_model_server's: 0 stopped by SIGTERM/SIGINT (in-flight requests
+finished), 255 cannot start (bad flag value, batching file, port in use, no model version,
+model fails to load). An unknown argument is printed and ignored, as by the binary.
 Native TensorFlow log lines below TF_CPP_MIN_LOG_LEVEL (default 2 = errors only) are
 dropped while the model loads; set TF_CPP_MIN_LOG_LEVEL=0 to see everything.
 """
@@ -159,23 +166,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="accepted for compatibility; metrics are always on the REST port",
     )
-    for name in (
-        "max_num_load_retries",
-        "grpc_channel_arguments",
-        "rest_api_num_threads",
-        "file_system_poll_wait_seconds",
-    ):
-        add(
-            f"--{name}",
-            metavar="VALUE",
-            help="accepted so one command line serves both this server and "
-            "tensorflow_model_server; ignored",
-        )
+    known = {a.dest for a in parser._actions}
+    for name in TF_SERVING_FLAGS:
+        if name not in known:
+            add(
+                f"--{name}",
+                nargs="?",
+                const="true",
+                metavar="VALUE",
+                help=argparse.SUPPRESS,
+            )
+    parser.epilog = (parser.epilog or "") + (
+        "\nEvery other flag of tensorflow_model_server 2.19 is accepted and has no effect here.\n"
+    )
     return parser
 
 
 def parse_flags(argv: list[str]) -> Flags:
-    args = build_parser().parse_args(argv)
+    args, unknown = build_parser().parse_known_args(argv)
+    if unknown:  # main.cc: `unknown argument: <the first one>`, and the server starts anyway
+        sys.stderr.write(f"unknown argument: {unknown[0]}\n")
     if args.batching_parameters_file is not None and not args.enable_batching:
         build_parser().error(
             "--batching_parameters_file was given without --enable_batching; "

@@ -63,7 +63,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
             await context.abort(exc.code, exc.message)
         finally:
             latency_us = (time.perf_counter() - started) * 1e6
-            self.servable.metrics.record_request("GRPC", status, latency_us, api="Predict")
+            self.servable.metrics.record_request(
+                request.model_spec.name, status, latency_us, api="Predict", entrypoint="GRPC"
+            )
 
     async def GetModelMetadata(self, request, context):
         try:

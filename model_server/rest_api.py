@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from model_server.errors import ServingError, invalid_argument, not_found
+from model_server.errors import ServingError, invalid_argument
 from model_server.grpc_api import model_status
 from model_server.model import Signature
 from model_server.servable import Servable, version_for_label
@@ -161,25 +161,42 @@ class RestApi:
         self.servable = servable
 
     async def models(self, request: Request) -> Response:
+        """Every call counts in request_count under the model name the path gave ("" when
+        it did not parse) and, when it succeeded, in request_latency with the path's method
+        as API, as http_server.cc records them."""
+        started = time.perf_counter()
         match = _PATH.match(request.path_params["rest"])
+        name = match["name"] if match is not None else ""
+        verb = (match["verb"] or "") if match is not None else ""
+        response, status = await self._dispatch(request, match)
+        latency_us = (time.perf_counter() - started) * 1e6
+        self.servable.metrics.record_request(name, status, latency_us, api=verb, entrypoint="REST")
+        return response
+
+    async def _dispatch(
+        self, request: Request, match: re.Match[str] | None
+    ) -> tuple[Response, str]:
         if match is None:
-            return _error(not_found(f"Malformed request: {request.method} {request.url.path}"))
+            exc = invalid_argument(f"Malformed request: {request.method} {request.url.path}")
+            return _error(exc), exc.code.name
         name, verb = match["name"], match["verb"]
         try:
             version = int(match["version"]) if match["version"] else None
             if match["label"]:
                 version = version_for_label(match["label"])
             if request.method == "GET" and verb is None and not match["metadata"]:
-                return self._status(name, version)
+                return self._status(name, version), "OK"
             if request.method == "GET" and match["metadata"]:
-                return self._metadata(name, version)
+                return self._metadata(name, version), "OK"
             if request.method == "POST" and verb == "predict":
                 return await self._predict(request, name, version)
             if request.method == "POST" and verb in ("classify", "regress"):
-                return _json({"error": f"{verb} is not supported by this server"}, 501)
+                message = f"{verb} is not supported by this server"
+                return _json({"error": message}, 501), "UNIMPLEMENTED"
         except ServingError as exc:
-            return _error(exc)
-        return _error(not_found(f"Malformed request: {request.method} {request.url.path}"))
+            return _error(exc), exc.code.name
+        exc = invalid_argument(f"Malformed request: {request.method} {request.url.path}")
+        return _error(exc), exc.code.name
 
     def _status(self, name: str, version: int | None) -> Response:
         response = model_status(self.servable, name, version)
@@ -216,9 +233,9 @@ class RestApi:
             }
         )
 
-    async def _predict(self, request: Request, name: str, version: int | None) -> Response:
-        started = time.perf_counter()
-        status = "OK"
+    async def _predict(
+        self, request: Request, name: str, version: int | None
+    ) -> tuple[Response, str]:
         try:
             try:
                 body = orjson.loads(await request.body())
@@ -240,18 +257,13 @@ class RestApi:
                 inputs = _columnar_inputs(body["inputs"], resolved.signature)
             outputs = await self.servable.predict(resolved, inputs)
             if "instances" in body:
-                return _json({"predictions": _row_outputs(outputs)})
-            return _json({"outputs": _columnar_outputs(outputs)})
+                return _json({"predictions": _row_outputs(outputs)}), "OK"
+            return _json({"outputs": _columnar_outputs(outputs)}), "OK"
         except ServingError as exc:
-            status = exc.code.name
-            return _error(exc)
+            return _error(exc), exc.code.name
         except Exception as exc:  # a server fault; the client still gets TF Serving's shape
             log.exception("event=rest_predict_failed model=%s", name)
-            status = "INTERNAL"
-            return _json({"error": f"internal error: {exc!r}"}, 500)
-        finally:
-            latency_us = (time.perf_counter() - started) * 1e6
-            self.servable.metrics.record_request("REST", status, latency_us, api="Predict")
+            return _json({"error": f"internal error: {exc!r}"}, 500), "INTERNAL"
 
     async def metrics(self, request: Request) -> Response:
         return Response(self.servable.metrics.render(), media_type=METRICS_CONTENT_TYPE)

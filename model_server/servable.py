@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from model_server.batcher import Batcher, BatchSizeError, QueueFullError
+from model_server.batcher import Batcher, BatchSizeError, BatchThreads, QueueFullError
 from model_server.batching_parameters import BatchingParameters
 from model_server.errors import ServingError, invalid_argument, not_found, unavailable
 from model_server.metrics import ServerMetrics
@@ -59,19 +59,25 @@ class Servable:
         self.model: LoadedModel | None = None
         self.version: int | None = None  # known before the load ends, for GetModelStatus
         self._batchers: dict[str, Batcher | Unbatched] = {}
+        # One SharedBatchScheduler per bundle factory (saved_model_bundle_factory.cc), i.e.
+        # server-wide: every signature's queue shares these num_batch_threads threads.
+        self._threads = (
+            BatchThreads(batching.effective_num_batch_threads, batching.thread_pool_name)
+            if batching is not None
+            else None
+        )
 
     def set_loaded(self, model: LoadedModel) -> None:
         for key, signature in model.signatures.items():
             if self.batching is None:
-                self._batchers[key] = Unbatched(
-                    signature.run, metrics=self.metrics.batching, model_name=self.name
-                )
+                self._batchers[key] = Unbatched(signature.run, model_name=self.name)
             else:
                 self._batchers[key] = Batcher(
                     self.batching,
                     signature.run,
                     metrics=self.metrics.batching,
                     model_name=self.name,
+                    threads=self._threads,
                 )
         self.model = model
         self.version = model.version
@@ -116,4 +122,6 @@ class Servable:
         self.state = State.UNLOADING if self.model is not None else State.END
         for batcher in self._batchers.values():
             await batcher.close()
+        if self._threads is not None:
+            self._threads.shutdown()
         self.state = State.END

@@ -1,8 +1,10 @@
-"""The server's life: validate everything, bind, load, serve, and stop cleanly on a signal.
+"""The server's life: validate everything, load, bind, serve, and stop cleanly on a signal.
 
-Order matters and follows tensorflow_model_server: a bad batching file or a port in use
-fails before anything is bound; the gRPC port is bound before the model loads, so
-GetModelStatus can report START/LOADING; AVAILABLE only once the model answers.
+Order matters and follows tensorflow_model_server 2.19 (model_servers/server.cc,
+Server::BuildAndStart): ServerCore::Create loads the model (waiting until it is available)
+before the gRPC server is built and the REST server started, so nothing listens while the
+model loads and a failed initial load ends the process (main.cc returns -1: exit code 255)
+without ever binding. A bad batching file or a port in use fails before the load.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import psutil
 import uvicorn
 
 from model_server.batching_parameters import BatchingParameters
-from model_server.flags import Flags
+from model_server.flags import EXIT_CANNOT_START, Flags
 from model_server.grpc_api import add_services
 from model_server.metrics import ServerMetrics
 from model_server.model import LoadedModel, ModelLoadError, load_model
@@ -137,6 +139,31 @@ async def serve(
 
     metrics = ServerMetrics(flags.model_name)
     servable = Servable(flags.model_name, batching, metrics)
+    versions = servable_versions(flags.model_base_path)
+    servable.version = versions[0] if versions else None
+    servable.state = State.LOADING
+    load = asyncio.create_task(asyncio.to_thread(_load, flags))
+    await asyncio.wait([load, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
+    after_load()
+    if not load.done():  # stopped while loading: nothing was bound, nothing to undo
+        load.cancel()
+        log.info("event=stopped exit_code=0 during=load")
+        return 0
+    try:
+        model = load.result()
+    except Exception as exc:
+        failure = str(exc) if isinstance(exc, ModelLoadError) else f"loading failed: {exc!r}"
+        servable.state, servable.error = State.END, failure
+        log.error(
+            "event=load_failed model=%s reason=%r",
+            flags.model_name,
+            failure,
+            exc_info=not isinstance(exc, ModelLoadError),  # a bug: keep the traceback
+        )
+        log.info("event=stopped exit_code=%d", EXIT_CANNOT_START)
+        raise StartupError(failure) from None  # the last line of the log, as the one to read
+    servable.set_loaded(model)
+
     # The REST socket first: if the gRPC bind then fails, closing one socket undoes everything.
     rest_socket = _listening_socket(host, flags.rest_api_port) if flags.rest_api_port else None
     grpc_server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -150,6 +177,7 @@ async def serve(
             rest_socket.close()
         # Stopped while the loop runs: a server left to the garbage collector prints tracebacks.
         await grpc_server.stop(None)
+        await servable.close()
         raise StartupError(f"could not bind the gRPC port {flags.port} on {host}")
     await grpc_server.start()
 
@@ -167,36 +195,13 @@ async def serve(
         f"{host}:{flags.rest_api_port}" if flags.rest_api_port else "off",
         "on" if batching is not None else "off",
     )
-
-    failure: str | None = None
-    versions = servable_versions(flags.model_base_path)
-    servable.version = versions[0] if versions else None
-    servable.state = State.LOADING
-    load = asyncio.create_task(asyncio.to_thread(_load, flags))
-    await asyncio.wait([load, asyncio.create_task(stop.wait())], return_when="FIRST_COMPLETED")
-    after_load()
-    if load.done():
-        try:
-            model = load.result()
-        except Exception as exc:
-            failure = str(exc) if isinstance(exc, ModelLoadError) else f"loading failed: {exc!r}"
-            servable.state, servable.error = State.END, failure
-            log.error(
-                "event=load_failed model=%s reason=%r",
-                flags.model_name,
-                failure,
-                exc_info=not isinstance(exc, ModelLoadError),  # a bug: keep the traceback
-            )
-            stop.set()
-        else:
-            servable.set_loaded(model)
-            log.info(
-                "event=available model=%s version=%d signatures=%s since_process_start_s=%.2f",
-                model.name,
-                model.version,
-                ",".join(model.signatures),
-                time.time() - psutil.Process().create_time(),
-            )
+    log.info(
+        "event=available model=%s version=%d signatures=%s since_process_start_s=%.2f",
+        model.name,
+        model.version,
+        ",".join(model.signatures),
+        time.time() - psutil.Process().create_time(),
+    )
     await stop.wait()
 
     log.info("event=stopping grace_s=%g", GRACE_S)
@@ -206,11 +211,7 @@ async def serve(
     if rest_task is not None:
         await rest_task
     await servable.close()
-    if not load.done():
-        load.cancel()
-    log.info("event=stopped exit_code=%d", 0 if failure is None else 1)
-    if failure is not None:
-        raise StartupError(failure)  # the last line of the log, as the one to read
+    log.info("event=stopped exit_code=0")
     return 0
 
 

@@ -6,7 +6,7 @@ A search space is a TOML file with an optional `description` and two tables::
 
     [batching]                      # TF Serving BatchingParameters fields
     max_batch_size = { low = 1, high = 128, log = true }
-    batch_timeout_micros = { low = 0, high = 20000, step = 250 }
+    batch_timeout_micros = { low = 0, high = 20000, step = 1000 }
     num_batch_threads = { choices = [1, 2, 4, 8] }
     max_enqueued_batches = 100      # a plain value fixes the field (not tuned)
     allowed_batch_sizes = { choices = ["none", "powers_of_two", "linear_4"] }

@@ -6,6 +6,7 @@ The file format is documented in search_spaces/format.py. A space is validated w
 
 from __future__ import annotations
 
+import logging
 import math
 import tomllib
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from model_server.batching_parameters import BatchingParameters
 from search_spaces.dimensions import Dimension, Fixed, Value
 from search_spaces.errors import SearchSpaceError
 from search_spaces.format import ParsedSpace, parse_document
+from search_spaces.timeouts import sub_millisecond_warning
 from search_spaces.validation import check_batching, make_batching
 
 __all__ = [
@@ -29,6 +31,8 @@ __all__ = [
     "available_spaces",
     "load_space",
 ]
+
+log = logging.getLogger("search_spaces")
 
 SPACES_DIR = Path(__file__).resolve().parent
 DEFAULT_SPACE = "cpu"
@@ -54,6 +58,9 @@ class SearchSpace:
         self.description = parsed.description
         self._batching = parsed.batching
         self._flags = parsed.server_flags
+        timeout = parsed.batching.get("batch_timeout_micros")
+        warning = sub_millisecond_warning(timeout, str(source)) if timeout is not None else None
+        self.warnings: list[str] = [warning] if warning else []
 
     def _dims(self) -> dict[str, Dimension]:
         return {**self._batching, **self._flags}
@@ -187,4 +194,7 @@ def load_space(name_or_path: str | Path) -> SearchSpace:
         raise SearchSpaceError(source, None, f"cannot read the file ({exc})") from None
     parsed = parse_document(doc, source)
     check_batching(parsed.batching, source)
-    return SearchSpace(path.stem, path.resolve(), parsed)
+    space = SearchSpace(path.stem, path.resolve(), parsed)
+    for warning in space.warnings:  # one line on stderr through the CLI's logging
+        log.warning("event=search_space_warning %s", warning)
+    return space

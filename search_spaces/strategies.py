@@ -1,8 +1,8 @@
 """`allowed_batch_sizes` as a strategy of max_batch_size rather than a literal list.
 
-TF Serving requires the list to be strictly increasing and to end at max_batch_size, so a
-literal list would tie every trial to one max_batch_size. A strategy derives a valid list from
-whatever max_batch_size the trial picked:
+TF Serving requires the list to end at max_batch_size (bundle_factory_util.cc) and pads to the
+first entry that fits, so a literal list would tie every trial to one max_batch_size. A
+strategy derives a valid list from whatever max_batch_size the trial picked:
 
 - `none`: no list; batches run at whatever size they closed with (no padding).
 - `powers_of_two`: 1, 2, 4, ... below max_batch_size, then max_batch_size itself

@@ -90,6 +90,8 @@ def cmd_export(args: argparse.Namespace) -> int:
         print(f"against the reference points: {result.versus}")
     print(f"serve it with TensorFlow Serving:\n  {result.server_command}")
     print(f"or with the embedded server:\n  {result.embedded_command}")
+    if result.backend_note:
+        print(result.backend_note)
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.servers.flags import unknown_flag_message
 
 PERCENTILES = ("p50", "p95", "p99")
 SAMPLERS = ("tpe", "random", "grid")
@@ -249,6 +250,8 @@ def validate(config: TunerConfig) -> None:
         checks.append(
             (0 <= port <= 65535, f"{port_key} must be a port (1-65535) or 0 for a free one")
         )
+    bad_flag = unknown_flag_message(config.server.extra_flags, "server.extra_flags")
+    checks.append((bad_flag is None, bad_flag or ""))
     for ok, message in checks:
         if not ok:
             raise ConfigError(f"{src}: {message}")

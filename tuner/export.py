@@ -9,6 +9,7 @@ from pathlib import Path
 import optuna
 
 from model_server.batching_parameters import load_file
+from tuner.backend_note import recheck_advice
 from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
 from tuner.report import versus_references
@@ -24,6 +25,7 @@ class Export:
     rps: float
     capacity: bool = False  # rps is a capacity (req/s within the SLO), not closed-loop req/s
     versus: str = ""  # against the reference points, e.g. "3.10x no batching (...), ..."
+    backend_note: str = ""  # which server measured it; for the stand-in, how to re-measure
 
 
 def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
@@ -96,4 +98,5 @@ def export(
         rps=float(value),
         capacity="capacity_rps" in trial.user_attrs,
         versus=versus_references(study, float(value), percentile, trial.number),
+        backend_note=recheck_advice(trial, out, study.study_name),
     )

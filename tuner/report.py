@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import optuna
 
+from tuner.backend_note import summary_tag
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.progress import describe_params
@@ -167,6 +168,7 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
             f"winner: trial {trial.number} ({describe_params(trial)}) "
             f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
         )
+    line += summary_tag(trial)
     if trial.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING:
         return line + "; batching did not beat it: keep serving without --enable_batching"
     if capacity:

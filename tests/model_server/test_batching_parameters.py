@@ -11,6 +11,7 @@ from model_server.batching_parameters import (
     load_file,
     parse_text,
     render,
+    round_to_allowed_batch_size,
 )
 
 TF_SERVING_EXAMPLE = """
@@ -43,7 +44,7 @@ def test_render_round_trips_and_uses_wrapper_syntax() -> None:
         batch_timeout_micros=0,
         enable_large_batch_splitting=True,
         max_execution_batch_size=16,
-        allowed_batch_sizes=(4, 16),
+        allowed_batch_sizes=(4, 16, 64),
     )
     text = render(params)
     assert "max_batch_size { value: 64 }" in text.splitlines()
@@ -83,29 +84,49 @@ def test_unset_fields_take_tf_serving_defaults() -> None:
     assert not params.large_batch_splitting
 
 
+SPLIT = "enable_large_batch_splitting { value: true }\n"
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("max_batch_size { value: 0 }", "max_batch_size must be >= 1, got 0"),
+        # shared_batch_scheduler.h, SharedBatchScheduler::Create.
+        ("num_batch_threads { value: 0 }", "num_batch_threads must be positive, got 0"),
+        # shared_batch_scheduler.h, AddQueueAfterRewritingOptions: input_batch_size_limit.
+        ("max_batch_size { value: 0 }", "max_batch_size must be positive, got 0 (TF Serving"),
+        # Stricter: TF checks only == 0.
+        ("max_batch_size { value: -4 }", "stricter than TF Serving"),
+        # AddQueueAfterRewritingOptions: batch_timeout_micros must be non-negative.
         ("batch_timeout_micros { value: -1 }", "batch_timeout_micros must be >= 0"),
-        ("max_enqueued_batches { value: 0 }", "max_enqueued_batches must be >= 1, got 0"),
+        # AddQueue keeps 0 only with splitting, where AddQueueAfterRewritingOptions refuses it.
+        (
+            "max_batch_size { value: 8 }\n" + SPLIT + "max_enqueued_batches { value: 0 }",
+            "max_enqueued_batches must be positive with enable_large_batch_splitting",
+        ),
+        ("max_enqueued_batches { value: -1 }", "compares it as unsigned"),
+        # AddQueueAfterRewritingOptions: input_batch_size_limit >= max_execution_batch_size.
+        (
+            "max_batch_size { value: 8 }\n" + SPLIT + "max_execution_batch_size { value: 16 }",
+            "max_execution_batch_size (16) must not exceed max_batch_size (8)",
+        ),
+        # bundle_factory_util.h, GetQueueOptions: the default comes from max_batch_size's value.
+        (SPLIT, "enable_large_batch_splitting needs max_batch_size or max_execution_batch_size"),
+        (
+            "max_batch_size { value: 8 }\n" + SPLIT + "max_execution_batch_size { value: 0 }",
+            "max_execution_batch_size must be positive, got 0",
+        ),
+        # bundle_factory_util.cc, WrapSessionForBatching: last entry == max_batch_size...
         (
             "max_batch_size { value: 32 }\nallowed_batch_sizes: 8\nallowed_batch_sizes: 16",
             "the last entry of allowed_batch_sizes (16) must equal max_batch_size (32)",
         ),
+        # ...or 1000 (QueueOptions' default input_batch_size_limit) when it is unset...
+        ("allowed_batch_sizes: 8", "must equal max_batch_size (1000)"),
+        # ...also with splitting: max_execution_batch_size plays no part in the rule.
         (
-            "max_batch_size { value: 16 }\nallowed_batch_sizes: 16\nallowed_batch_sizes: 8",
-            "must be strictly increasing",
-        ),
-        (
-            "max_batch_size { value: 8 }\nenable_large_batch_splitting { value: true }\n"
-            "max_execution_batch_size { value: 16 }",
-            "max_execution_batch_size (16) must not exceed max_batch_size (8)",
-        ),
-        (
-            "max_batch_size { value: 64 }\nenable_large_batch_splitting { value: true }\n"
-            "max_execution_batch_size { value: 16 }\nallowed_batch_sizes: 64",
-            "must equal max_execution_batch_size (16)",
+            "max_batch_size { value: 64 }\n" + SPLIT + "max_execution_batch_size { value: 16 }\n"
+            "allowed_batch_sizes: 16",
+            "must equal max_batch_size (64)",
         ),
     ],
 )
@@ -113,6 +134,29 @@ def test_rule_violations_name_the_rule(text: str, message: str) -> None:
     with pytest.raises(BatchingConfigError, match=r"^batch\.txt: ") as info:
         parse_text(text, source="batch.txt")
     assert message in str(info.value)
+
+
+def test_files_tf_serving_accepts_are_accepted() -> None:
+    # With splitting, the list ends at max_batch_size, not max_execution_batch_size
+    # (WrapSessionForBatching), and max_execution_batch_size defaults to max_batch_size.
+    split = parse_text(
+        "max_batch_size { value: 64 }\n" + SPLIT + "max_execution_batch_size { value: 16 }\n"
+        "allowed_batch_sizes: 8\nallowed_batch_sizes: 16\nallowed_batch_sizes: 64"
+    )
+    assert split.effective_max_execution_batch_size == 16
+    assert (
+        parse_text("max_batch_size { value: 8 }\n" + SPLIT).effective_max_execution_batch_size == 8
+    )
+    # The model-server path never checks the list's order (only CreateBasicBatchingSession
+    # does); padding then takes the first entry that fits (RoundToLowestAllowedBatchSize).
+    odd = parse_text(
+        "max_batch_size { value: 16 }\nallowed_batch_sizes: 8\nallowed_batch_sizes: 4\n"
+        "allowed_batch_sizes: 16"
+    )
+    assert round_to_allowed_batch_size(odd.allowed_batch_sizes, 3) == 8
+    assert round_to_allowed_batch_size(odd.allowed_batch_sizes, 20) == 20
+    # AddQueue rewrites max_enqueued_batches 0 to 1 without splitting.
+    assert parse_text("max_enqueued_batches { value: 0 }").effective_max_enqueued_batches == 1
 
 
 def test_syntax_errors_name_file_and_line() -> None:

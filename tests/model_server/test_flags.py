@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import pytest
 
-from model_server.flags import Flags, build_parser, parse_flags
+from model_server.binary_flags import TF_SERVING_FLAGS
+from model_server.flags import EXIT_CANNOT_START, Flags, build_parser, parse_flags
+
+PORTS = {"port", "rest_api_port"}  # "=1" for both would be the same port twice
 
 
 def parse(*argv: str) -> Flags:
@@ -96,7 +100,6 @@ def test_flags_the_tuner_passes_to_the_real_binary_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        (["--no_such_flag=1"], "--no_such_flag"),
         (["--port=http"], "--port"),
         (["--port=65536"], "--port"),
         (["--port=0"], "--port"),
@@ -104,27 +107,39 @@ def test_flags_the_tuner_passes_to_the_real_binary_are_accepted() -> None:
         (["--enable_batching=maybe"], "--enable_batching"),
         (["--tensorflow_inter_op_parallelism=-2"], "--tensorflow_inter_op_parallelism"),
         (["--tensorflow_intra_op_parallelism=two"], "--tensorflow_intra_op_parallelism"),
-        (["--model_base"], "--model_base"),  # abbreviations are not flags
         (["--batching_parameters_file=/b.txt"], "--enable_batching"),
         (["--enable_batching=false", "--batching_parameters_file=/b.txt"], "--enable_batching"),
         (["--port=9000", "--rest_api_port=9000"], "--rest_api_port"),
-        (["positional"], "positional"),
     ],
 )
-def test_errors_exit_2_with_one_line_naming_the_flag(capsys, argv, fragment) -> None:
+def test_errors_exit_255_with_one_line_naming_the_flag(capsys, argv, fragment) -> None:
+    # main.cc: a flag that fails to parse ends main with -1, i.e. exit code 255.
     with pytest.raises(SystemExit) as exited:
         parse(*argv)
-    assert exited.value.code == 2
+    assert exited.value.code == EXIT_CANNOT_START == 255
     captured = capsys.readouterr()
-    lines = captured.err.splitlines()
-    assert len(lines) == 1 and fragment in lines[0], captured.err
+    lines = [line for line in captured.err.splitlines() if not line.startswith("unknown argument")]
+    assert len(lines) == 1 and fragment in lines[-1], captured.err
     assert captured.out == ""
+
+
+def test_unknown_arguments_are_printed_and_ignored_like_the_binary(capsys) -> None:
+    # main.cc: `if (argc != 1) std::cout << "unknown argument: " << argv[1]`, then it runs.
+    flags = parse("--no_such_flag=1", "positional")
+    assert flags.port == 8500
+    assert capsys.readouterr().err == "unknown argument: --no_such_flag=1\n"
+
+
+def test_every_flag_of_the_2_19_binary_is_accepted(capsys) -> None:
+    argv = [f"--{name}=1" for name in TF_SERVING_FLAGS if name not in PORTS]
+    parse(*argv)
+    assert "unknown argument" not in capsys.readouterr().err
 
 
 def test_model_base_path_is_required(capsys) -> None:
     with pytest.raises(SystemExit) as exited:
         parse_flags(["--port=9000"])
-    assert exited.value.code == 2
+    assert exited.value.code == EXIT_CANNOT_START
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "--model_base_path" in err
 
@@ -136,6 +151,8 @@ def test_help_explains_every_flag(capsys) -> None:
     text = capsys.readouterr().out
     flat = " ".join(text.split())
     for action in build_parser()._actions:
+        if action.help == argparse.SUPPRESS:  # the binary's other flags, covered by the epilog
+            continue
         assert action.help and " ".join(action.help.split()) in flat
         assert all(option in text for option in action.option_strings)
     assert "exit codes" in text and "--flag=value" in text

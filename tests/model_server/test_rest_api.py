@@ -126,9 +126,12 @@ def test_invalid_json_is_400(rest) -> None:
     assert "JSON Parse error" in response.json()["error"]
 
 
-def test_unknown_route_is_404_json(rest) -> None:
+def test_unparsable_model_path_is_400_malformed_request(rest) -> None:
+    # http_rest_api_handler.cc: a path its regex cannot parse keeps the initial status,
+    # InvalidArgument("Malformed request: ..."), i.e. HTTP 400.
     response = rest.get("/v1/models/sentiment/versions/x")
-    assert response.status_code == 404
+    assert response.status_code == 400
+    assert "Malformed request" in response.json()["error"]
     assert "error" in response.json()
 
 
@@ -136,11 +139,9 @@ def test_metrics_count_requests_by_status(rest) -> None:
     rest.post("/v1/models/sentiment:predict", json={"instances": [[0] * 50]})
     text = rest.get("/monitoring/prometheus/metrics").text
     assert "# TYPE :tensorflow:serving:request_count counter" in text
-    assert (
-        ':tensorflow:serving:request_count{model_name="sentiment",entrypoint="REST",status="OK"}'
-        in text
-    )
-    assert ":tensorflow:serving:batching_session:processed_batch_size_count" in text
+    assert ':tensorflow:serving:request_count{model_name="sentiment",status="OK"}' in text
+    # A server without batching never creates batching_util.h's batch-size series.
+    assert "processed_batch_size" not in text
 
 
 # --- a model with two versions, two inputs, two outputs and a string signature ---------------

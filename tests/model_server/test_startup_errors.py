@@ -1,4 +1,7 @@
-"""A server that cannot start says why in one line on stderr, exits non-zero, binds nothing.
+"""A server that cannot start says why in one line on stderr, exits 255, binds nothing.
+
+255 is tensorflow_model_server's code for every start-up failure: main.cc returns -1 when its
+flags do not parse or Server::BuildAndStart fails (a failed initial load included).
 
 Each case runs `python -m model_server` as a user would and checks the whole of stderr: one
 line, no traceback, naming the cause. Failures the server can detect before binding (flags,
@@ -16,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from model_server.flags import EXIT_CANNOT_START as EXIT
 from tests.support.ports import free_port
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -84,13 +88,13 @@ def test_batching_file_syntax_error_names_file_and_line(tmp_path, base_args, por
     text = "max_batch_size { value: 8 }\n\nbatch_timeout_micros { value: 1O0 }\n"
     bad = write(tmp_path / "batching.txt", text)
     result = run_server(*base_args, "--enable_batching", f"--batching_parameters_file={bad}")
-    assert_failed_before_binding(result, ports, 1, str(bad), "line 3", "1O0")
+    assert_failed_before_binding(result, ports, EXIT, str(bad), "line 3", "1O0")
 
 
 def test_batching_file_with_unknown_field_names_file_and_line(tmp_path, base_args, ports) -> None:
     bad = write(tmp_path / "batching.txt", "max_batch_size { value: 8 }\nbatch_size: 4\n")
     result = run_server(*base_args, "--enable_batching", f"--batching_parameters_file={bad}")
-    assert_failed_before_binding(result, ports, 1, str(bad), "line 2", "batch_size")
+    assert_failed_before_binding(result, ports, EXIT, str(bad), "line 2", "batch_size")
 
 
 def test_batching_rule_violation_names_the_rule(tmp_path, base_args, ports) -> None:
@@ -100,35 +104,34 @@ def test_batching_rule_violation_names_the_rule(tmp_path, base_args, ports) -> N
     )
     result = run_server(*base_args, "--enable_batching", f"--batching_parameters_file={bad}")
     assert_failed_before_binding(
-        result, ports, 1, str(bad), "last entry of allowed_batch_sizes", "max_batch_size"
+        result, ports, EXIT, str(bad), "last entry of allowed_batch_sizes", "max_batch_size"
     )
 
 
 def test_missing_batching_file_is_named(tmp_path, base_args, ports) -> None:
     missing = tmp_path / "nope.txt"
     result = run_server(*base_args, "--enable_batching", f"--batching_parameters_file={missing}")
-    assert_failed_before_binding(result, ports, 1, str(missing))
+    assert_failed_before_binding(result, ports, EXIT, str(missing))
 
 
 def test_batching_file_without_enable_batching(tmp_path, base_args, ports) -> None:
     good = write(tmp_path / "batching.txt", "max_batch_size { value: 8 }\n")
     result = run_server(*base_args, f"--batching_parameters_file={good}")
-    assert_failed_before_binding(result, ports, 2, "--enable_batching")
+    assert_failed_before_binding(result, ports, EXIT, "--enable_batching")
 
 
 @pytest.mark.parametrize(
     ("flag", "fragment"),
     [
-        ("--no_such_flag=1", "--no_such_flag"),
         ("--port=http", "--port"),
         ("--rest_api_port=70000", "--rest_api_port"),
         ("--enable_batching=maybe", "--enable_batching"),
         ("--tensorflow_intra_op_parallelism=-1", "--tensorflow_intra_op_parallelism"),
     ],
 )
-def test_bad_flag_exits_2_with_one_line(base_args, ports, flag, fragment) -> None:
+def test_bad_flag_value_exits_255_with_one_line(base_args, ports, flag, fragment) -> None:
     result = run_server(*base_args, flag)
-    assert_failed_before_binding(result, ports, 2, fragment)
+    assert_failed_before_binding(result, ports, EXIT, fragment)
 
 
 def test_same_port_for_grpc_and_rest(demo_model_dir, ports) -> None:
@@ -136,7 +139,7 @@ def test_same_port_for_grpc_and_rest(demo_model_dir, ports) -> None:
     result = run_server(
         f"--port={grpc_port}", f"--rest_api_port={grpc_port}", f"--model_base_path={demo_model_dir}"
     )
-    assert_failed_before_binding(result, ports, 2, "--rest_api_port", str(grpc_port))
+    assert_failed_before_binding(result, ports, EXIT, "--rest_api_port", str(grpc_port))
 
 
 def test_missing_model_base_path(tmp_path, ports) -> None:
@@ -145,7 +148,7 @@ def test_missing_model_base_path(tmp_path, ports) -> None:
     result = run_server(
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_base_path={missing}"
     )
-    assert_failed_before_binding(result, ports, 1, str(missing), "does not exist")
+    assert_failed_before_binding(result, ports, EXIT, str(missing), "does not exist")
 
 
 def test_model_base_path_without_numeric_versions(tmp_path, ports) -> None:
@@ -156,7 +159,7 @@ def test_model_base_path_without_numeric_versions(tmp_path, ports) -> None:
     result = run_server(
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_base_path={tmp_path}"
     )
-    assert_failed_before_binding(result, ports, 1, str(tmp_path), "no servable version")
+    assert_failed_before_binding(result, ports, EXIT, str(tmp_path), "no servable version")
 
 
 @pytest.fixture
@@ -173,7 +176,7 @@ def test_grpc_port_in_use(occupied, demo_model_dir) -> None:
     result = run_server(
         f"--port={occupied}", f"--rest_api_port={rest_port}", f"--model_base_path={demo_model_dir}"
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT
     line = one_line(result)
     assert "gRPC port" in line and str(occupied) in line
     assert port_is_free(rest_port)
@@ -184,22 +187,22 @@ def test_rest_port_in_use(occupied, demo_model_dir) -> None:
     result = run_server(
         f"--port={grpc_port}", f"--rest_api_port={occupied}", f"--model_base_path={demo_model_dir}"
     )
-    assert result.returncode == 1
+    assert result.returncode == EXIT
     line = one_line(result)
     assert "REST API port" in line and str(occupied) in line
     assert port_is_free(grpc_port)
 
 
-def test_model_that_fails_to_load_exits_1_with_the_reason_last(tmp_path, ports) -> None:
-    """Found only after binding (as TF Serving, which reports it through GetModelStatus too):
-    the log says so in key=value lines, the last line is the reason, and the ports are freed."""
+def test_model_that_fails_to_load_exits_255_without_binding(tmp_path, ports) -> None:
+    """As TF Serving (server.cc loads in ServerCore::Create before building the gRPC server):
+    the log says so in key=value lines, the last line is the reason, no port was ever bound."""
     grpc_port, rest_port = ports
     (tmp_path / "1").mkdir()
     (tmp_path / "1" / "saved_model.pb").write_bytes(b"not a protobuf")
     result = run_server(
         f"--port={grpc_port}", f"--rest_api_port={rest_port}", f"--model_base_path={tmp_path}"
     )
-    assert result.returncode == 1, result.stderr
+    assert result.returncode == EXIT, result.stderr
     lines = result.stderr.splitlines()
     assert "Traceback" not in result.stderr
     assert lines[-1].startswith("model_server: error: cannot load the SavedModel at ")
@@ -207,4 +210,5 @@ def test_model_that_fails_to_load_exits_1_with_the_reason_last(tmp_path, ports) 
     # Nothing but our own structured lines: TensorFlow's native start-up chatter is filtered.
     assert all(line.startswith("ts=") for line in lines[:-1]), result.stderr
     assert any("event=load_failed" in line for line in lines)
+    assert not any("event=listening" in line for line in lines)
     assert all(port_is_free(port) for port in ports)

@@ -115,14 +115,18 @@ CASES = [
     (
         "[batching]\nnum_batch_threads = { low = 0, high = 4 }\n",
         "batching.num_batch_threads",
-        "num_batch_threads must be >= 1, got 0",
+        "num_batch_threads must be positive, got 0",
     ),
     (
-        "[batching]\nmax_enqueued_batches = { choices = [16, 0] }\n",
+        "[batching]\nmax_enqueued_batches = { choices = [16, -1] }\n",
         "batching.max_enqueued_batches",
-        "max_enqueued_batches must be >= 1",
+        "the smallest allowed value is 0",
     ),
-    ("[batching]\nmax_batch_size = 0\n", "batching.max_batch_size", "max_batch_size must be >= 1"),
+    (
+        "[batching]\nmax_batch_size = 0\n",
+        "batching.max_batch_size",
+        "max_batch_size must be positive",
+    ),
 ]
 
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePath
 
 from model_server.batching_parameters import BatchingParameters, render
+from model_server.binary_flags import TF_SERVING_FLAGS, TF_SERVING_VERSION, closest_flag
 from tuner.servers.base import ServerConfigError, check_flag_names
 
 BATCHING_FILE = "batching_parameters.txt"
@@ -25,6 +26,32 @@ TRAP_FLAGS = {
     "grpc_channel_arguments": "grpc.so_reuseport=0",
 }
 BINARY_MANAGED_FLAGS = frozenset({*TRAP_FLAGS, "monitoring_config_file"})
+
+
+def unknown_flag_message(flags: Mapping[str, str], source: str) -> str | None:
+    """One sentence naming the first flag `tensorflow_model_server` does not have, or None.
+
+    The binary prints an unknown flag and runs without it (main.cc), so a typo in
+    server.extra_flags would silently tune a different server than the user meant.
+    """
+    known = set(TF_SERVING_FLAGS)
+    for name in flags:
+        if name in known:
+            continue
+        guess = closest_flag(name)
+        hint = f"did you mean {guess}?" if guess else "see `tensorflow_model_server --help`"
+        return (
+            f"{source} sets {name!r}, which is not a flag of tensorflow_model_server "
+            f"{TF_SERVING_VERSION} (the binary would ignore it); {hint}"
+        )
+    return None
+
+
+def check_known_flags(flags: Mapping[str, str], source: str) -> None:
+    """ServerConfigError for a flag the real binary does not have."""
+    message = unknown_flag_message(flags, source)
+    if message is not None:
+        raise ServerConfigError(message)
 
 
 def write_batching_file(workdir: Path, batching: BatchingParameters | None) -> Path | None:
@@ -65,6 +92,8 @@ def model_server_flags(
     the user's extra flags. The last two may not overlap (one would silently be ignored).
     """
     check_flag_names(server_flags, "the search space's server flags")
+    check_known_flags(server_flags, "the search space's server flags")
+    check_known_flags(extra_flags, "server.extra_flags")
     overlap = sorted(set(server_flags) & set(extra_flags))
     if overlap:
         raise ServerConfigError(

@@ -1,8 +1,9 @@
 """Waiting for a model server to report the model AVAILABLE over gRPC.
 
-TF Serving binds its gRPC port before the model is loaded, so a bound port means nothing:
-only ModelService/GetModelStatus saying AVAILABLE does. The tuner's backends and the tests
-share this one poll loop.
+TF Serving 2.19 loads the model before it opens its ports (model_servers/server.cc: the
+gRPC server is built after ServerCore::Create has loaded the model), so while a live server
+does not answer it is *loading*, not down; once it answers, only ModelService/GetModelStatus
+saying AVAILABLE counts. The tuner's backends and the tests share this one poll loop.
 
 The messages are declared here with TF Serving's names and numbers (model.proto,
 get_model_status.proto), only the fields read: tensorflow-serving-api's generated modules
@@ -78,11 +79,16 @@ class ServerExitedError(ServerNotReadyError):
         self.exit_code = exit_code
 
 
+LOADING_NOT_LISTENING = "LOADING (ports not open yet: TF Serving opens them once the model loaded)"
+
+
 class NeverReadyError(ServerNotReadyError):
     def __init__(self, timeout: float, last_state: str) -> None:
-        super().__init__(
-            f"the model server was not AVAILABLE after {timeout:g} s (last state: {last_state})"
-        )
+        if last_state == LOADING_NOT_LISTENING:
+            text = f"the model server was still loading the model after {timeout:g} s"
+        else:
+            text = f"the model server was not AVAILABLE after {timeout:g} s"
+        super().__init__(f"{text} (last state: {last_state})")
         self.timeout = timeout
         self.last_state = last_state
 
@@ -99,6 +105,8 @@ def model_state(channel: grpc.Channel, model_name: str, timeout: float = 2.0) ->
     try:
         response = call(request, timeout=timeout)
     except grpc.RpcError as exc:
+        if exc.code() == grpc.StatusCode.UNAVAILABLE:  # nothing listens (yet)
+            return LOADING_NOT_LISTENING
         return f"{exc.code().name}"
     if not response.model_version_status:
         return "NO_VERSIONS"
@@ -114,9 +122,13 @@ def wait_until_available(
     process: subprocess.Popen | None = None,
     poll_interval: float = 0.2,
 ) -> None:
-    """Poll GetModelStatus until AVAILABLE; fail fast if `process` exits meanwhile."""
+    """Poll GetModelStatus until AVAILABLE; fail fast if `process` exits meanwhile.
+
+    A server that does not answer yet counts as loading: the process check tells a dead
+    one apart, so "not listening" never means "down" here.
+    """
     deadline = time.monotonic() + timeout
-    state = "UNREACHABLE"
+    state = LOADING_NOT_LISTENING
     with grpc.insecure_channel(grpc_target, options=CHANNEL_OPTIONS) as channel:
         while True:
             if process is not None and process.poll() is not None:

@@ -8,9 +8,12 @@ import sys
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
+from tests.support.ports import free_port
 from tuner.servers.readiness import (
+    LOADING_NOT_LISTENING,
     GetModelStatusRequest,
     GetModelStatusResponse,
+    NeverReadyError,
     ServerExitedError,
     wait_until_available,
 )
@@ -43,3 +46,18 @@ def test_a_process_that_exits_fails_fast() -> None:
 
 def test_model_server_becomes_available(model_server) -> None:
     wait_until_available(model_server.grpc_target, "sentiment", timeout=10)
+
+
+def test_a_live_server_that_does_not_answer_yet_is_reported_as_loading() -> None:
+    # TF Serving opens its ports only after the model loaded (server.cc), so silence from a
+    # running process means "loading", never "server down".
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(NeverReadyError) as info:
+            wait_until_available(f"127.0.0.1:{free_port()}", "m", timeout=0.3, process=proc)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert info.value.last_state == LOADING_NOT_LISTENING
+    assert "still loading the model" in str(info.value)
+    assert "down" not in str(info.value)

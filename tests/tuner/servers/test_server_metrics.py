@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from model_server.metrics import ServerMetrics
 from tuner.servers.metrics import (
     mean_batch_size,
     parse,
@@ -10,37 +13,84 @@ from tuner.servers.metrics import (
     request_count_delta,
 )
 
-BEFORE = """\
-# TYPE :tensorflow:serving:request_count counter
-:tensorflow:serving:request_count{entrypoint="GRPC",model_name="sentiment",status="OK"} 10
-:tensorflow:serving:request_count{entrypoint="REST",model_name="sentiment",status="OK"} 2
-:tensorflow:serving:request_count{entrypoint="GRPC",model_name="other",status="UNAVAILABLE"} 99
-# TYPE :tensorflow:serving:batching_session:processed_batch_size histogram
-:tensorflow:serving:batching_session:processed_batch_size_bucket{model_name="sentiment",le="8"} 3
-:tensorflow:serving:batching_session:processed_batch_size_bucket{model_name="sentiment",le="+Inf"} 4
-:tensorflow:serving:batching_session:processed_batch_size_sum{model_name="sentiment"} 20
-:tensorflow:serving:batching_session:processed_batch_size_count{model_name="sentiment"} 4
-:tensorflow:serving:batching_session:processed_batch_size_sum{model_name="other"} 1000
-:tensorflow:serving:batching_session:processed_batch_size_count{model_name="other"} 1
-"""
 
-AFTER = """\
-:tensorflow:serving:request_count{entrypoint="GRPC",model_name="sentiment",status="OK"} 110
-:tensorflow:serving:request_count{entrypoint="REST",model_name="sentiment",status="OK"} 2
-:tensorflow:serving:request_count{entrypoint="GRPC",model_name="sentiment",status="UNAVAILABLE"} 7
-:tensorflow:serving:batching_session:processed_batch_size_sum{model_name="sentiment"} 340 17000
-:tensorflow:serving:batching_session:processed_batch_size_count{model_name="sentiment"} 14
-:tensorflow:serving:batching_session:queuing_latency_sum{model_name="sentiment"} 5e3
-:tensorflow:serving:batching_session:queuing_latency_count{model_name="sentiment"} 10
-"""
+def _buckets(name: str, counts: list[int]) -> str:
+    """A batching_util.h histogram's 15 cumulative bucket lines: Exponential(1, 2, 14) limits
+    written with absl::StrCat, the last (DBL_MAX) as +Inf; no labels, so only `le`."""
+    limits = [str(2**i) for i in range(14)] + ["+Inf"]
+    return "".join(
+        f'{name}_bucket{{le="{le}"}} {count}\n' for le, count in zip(limits, counts, strict=True)
+    )
 
 
-def test_mean_batch_size_and_queue_full_from_deltas() -> None:
+P = ":tensorflow:serving:"
+B = f"{P}batching_session:"
+
+# Text as tensorflow_serving/util/prometheus_exporter.cc (2.19.0) writes it: metrics in the
+# order of their TF names, a TYPE line each and no HELP, `{}` for unlabelled _sum/_count,
+# TF's labels (request_count has no entrypoint; processed_batch_size has none at all).
+BEFORE = (
+    f"# TYPE {B}input_batch_size histogram\n"
+    + _buckets(f"{B}input_batch_size", [0, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])
+    + f"{B}input_batch_size_sum{{}} 6\n"
+    + f"{B}input_batch_size_count{{}} 4\n"
+    + f"# TYPE {B}processed_batch_size histogram\n"
+    + _buckets(f"{B}processed_batch_size", [0, 0, 0, 1, 3, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4])
+    + f"{B}processed_batch_size_sum{{}} 20\n"
+    + f"{B}processed_batch_size_count{{}} 4\n"
+    + f"# TYPE {B}queuing_latency histogram\n"
+    + f"# TYPE {B}wrapped_run_count counter\n"
+    + f"{B}wrapped_run_count{{}} 4\n"
+    + f"# TYPE {P}request_count counter\n"
+    + f'{P}request_count{{model_name="other",status="UNAVAILABLE"}} 99\n'
+    + f'{P}request_count{{model_name="sentiment",status="OK"}} 12\n'
+    + f"# TYPE {P}request_latency histogram\n"
+)
+
+AFTER = (
+    f"# TYPE {B}processed_batch_size histogram\n"
+    + _buckets(f"{B}processed_batch_size", [0, 0, 0, 1, 3, 10, 14, 14, 14, 14, 14, 14, 14, 14, 14])
+    + f"{B}processed_batch_size_sum{{}} 340\n"
+    + f"{B}processed_batch_size_count{{}} 14\n"
+    + f"# TYPE {B}queuing_latency histogram\n"
+    + f'{B}queuing_latency_sum{{thread_pool_name=""}} 5000\n'
+    + f'{B}queuing_latency_count{{thread_pool_name=""}} 10\n'
+    + f"# TYPE {P}request_count counter\n"
+    + f'{P}request_count{{model_name="sentiment",status="OK"}} 112\n'
+    + f'{P}request_count{{model_name="sentiment",status="UNAVAILABLE"}} 7\n'
+)
+
+
+def test_mean_batch_size_and_queue_full_from_tf_servings_page() -> None:
     before, after = parse(BEFORE, "sentiment"), parse(AFTER, "sentiment")
     assert mean_batch_size(before, after) == (340 - 20) / (14 - 4)
     assert queue_full_count(before, after) == 7
     assert request_count_delta(before, after, "OK") == 100
     assert after.has_batching and after.histogram_sums["queuing_latency"] == 5000.0
+
+
+def test_the_embedded_servers_page_reads_the_same_way() -> None:
+    # The embedded server renders the exporter's format itself; the tuner reads it alike.
+    metrics = ServerMetrics("sentiment")
+    before = parse(metrics.render(), "sentiment")
+    assert not before.has_batching  # batching_util.h's series appear only after a batch
+    for size in (3, 5):
+        metrics.batching.record_input({"x": np.zeros((size, 2))})
+    metrics.batching.record_batch(8, 0, (100.0, 200.0))
+    metrics.batching.record_batch(4, 3, (50.0,))
+    metrics.record_request("sentiment", "OK", 900)
+    metrics.record_request("sentiment", "UNAVAILABLE", 10)
+    metrics.record_request("other", "UNAVAILABLE", 10)
+    after = parse(metrics.render(), "sentiment")
+    assert mean_batch_size(before, after) == 6
+    assert queue_full_count(before, after) == 1
+
+
+def test_six_digit_sums_still_give_a_mean() -> None:
+    # absl::StrCat(double) prints sums with six significant digits: 1234567 -> 1.23457e+06.
+    page = f"{B}processed_batch_size_sum{{}} 1.23457e+06\n{B}processed_batch_size_count{{}} 10\n"
+    zero = parse("", "sentiment")
+    assert mean_batch_size(zero, parse(page, "sentiment")) == 123457.0
 
 
 def test_without_batching_or_requests() -> None:
@@ -57,7 +107,7 @@ def test_without_batching_or_requests() -> None:
 
 def test_all_models_when_no_name_is_given() -> None:
     snapshot = parse(BEFORE)
-    assert snapshot.histogram_counts["processed_batch_size"] == 5
+    assert snapshot.histogram_counts["processed_batch_size"] == 4
     assert snapshot.request_count_by_status == {"OK": 12, "UNAVAILABLE": 99}
 
 

@@ -1,0 +1,89 @@
+"""export and the study summary say which model server measured the winner, and how to
+re-measure a winner of the embedded stand-in on TF Serving itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from model_server.batching_parameters import BatchingParameters, render
+from search_spaces.loader import load_space
+from tuner.backend_note import recheck_space_text, summary_tag
+from tuner.confirm import WINNER_ATTR
+from tuner.export import export
+from tuner.report import winner_summary
+
+WINNING = BatchingParameters(
+    max_batch_size=32,
+    batch_timeout_micros=2000,
+    num_batch_threads=2,
+    max_enqueued_batches=16,
+    allowed_batch_sizes=(1, 2, 4, 8, 16, 32),
+)
+
+
+def study_won_on(backend: str) -> optuna.Study:
+    study = optuna.create_study(direction="maximize")
+    dist = optuna.distributions.IntDistribution(1, 128)
+    trial = optuna.trial.create_trial(
+        params={"max_batch_size": 32},
+        distributions={"max_batch_size": dist},
+        value=100.0,
+        user_attrs={
+            "backend": backend,
+            "batching_file": render(WINNING),
+            "server_flags": {"tensorflow_intra_op_parallelism": "1"},
+            "rps": 100.0,
+            "p95_ms": 20.0,
+        },
+    )
+    study.add_trial(trial)
+    study.set_user_attr(
+        WINNER_ATTR, {"trial": 0, "confirmed": True, "median_rps": 100.0, "runs": 3}
+    )
+    return study
+
+
+@pytest.mark.parametrize(
+    ("backend", "words"),
+    [
+        ("embedded", "the embedded stand-in"),
+        ("binary", "tensorflow_model_server"),
+        ("docker", "TF Serving in Docker"),
+    ],
+)
+def test_the_summary_names_the_backend(backend: str, words: str) -> None:
+    line = winner_summary(study_won_on(backend), "p95")
+    assert line.startswith("winner: trial 0") and "\n" not in line
+    assert f"[measured on {words}" in line
+
+
+def test_export_of_a_stand_in_winner_says_how_to_re_measure_it(tmp_path: Path) -> None:
+    out = tmp_path / "batching_parameters.txt"
+    result = export(study_won_on("embedded"), out, model_name="sentiment")
+    note = result.backend_note
+    assert "embedded stand-in" in note and "before production" in note
+    assert "--backend docker" in note and "--backend binary" in note
+    space_file = tmp_path / "batching_parameters.recheck.toml"
+    assert str(space_file) in note
+    # The space fixes every value: its one suggestion is exactly the exported file.
+    space = load_space(space_file)
+    assert space.param_names == []
+    suggestion = space.suggestion_from_params({})
+    assert render(suggestion.batching) == out.read_text()
+    assert suggestion.server_flags == {"tensorflow_intra_op_parallelism": "1"}
+
+
+def test_export_of_a_real_server_winner_only_names_it(tmp_path: Path) -> None:
+    out = tmp_path / "b.txt"
+    result = export(study_won_on("binary"), out, model_name="sentiment")
+    assert result.backend_note == "measured on tensorflow_model_server (the real binary)"
+    assert not (tmp_path / "b.recheck.toml").exists()
+
+
+def test_an_unrecorded_backend_is_not_passed_off_as_tf_serving() -> None:
+    trial = optuna.trial.create_trial(value=1.0, user_attrs={})
+    assert "unrecorded backend" in summary_tag(trial)
+    assert recheck_space_text(trial) is None
