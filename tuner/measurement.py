@@ -75,6 +75,7 @@ class Measurer:
         before = self._metrics()
         service_pid = self.service.pid
         server_pids = list(self.backend.pids)
+        server_cpu_meter = self.backend.cpu_meter()  # containers: the engine's stats API
         try:
             result = run_load(
                 self.profile,
@@ -88,7 +89,11 @@ class Measurer:
                 "load_generator_failed", str(exc), log_tail=getattr(exc, "log_tail", "")
             ) from None
         after = self._metrics()
-        if not self.backend.is_running():
+        try:
+            running = self.backend.is_running()
+        except ModelServerError as exc:  # e.g. the Docker engine stopped answering
+            raise TrialFailed(exc.reason, str(exc)) from None
+        if not running:
             raise TrialFailed(
                 "server_exited",
                 "the model server exited during the load test",
@@ -96,6 +101,9 @@ class Measurer:
             )
         cpu = result.cpu_percent_by_pid
         server_cpu = [cpu[p] for p in server_pids if p in cpu]
+        if not server_cpu and server_cpu_meter is not None:
+            container_cpu = server_cpu_meter.percent()
+            server_cpu = [container_cpu] if container_cpu is not None else []
         return Measurement(
             load=result,
             goodput_rps=result.rps * (1.0 - result.error_rate),
