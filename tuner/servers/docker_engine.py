@@ -89,6 +89,14 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 240 else text[:237] + "..."
 
 
+def image_present(client, image: str) -> bool:
+    try:
+        client.images.get(image)
+    except (DockerException, requests.exceptions.RequestException):
+        return False
+    return True
+
+
 def ensure_image(client, image: str) -> None:
     """The image on the engine, pulled when missing; ImageUnavailableError when it cannot be."""
     with engine_errors(f"look up the image {image}"):

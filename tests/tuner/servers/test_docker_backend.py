@@ -283,8 +283,19 @@ def test_auto_picks_docker_when_an_engine_answers(
     backend, why = create_backend(
         "auto", spec_for(tmp_path), docker_image="img:1", docker_client_factory=lambda: client
     )
+    # An engine without the image: no pull of gigabytes behind the user's back.
+    assert isinstance(backend, EmbeddedBackend)
+    assert "the Docker engine has no img:1 image" in why
+    assert ("images.pull", "img:1") not in client.calls
+    client.images_present.add("img:1")
+    backend, why = create_backend(
+        "auto", spec_for(tmp_path), docker_image="img:1", docker_client_factory=lambda: client
+    )
     assert isinstance(backend, DockerBackend) and backend.client is client
-    assert "docker backend" in why and "img:1" in why
+    assert why == (
+        "auto picked the docker backend: no tensorflow_model_server on PATH, but a Docker "
+        "engine answered and has img:1, so it runs that image."
+    )
     with pytest.raises(ServerConfigError, match="unknown server backend 'podman'"):
         create_backend("podman", spec_for(tmp_path))
 
