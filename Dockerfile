@@ -21,28 +21,34 @@ RUN groupadd --system --gid 10001 tuner \
       --shell /usr/sbin/nologin tuner
 WORKDIR /app
 
-# The requirement sets, cut from pyproject.toml: only its dependency list invalidates the
-# (large) layers below, not a code change.
+# The requirement sets, cut from pyproject.toml. Each venv stage copies only its own set, so a
+# code change invalidates none of the (large) venv layers, and a dependency change only those
+# whose set changed.
 FROM base AS requirements
 COPY pyproject.toml container/requirements.py /src/
-RUN python3 /src/requirements.py sets /src/pyproject.toml /src/req \
- && python3 -m venv /opt/venv
+RUN python3 /src/requirements.py sets /src/pyproject.toml /src/req
 
 # pip's cache is a build cache mount: TensorFlow's ~570 MB wheel is downloaded once per machine.
-FROM requirements AS service-venv
+FROM base AS service-venv
+COPY container/requirements.py /src/
+COPY --from=requirements /src/req/service.txt /src/req/service-nodeps.txt /src/req/tensorflow.txt /src/req/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -r /src/req/service.txt \
+    python3 -m venv /opt/venv \
+ && pip install -r /src/req/service.txt \
  && pip install --no-deps -r /src/req/service-nodeps.txt \
  && pip download --no-deps --dest /tmp/tf -r /src/req/tensorflow.txt \
  && python3 /src/requirements.py protos /tmp/tf/tensorflow-*.whl \
       "$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && rm -rf /tmp/tf
 
-FROM requirements AS model-server-venv
+FROM base AS model-server-venv
+COPY --from=requirements /src/req/model-server.txt /src/req/
 RUN --mount=type=cache,target=/root/.cache/pip \
-    pip install -r /src/req/model-server.txt
+    python3 -m venv /opt/venv \
+ && pip install -r /src/req/model-server.txt
 
 FROM model-server-venv AS tuner-venv
+COPY --from=requirements /src/req/tuner.txt /src/req/
 RUN --mount=type=cache,target=/root/.cache/pip \
     pip install -r /src/req/tuner.txt
 

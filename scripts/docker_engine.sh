@@ -51,9 +51,13 @@ install_podman() {
         say "no Docker engine answers and ${missing[*]} are missing; install them (as root) or start Docker"
         exit 1
     fi
-    say "installing ${missing[*]} from Debian's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    say "installing ${missing[*]} from Debian's packages (log: $STATE/apt.log)"
+    local started=$SECONDS
+    {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1 apt-get install -y -qq "${missing[@]}"
+    } >"$STATE/apt.log" 2>&1 || { say "installing failed; see $STATE/apt.log"; exit 1; }
+    say "installed in $((SECONDS - started)) s"
 }
 
 cmd_up() {

@@ -7,8 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import httpx
+import optuna
 
-from tests.docker.engine import IMAGES, http_ok, model_available, wait_for
+from tests.docker.engine import IMAGES, READY_TIMEOUT_S, http_ok, model_available, wait_for
 from tests.support.ports import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,3 +108,50 @@ def test_tuner_image_runs_the_cli_and_the_dashboard(engine, containers) -> None:
     )
     assert dashboard.wait(timeout=120)["StatusCode"] == 0
     assert dashboard.logs().decode().strip()  # its version
+
+
+def test_a_study_runs_inside_the_tuner_image(
+    engine, containers, demo_model_dir: Path, tmp_path: Path
+) -> None:
+    """The tuner image on a mounted study directory: the embedded backend inside it, the
+    database written where the user can read it."""
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    study_dir.chmod(0o777)  # the image's user (uid 10001) writes the database and the runs
+    (study_dir / "tuner.toml").write_text(
+        """
+[study]
+name = "in-container"
+storage = "sqlite:///tuning.db"
+n_trials = 1
+[server]
+backend = "embedded"
+model_base_path = "/models/sentiment"
+[load]
+users = 4
+spawn_rate = 4.0
+warmup_s = 1.0
+measure_s = 3.0
+[search]
+space = "quick"
+[confirm]
+top_k = 0
+[objective]
+slo_ms = 2000.0
+"""
+    )
+    tuner = containers.run(
+        IMAGES["tuner"],
+        command=["optimize", "--config", "tuner.toml"],
+        volumes={
+            str(study_dir): {"bind": "/work", "mode": "rw"},
+            str(demo_model_dir): {"bind": "/models/sentiment", "mode": "ro"},
+        },
+    )
+    status = tuner.wait(timeout=READY_TIMEOUT_S * 2)["StatusCode"]
+    output = tuner.logs().decode(errors="replace")
+    assert status == 0, output
+    assert "model server: the embedded model server was configured" in output
+    study = optuna.load_study(study_name="in-container", storage=f"sqlite:///{study_dir}/tuning.db")
+    [trial] = study.get_trials(states=[optuna.trial.TrialState.COMPLETE])
+    assert trial.user_attrs["backend"] == "embedded" and trial.user_attrs["requests"] > 0
