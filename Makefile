@@ -60,4 +60,4 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/tuner_bench.py
 
 clean:
-	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out
+	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out build

@@ -16,6 +16,7 @@ import pytest
 from docker.errors import NotFound
 
 from tests.docker.engine import IMAGES, READY_TIMEOUT_S
+from tests.support.ports import free_port
 from tuner.config import TunerConfig, load_config
 from tuner.servers.docker_engine import LABEL, WORKDIR_LABEL
 from tuner.servers.study_ports import PORTS_ATTR
@@ -75,6 +76,7 @@ def test_a_short_study_on_the_docker_backend(engine, tmp_path: Path, demo_model_
 def test_the_next_run_removes_the_container_of_a_killed_tuner(
     engine, tmp_path: Path, demo_model_dir
 ) -> None:
+    grpc_port, rest_port = free_port(), free_port()  # fixed, as a user would configure them
     config_file = tmp_path / "tuner.toml"
     config_file.write_text(f"""
 [study]
@@ -87,6 +89,8 @@ backend = "docker"
 docker_image = "{IMAGES["model-server"]}"
 model_base_path = "{demo_model_dir}"
 ready_timeout_s = {READY_TIMEOUT_S}
+grpc_port = {grpc_port}
+rest_port = {rest_port}
 [load]
 users = 4
 spawn_rate = 4.0
@@ -125,6 +129,7 @@ slo_ms = 2000.0
         tmp_path,
         demo_model_dir,
         study={"name": "killed", "n_trials": 2, "stale_after_s": 2},
+        server={"grpc_port": grpc_port, "rest_port": rest_port},
     )
     lines: list[str] = []
     optimize(config, say=lines.append)
@@ -133,8 +138,8 @@ slo_ms = 2000.0
         f"removed container {leftover.name} (trial trial-0000, tuner pid {tuner.pid}), "
         "left by a tuner of this study that was killed"
     ]
-    # Removed before the port check: the second run reused the study's stored ports, which
-    # the leftover held, and its trials were measured (no port_conflict).
+    # Removed before the port check: the leftover held the configured ports, and the second
+    # run's trials were measured on them (no port_conflict).
     states = [t.state for t in load_existing_study(config).get_trials()]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 2, lines
     assert our_containers(engine, workdir) == []
