@@ -33,6 +33,8 @@ from tuner.servers.base import (
 from tuner.servers.container_cpu import ContainerCpu
 from tuner.servers.docker_engine import (
     ENGINE_ERRORS,
+    LABEL,
+    ROLE,
     container_labels,
     docker_client,
     engine_errors,
@@ -110,7 +112,7 @@ def container_spec(
             f"{CONTAINER_REST_PORT}/tcp": (spec.host, spec.rest_port),
         },
         "volumes": volumes,
-        "labels": dict(labels or {}),
+        "labels": {LABEL: ROLE, **(labels or {})},
     }
 
 
