@@ -113,8 +113,9 @@ def ensure_image(client, image: str) -> None:
     except (DockerException, requests.exceptions.RequestException) as exc:
         raise ImageUnavailableError(
             f"the image {image} is not on the Docker engine and pulling it failed "
-            f"({_short(exc)}); pull or build it (`docker build --target model-server -t "
-            f"{image} .` builds the embedded stand-in) or set server.docker_image"
+            f"({_short(exc)}); pull it where its registry is reachable, or build the embedded "
+            "stand-in (`docker build --target model-server -t tuner-model-server .`) and set "
+            'server.docker_image = "tuner-model-server"'
         ) from None
 
 
