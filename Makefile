@@ -7,13 +7,15 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model test lint demo bench bench-capacity clean
+.PHONY: help venv model test test-docker lint demo bench bench-capacity bench-docker clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
 	@echo "make test   - install (if needed), lint and run the whole test-suite"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
+	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
+	@echo "make bench-docker - image sizes, build, start-to-AVAILABLE and stop times in a container"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -38,6 +40,14 @@ lint: $(STAMP)
 test: $(STAMP) $(MODEL) lint
 	$(VENV)/bin/pytest
 
+# A real Docker-API engine (podman from Debian's packages when none answers), the Dockerfile's
+# targets built on it, then tests/docker/; the podman service it started is stopped after.
+test-docker: $(STAMP) $(MODEL)
+	TUNER_TEST_DOCKER=1 scripts/docker_engine.sh run $(VENV)/bin/pytest tests/docker
+
+bench-docker: $(STAMP) $(MODEL)
+	scripts/docker_engine.sh run $(PY) bench/container_bench.py
+
 demo: $(STAMP) $(MODEL)
 	$(PY) -m tuner optimize --config tuner.toml
 	$(PY) -m tuner export --config tuner.toml --out batching_parameters.txt
@@ -59,4 +69,4 @@ bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out
+	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out build

@@ -5,7 +5,8 @@ Locust it started: they keep their memory, their CPU and, with fixed ports, the 
 run needs. So every process a tuner starts inherits a marker naming the study's working
 directory and the tuner (pid and start time, which together survive pid reuse). The next run
 of the same study on this host stops the marked processes whose tuner is gone; the processes
-of a tuner that is still running are left alone.
+of a tuner that is still running are left alone. Containers carry the same marker as a label
+(tuner/servers/docker_engine.py) and are judged by `owner_gone` the same way.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def _parse(marker: str) -> tuple[int, float, str] | None:
         return int(pid), float(started), workdir
     except ValueError:
         return None
+
+
+def current_owner() -> str | None:
+    """The marker of the tuner running this process's study, when inside `marking_children`."""
+    return os.environ.get(OWNER_ENV)
+
+
+def owner_workdir(marker: str) -> str | None:
+    parsed = _parse(marker)
+    return parsed[2] if parsed else None
+
+
+def owner_gone(marker: str) -> bool:
+    """True when the tuner named by `marker` (on this host) is no longer running."""
+    parsed = _parse(marker)
+    return parsed is not None and not _alive(parsed[0], parsed[1])
 
 
 def _alive(pid: int, started: float) -> bool:

@@ -18,6 +18,7 @@ from scripts.corpus import generate
 from tuner.errors import TrialFailed
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, LoadResult, run_load
 from tuner.servers import ModelServerBackend, ModelServerError
+from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
 from tuner.service_process import ServiceProcess
 
@@ -55,6 +56,7 @@ class Measurer:
         self._texts = [text for text, _ in generate(64, seed=99)]
         self._service_pid: int | None = None
         self._server_pids: list[int] = []
+        self._server_cpu_meter: CpuMeter | None = None
 
     def measure(
         self,
@@ -66,6 +68,7 @@ class Measurer:
         """Raises TrialFailed with the fail_reason when the configuration cannot be measured."""
         self.prepare(batching, server_flags, workdir)
         before = self.metrics()
+        self.start_cpu_meter()
         try:
             result = run_load(
                 self.profile,
@@ -113,13 +116,24 @@ class Measurer:
     def service_cpu(self, cpu: dict[int, float]) -> float | None:
         return cpu.get(self._service_pid) if self._service_pid is not None else None
 
+    def start_cpu_meter(self) -> None:
+        """Where the server has no host pids (a container), its CPU is read from the engine
+        from this moment on: call it when the measured window starts."""
+        self._server_cpu_meter = None if self._server_pids else self.backend.cpu_meter()
+
     def server_cpu(self, cpu: dict[int, float]) -> float | None:
         values = [cpu[p] for p in self._server_pids if p in cpu]
+        if not values and self._server_cpu_meter is not None:
+            return self._server_cpu_meter.percent()
         return sum(values) if values else None
 
     def check_server(self) -> None:
         """A model server that died under load fails the trial: its figures are not its own."""
-        if not self.backend.is_running():
+        try:
+            running = self.backend.is_running()
+        except ModelServerError as exc:  # e.g. the Docker engine stopped answering
+            raise TrialFailed(exc.reason, str(exc)) from None
+        if not running:
             raise TrialFailed(
                 "server_exited",
                 "the model server exited during the load test",

@@ -40,6 +40,7 @@ from tuner.resume import (
     requeue_cut_short,
 )
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
+from tuner.servers.study_ports import study_ports
 from tuner.service_process import free_port, service_for
 
 log = logging.getLogger("tuner")
@@ -207,12 +208,15 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
     for process in stop_leftovers(workdir):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")
 
+    grpc_port, rest_port = study_ports(
+        study, config.server.grpc_port, config.server.rest_port, free_port
+    )
     try:
         spec = ServerSpec(
             model_name=config.server.model_name,
             model_base_path=model_base_path,
-            grpc_port=config.server.grpc_port or free_port(),
-            rest_port=config.server.rest_port or free_port(),
+            grpc_port=grpc_port,
+            rest_port=rest_port,
             extra_flags=config.server.extra_flags,
             ready_timeout_s=config.server.ready_timeout_s,
         )
@@ -222,6 +226,8 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             binary_path=config.server.binary_path,
             docker_image=config.server.docker_image,
         )
+        for line in backend.prepare(workdir):
+            say(line)
     except (ServerConfigError, ModelServerError) as exc:
         raise ConfigError(f"{config.source}: {exc}") from None
     say(f"model server: {why}")

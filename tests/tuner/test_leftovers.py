@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,17 @@ def dead_tuner() -> tuple[int, float]:
     created = psutil.Process(process.pid).create_time()
     process.wait()
     return process.pid, created
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """/proc/PID/environ, once the kernel has set it up: Popen returns when exec closes the
+    child's close-on-exec pipe, a moment before the new program's environment is mapped."""
+    for _ in range(500):
+        environ = psutil.Process(pid).environ()
+        if environ:
+            return environ
+        time.sleep(0.01)
+    return {}
 
 
 def start_marked(started: list, marker: str) -> subprocess.Popen:
@@ -63,6 +75,6 @@ def test_children_started_while_marking_carry_the_marker(tmp_path: Path, started
         child = subprocess.Popen(SLEEPER)
         started.append(child)
     assert OWNER_ENV not in os.environ  # restored: later processes are not marked
-    marker = psutil.Process(child.pid).environ()[OWNER_ENV]
+    marker = environ_of(child.pid)[OWNER_ENV]
     assert marker.startswith(f"{os.getpid()}:") and marker.endswith(str(tmp_path.resolve()))
     assert find_leftovers(tmp_path) == []  # this tuner is alive

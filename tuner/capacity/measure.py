@@ -132,6 +132,8 @@ class StepRunner:
         scrapes: dict[str, ServerMetricsSnapshot | None] = {}
         if warmup == 0:
             scrapes["before"] = self.metrics()
+            if self.measurer is not None:
+                self.measurer.start_cpu_meter()
         seen = 0
         early = (
             EarlyFail(self.criteria, rate, self.profile.measure_s, self.profile.max_in_flight)
@@ -145,6 +147,8 @@ class StepRunner:
                 seen += 1
                 if seen == warmup:
                     scrapes["before"] = self.metrics()
+                    if self.measurer is not None:
+                        self.measurer.start_cpu_meter()
                 return True
             return early is None or early.check(sample) is None
 

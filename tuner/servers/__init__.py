@@ -14,6 +14,7 @@ from tuner.servers.base import (
 )
 from tuner.servers.binary import DEFAULT_BINARY, BinaryBackend, resolve_binary
 from tuner.servers.docker_backend import DEFAULT_IMAGE, DockerBackend, docker_client
+from tuner.servers.docker_engine import image_present
 from tuner.servers.embedded import EmbeddedBackend
 
 __all__ = [
@@ -45,8 +46,9 @@ def create_backend(
 ) -> tuple[ModelServerBackend, str]:
     """The backend for `kind` and one sentence saying why it was picked.
 
-    `auto`: a tensorflow_model_server on PATH, else a reachable Docker engine, else the
-    embedded server. An explicit kind that cannot run raises BackendUnavailableError.
+    `auto`: a tensorflow_model_server on PATH, else a reachable Docker engine that has the
+    image, else the embedded server. An explicit kind that cannot run raises
+    BackendUnavailableError.
     `docker_client_factory` returns a Docker client or None (tests pass a fake).
     """
     if kind not in BACKENDS:
@@ -68,10 +70,17 @@ def create_backend(
             f"auto picked the binary backend: {binary_path} was found at {binary}."
         )
     client = docker_client_factory()
-    if client is not None:
+    if client is not None and image_present(client, docker_image):
         return DockerBackend(spec, image=docker_image, client=client), (
             f"auto picked the docker backend: no {binary_path} on PATH, but a Docker engine "
-            f"answered, so it runs {docker_image}."
+            f"answered and has {docker_image}, so it runs that image."
+        )
+    if client is not None:
+        # Pulling gigabytes (or failing to, without Docker Hub) is not what `auto` should do.
+        return EmbeddedBackend(spec), (
+            f"auto picked the embedded backend: no {binary_path} on PATH, and the Docker engine "
+            f"has no {docker_image} image (pull or build it, or set server.backend = "
+            '"docker", to use it), so it runs python -m model_server.'
         )
     return EmbeddedBackend(spec), (
         f"auto picked the embedded backend: no {binary_path} on PATH and no reachable Docker "

@@ -13,6 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from model_server.batching_parameters import BatchingParameters
 from tuner.servers.readiness import NeverReadyError, ServerExitedError, wait_until_available
@@ -117,6 +118,11 @@ class BackendUnavailableError(ModelServerError):
     reason = "backend_unavailable"
 
 
+class CpuMeter(Protocol):
+    def percent(self) -> float | None:
+        """Mean CPU since the meter was made; 100 = one core."""
+
+
 class ModelServerBackend(ABC):
     """One way of running a TF Serving-compatible model server (see the module docstring)."""
 
@@ -150,6 +156,15 @@ class ModelServerBackend(ABC):
 
     @abstractmethod
     def is_running(self) -> bool: ...
+
+    def prepare(self, workdir: Path) -> list[str]:
+        """Once per run, before the first trial and any port check: clean up what a killed
+        tuner of the study (`workdir`) left behind; one line per thing done, for the user."""
+        return []
+
+    def cpu_meter(self) -> CpuMeter | None:
+        """For backends without host pids (containers): started now, `percent()` later."""
+        return None
 
     @property
     @abstractmethod

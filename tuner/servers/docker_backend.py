@@ -1,29 +1,47 @@
-"""The docker backend: the `tensorflow/serving` image through the Docker SDK.
+"""The docker backend: the `tensorflow/serving` image (or the model-server target of our
+Dockerfile, the same contract) through the Docker SDK, on Docker or podman's Docker API.
 
-The model directory and the trial's config files are mounted read-only, the container's
-ports are published on loopback only, and the container is removed after every trial (and
-on any failure, after its log has been saved to the trial's server.log). `auto_remove` is
-off on purpose: a container that dies at start-up must keep its log until we read it.
+The model directory and the trial's config files are mounted read-only and the ports are
+published on loopback only. Stopping is quick: `tensorflow_model_server` installs no SIGTERM
+handler (only SIGPIPE is ignored, tensorflow_serving/util/net_http/server/internal/
+evhttp_server.cc), and as a container's PID 1 the kernel would drop SIGTERM, so `docker stop`
+would wait its whole timeout and then SIGKILL. The container therefore runs under the engine's
+init (`init=True`: docker-init or catatonit), which forwards SIGTERM to the server, which then
+dies at once. Its log is saved as the trial's server.log before the container is removed
+(`auto_remove` is off so a container that dies at start-up keeps its log until we read it).
+Every container is labelled with its study, its tuner and its trial (docker_engine.py).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import docker
-from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+from docker.errors import APIError, DockerException, NotFound
 
 from model_server.batching_parameters import BatchingParameters
 from tuner.servers.base import (
     BackendUnavailableError,
     ModelServerBackend,
-    ModelServerError,
     PortConflictError,
     ServerSpec,
+)
+from tuner.servers.container_cpu import ContainerCpu
+from tuner.servers.docker_engine import (
+    ENGINE_ERRORS,
+    LABEL,
+    ROLE,
+    container_labels,
+    docker_client,
+    engine_errors,
+    engine_gone,
+    ensure_image,
+    publish_error,
+    remove_leftover_containers,
 )
 from tuner.servers.flags import (
     BATCHING_FILE,
@@ -36,17 +54,19 @@ from tuner.servers.flags import (
 from tuner.servers.ports import check_ports_free
 from tuner.servers.process import LOG_FILE, read_tail
 
+__all__ = ["DEFAULT_IMAGE", "DockerBackend", "container_spec", "docker_client"]
+
 log = logging.getLogger(__name__)
 
 DEFAULT_IMAGE = "tensorflow/serving:2.19.0"
 CONTAINER_GRPC_PORT = 8500
 CONTAINER_REST_PORT = 8501
 CONTAINER_CONFIG_DIR = "/etc/tuner"
-LABEL = "io.github.tfserving-batching-tuner"
+SIGKILL_EXIT = 137  # 128 + 9: what a container killed by the engine's stop timeout exits with
 
 
 def container_name(spec: ServerSpec) -> str:
-    """Stable per study (the ports are), so a container left by a crashed run is found."""
+    """Stable per study (its ports are stored with it), so a leftover of a crash is found."""
     return f"tuner-model-server-{spec.grpc_port}"
 
 
@@ -57,6 +77,7 @@ def container_spec(
     batching_file: Path | None,
     monitoring_file: Path,
     server_flags: Mapping[str, str],
+    labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run(...)` (pure: tests check it as is)."""
     model_dir = f"/models/{spec.model_name}"
@@ -84,23 +105,15 @@ def container_spec(
         "name": container_name(spec),
         "detach": True,
         "auto_remove": False,
+        # The engine's init as PID 1 forwards SIGTERM (see the module docstring).
+        "init": True,
         "ports": {
             f"{CONTAINER_GRPC_PORT}/tcp": (spec.host, spec.grpc_port),
             f"{CONTAINER_REST_PORT}/tcp": (spec.host, spec.rest_port),
         },
         "volumes": volumes,
-        "labels": {LABEL: "model-server"},
+        "labels": {LABEL: ROLE, **(labels or {})},
     }
-
-
-def docker_client(timeout_s: float = 3.0):
-    """A client for the local Docker engine if it answers a ping, else None."""
-    try:
-        client = docker.from_env(timeout=max(1, round(timeout_s)))
-        client.ping()
-    except Exception:
-        return None
-    return client
 
 
 class _ContainerProcess:
@@ -116,6 +129,8 @@ class _ContainerProcess:
         except NotFound:
             self.returncode = -1
             return self.returncode
+        except ENGINE_ERRORS as exc:
+            raise engine_gone(exc) from None
         if self.container.status in ("exited", "dead"):
             self.returncode = self.container.attrs.get("State", {}).get("ExitCode")
             return self.returncode
@@ -136,6 +151,17 @@ class DockerBackend(ModelServerBackend):
             )
         self._container = None
         self._log_path: Path | None = None
+        # (seconds, exit code) of the last stop: exit 137 would mean the engine had to kill.
+        self.last_stop: tuple[float, int | None] | None = None
+
+    def prepare(self, workdir: Path) -> list[str]:
+        """Before any port check: remove what a killed tuner of this study left, and make
+        sure the image is there, so a missing image stops the study before its first trial."""
+        removed = remove_leftover_containers(self.client, workdir)
+        ensure_image(self.client, self.image)
+        return [
+            f"removed container {r}, left by a tuner of this study that was killed" for r in removed
+        ]
 
     def start(
         self,
@@ -152,11 +178,12 @@ class DockerBackend(ModelServerBackend):
             batching_file=write_batching_file(workdir, batching),
             monitoring_file=write_monitoring_config(workdir),
             server_flags=server_flags,
+            labels=container_labels(workdir.name),
         )
         check_ports_free(self.spec, self.spec.host)
         self._log_path = workdir / LOG_FILE
         self._remove_stale(run_kwargs["name"])
-        self._ensure_image()
+        ensure_image(self.client, self.image)
         log.info(
             "event=server_start backend=docker image=%s name=%s", self.image, run_kwargs["name"]
         )
@@ -169,40 +196,28 @@ class DockerBackend(ModelServerBackend):
         log.info("event=server_ready backend=docker container=%s", self._container.name)
 
     def _run(self, run_kwargs: dict[str, Any]):
-        try:
-            return self.client.containers.run(**run_kwargs)
-        except APIError as exc:
-            text = str(exc)
-            if "port is already allocated" in text or "address already in use" in text:
-                raise PortConflictError(
-                    f"Docker could not publish the model server's ports ({text}); free "
-                    "server.grpc_port / server.rest_port or choose others",
-                    port=self.spec.grpc_port,
-                ) from None
-            raise ModelServerError(f"Docker could not start the container: {text}") from None
-
-    def _ensure_image(self) -> None:
-        try:
-            self.client.images.get(self.image)
-            return
-        except ImageNotFound:
-            pass
-        log.info("event=docker_pull image=%s", self.image)
-        try:
-            self.client.images.pull(self.image)
-        except DockerException as exc:
-            raise BackendUnavailableError(
-                f"could not pull the image {self.image} ({exc}); check server.docker_image "
-                "and the network"
-            ) from None
+        with engine_errors("start the container"):
+            try:
+                return self.client.containers.run(**run_kwargs)
+            except APIError as exc:
+                if publish_error(exc):
+                    raise PortConflictError(
+                        f"Docker could not publish the model server's ports ({exc}); free "
+                        "server.grpc_port / server.rest_port or choose others",
+                        port=self.spec.grpc_port,
+                    ) from None
+                raise
 
     def _remove_stale(self, name: str) -> None:
-        try:
-            stale = self.client.containers.get(name)
-        except NotFound:
-            return
-        log.warning("event=docker_remove_stale name=%s", name)
-        stale.remove(force=True)
+        """A container with this study's name that holds no port (the check passed): an
+        exited leftover, or one from a tuner on another host; it only blocks the name."""
+        with engine_errors(f"remove the stale container {name}"):
+            try:
+                stale = self.client.containers.get(name)
+            except NotFound:
+                return
+            log.warning("event=docker_remove_stale name=%s", name)
+            stale.remove(force=True)
 
     def _wait_ready(self) -> None:
         self._wait_available(
@@ -214,30 +229,46 @@ class DockerBackend(ModelServerBackend):
     def _save_logs(self) -> None:
         if self._container is None or self._log_path is None:
             return
-        with contextlib.suppress(DockerException):
+        with contextlib.suppress(DockerException, *ENGINE_ERRORS):
             self._log_path.write_bytes(self._container.logs())
 
     def stop(self) -> None:
-        """docker stop sends SIGTERM, waits stop_timeout_s, then SIGKILLs; then remove."""
+        """SIGTERM through the init (the server dies at once), the log saved, then removed.
+        Never raises: an engine that is gone leaves nothing of ours to stop."""
         container = self._container
         if container is None:
             return
+        began = time.monotonic()
+        exit_code = None
         try:
             container.stop(timeout=max(1, round(self.spec.stop_timeout_s)))
+            container.reload()
+            exit_code = container.attrs.get("State", {}).get("ExitCode")
         except NotFound:
             pass
-        except DockerException as exc:
-            log.warning("event=docker_stop_failed name=%s error=%s", container.name, exc)
+        except (DockerException, *ENGINE_ERRORS) as exc:
+            log.warning("event=docker_stop_failed name=%s error=%r", container.name, str(exc))
+        stopped_s = time.monotonic() - began
         self._save_logs()
-        with contextlib.suppress(NotFound):
+        with contextlib.suppress(NotFound, DockerException, *ENGINE_ERRORS):
             container.remove(force=True)
-        log.info("event=server_stop backend=docker container=%s", container.name)
+        self.last_stop = (stopped_s, exit_code)
+        log.info(
+            "event=server_stop backend=docker container=%s stop_s=%.3f exit_code=%s%s",
+            container.name,
+            stopped_s,
+            exit_code,
+            " killed_by_engine=1" if exit_code == SIGKILL_EXIT else "",
+        )
         self._container = None
 
     def is_running(self) -> bool:
         if self._container is None:
             return False
         return _ContainerProcess(self._container).poll() is None
+
+    def cpu_meter(self) -> ContainerCpu | None:
+        return ContainerCpu(self._container) if self._container is not None else None
 
     @property
     def pids(self) -> list[int]:

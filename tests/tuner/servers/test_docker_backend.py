@@ -1,22 +1,26 @@
-"""The docker backend without a Docker engine: a fake of the Docker SDK's client object.
+"""The docker backend's logic without a Docker engine: a fake of the Docker SDK's client.
 
-There is no engine on this machine, so `auto` really falls back. The fake client records
-the SDK calls; its "running" container is the embedded model server launched with the
-container's command, mounts and published ports translated to the host, so readiness,
-metrics and removal are exercised for real.
+`make test` needs no engine, so `auto` really falls back here. The fake client records the SDK
+calls; its "running" container is the embedded model server launched with the container's
+command, mounts and published ports translated to the host, so readiness, metrics and removal
+are exercised for real. The same backend against a real engine (podman's Docker API) and the
+real images is tests/docker/, run by `make test-docker`.
 """
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import docker.errors
 import pytest
+import requests
 
 from model_server.batching_parameters import BatchingParameters
 from tests.support.ports import free_port
+from tuner.leftovers import marking_children
 from tuner.servers import (
     BackendUnavailableError,
     DockerBackend,
@@ -28,6 +32,16 @@ from tuner.servers import (
     create_backend,
 )
 from tuner.servers.docker_backend import container_spec
+from tuner.servers.docker_engine import (
+    HOST_LABEL,
+    LABEL,
+    OWNER_LABEL,
+    STUDY_LABEL,
+    TRIAL_LABEL,
+    WORKDIR_LABEL,
+    ImageUnavailableError,
+    container_labels,
+)
 from tuner.servers.metrics import scrape
 from tuner.servers.ports import port_in_use
 
@@ -37,6 +51,8 @@ class FakeContainer:
         self.client = client
         self.kwargs = kwargs
         self.name = kwargs["name"]
+        self.labels = kwargs.get("labels", {})
+        self.cpu_ns = 0
         self.status = "running"
         self.attrs: dict = {"State": {"ExitCode": 0}}
         self.removed = False
@@ -71,6 +87,11 @@ class FakeContainer:
             self.status = "exited"
             self.attrs = {"State": {"ExitCode": self.proc.returncode}}
 
+    def stats(self, stream: bool, one_shot: bool) -> dict:
+        assert stream is False and one_shot is True
+        self.cpu_ns += 500_000_000  # half a CPU-second between two reads
+        return {"cpu_stats": {"cpu_usage": {"total_usage": self.cpu_ns}}}
+
     def logs(self, **_kwargs) -> bytes:
         return self.log_file.read_bytes()
 
@@ -84,6 +105,7 @@ class FakeContainer:
                 self.proc.kill()
                 self.proc.wait()
         self.status = "exited"
+        self.attrs = {"State": {"ExitCode": 143 if self.proc is None else self.proc.returncode}}
 
     def remove(self, force: bool = False) -> None:
         self.client.calls.append(("remove", self.name, force))
@@ -108,6 +130,17 @@ class FakeContainers:
         self.client.containers_made.append(container)
         return container
 
+    def list(self, filters: dict, **_kwargs) -> list[FakeContainer]:
+        self.client.calls.append(("list", filters))
+        if self.client.mode == "engine_gone":
+            raise requests.exceptions.ConnectionError("Connection aborted: no such file")
+        wanted = dict(f.split("=", 1) for f in filters["label"])
+        return [
+            c
+            for c in self.client.listed
+            if all(c.labels.get(k) == v for k, v in wanted.items()) and not c.removed
+        ]
+
     def get(self, name: str) -> FakeContainer:
         self.client.calls.append(("get", name))
         if self.client.stale is not None and not self.client.stale.removed:
@@ -127,6 +160,11 @@ class FakeImages:
 
     def pull(self, image: str) -> object:
         self.client.calls.append(("images.pull", image))
+        if self.client.mode == "pull_refused":
+            raise docker.errors.APIError(
+                "500 Server Error: pull access denied for tensorflow/serving, repository does "
+                "not exist or may require 'docker login'"
+            )
         self.client.images_present.add(image)
         return object()
 
@@ -141,6 +179,7 @@ class FakeClient:
         self.containers_made: list[FakeContainer] = []
         self.images_present = {"tensorflow/serving:2.19.0"}
         self.stale: FakeContainer | None = None
+        self.listed: list[FakeContainer] = []
         self.containers = FakeContainers(self)
         self.images = FakeImages(self)
 
@@ -163,6 +202,8 @@ def test_run_ready_metrics_stop_remove(demo_model_dir: Path, tmp_path: Path) -> 
         backend.start(params, {"tensorflow_inter_op_parallelism": "1"}, workdir)
         assert backend.is_running() and backend.pids == []
         scrape(backend.metrics_url, model_name="sentiment")
+        meter = backend.cpu_meter()
+        assert meter is not None and meter.percent() > 0  # from the stats API, not pids
     finally:
         backend.stop()
     expected = container_spec(
@@ -171,6 +212,7 @@ def test_run_ready_metrics_stop_remove(demo_model_dir: Path, tmp_path: Path) -> 
         batching_file=workdir / "batching_parameters.txt",
         monitoring_file=workdir / "monitoring_config.txt",
         server_flags={"tensorflow_inter_op_parallelism": "1"},
+        labels=container_labels("trial"),
     )
     name = expected["name"]
     assert client.calls == [
@@ -180,6 +222,10 @@ def test_run_ready_metrics_stop_remove(demo_model_dir: Path, tmp_path: Path) -> 
         ("stop", name, 10),
         ("remove", name, True),
     ]
+    assert expected["init"] is True  # SIGTERM reaches the server (no 10 s stop timeout)
+    assert expected["labels"][LABEL] == "model-server"
+    assert expected["labels"][TRIAL_LABEL] == "trial"
+    assert backend.last_stop is not None and backend.last_stop[1] != 137
     assert all(v["mode"] == "ro" for v in expected["volumes"].values())
     assert {host for host, _ in expected["ports"].values()} == {"127.0.0.1"}
     assert client.containers_made[0].proc.poll() is not None
@@ -237,7 +283,72 @@ def test_auto_picks_docker_when_an_engine_answers(
     backend, why = create_backend(
         "auto", spec_for(tmp_path), docker_image="img:1", docker_client_factory=lambda: client
     )
+    # An engine without the image: no pull of gigabytes behind the user's back.
+    assert isinstance(backend, EmbeddedBackend)
+    assert "the Docker engine has no img:1 image" in why
+    assert ("images.pull", "img:1") not in client.calls
+    client.images_present.add("img:1")
+    backend, why = create_backend(
+        "auto", spec_for(tmp_path), docker_image="img:1", docker_client_factory=lambda: client
+    )
     assert isinstance(backend, DockerBackend) and backend.client is client
-    assert "docker backend" in why and "img:1" in why
+    assert why == (
+        "auto picked the docker backend: no tensorflow_model_server on PATH, but a Docker "
+        "engine answered and has img:1, so it runs that image."
+    )
     with pytest.raises(ServerConfigError, match="unknown server backend 'podman'"):
         create_backend("podman", spec_for(tmp_path))
+
+
+def leftover(client: FakeClient, tmp_path: Path, labels: dict) -> FakeContainer:
+    container = FakeContainer(
+        FakeClient(tmp_path, mode="exit"), {"name": f"c{len(client.listed)}", "labels": labels},
+        tmp_path,
+    )  # fmt: skip
+    client.listed.append(container)
+    return container
+
+
+def test_prepare_removes_only_containers_whose_tuner_is_gone(tmp_path: Path) -> None:
+    study = (tmp_path / "runs" / "s").resolve()
+    dead = f"999999:1.000:{study}"  # no process has this pid and start time
+    host = socket.gethostname()
+    client = FakeClient(tmp_path)
+    with marking_children(study):
+        mine = container_labels("trial-0001")  # this (live) tuner's own container
+    assert mine[OWNER_LABEL].endswith(str(study)) and mine[STUDY_LABEL] == "s"
+    base = {LABEL: "model-server", WORKDIR_LABEL: str(study), HOST_LABEL: host}
+    orphan = leftover(client, tmp_path, {**base, OWNER_LABEL: dead, TRIAL_LABEL: "trial-0003"})
+    live = leftover(client, tmp_path, mine)
+    elsewhere = leftover(client, tmp_path, {**base, OWNER_LABEL: dead, HOST_LABEL: "other"})
+    backend = DockerBackend(spec_for(tmp_path), client=client)
+    lines = backend.prepare(study)
+    assert lines == [
+        "removed container c0 (trial trial-0003, tuner pid 999999), left by a tuner of this "
+        "study that was killed"
+    ]
+    assert orphan.removed and not live.removed and not elsewhere.removed
+    assert client.calls[0][0] == "list"  # before anything else (no port check yet)
+    assert backend.prepare(study) == []
+
+
+def test_image_that_cannot_be_pulled_is_image_unavailable(tmp_path: Path) -> None:
+    client = FakeClient(tmp_path, mode="pull_refused")
+    backend = DockerBackend(spec_for(tmp_path), image="tensorflow/serving:9.9", client=client)
+    with pytest.raises(ImageUnavailableError) as caught:
+        backend.prepare(tmp_path)
+    assert caught.value.reason == "image_unavailable"
+    message = str(caught.value)
+    assert message.startswith("the image tensorflow/serving:9.9 is not on the Docker engine")
+    assert "pull access denied" in message and "server.docker_image" in message
+    assert "\n" not in message
+
+
+def test_engine_gone_is_backend_unavailable_and_stop_never_raises(tmp_path: Path) -> None:
+    client = FakeClient(tmp_path, mode="engine_gone")
+    backend = DockerBackend(spec_for(tmp_path), client=client)
+    with pytest.raises(BackendUnavailableError) as caught:
+        backend.prepare(tmp_path)
+    assert caught.value.reason == "backend_unavailable"
+    assert "stopped answering" in str(caught.value) and "resume the study" in str(caught.value)
+    backend.stop()  # nothing started: nothing to do, and no error

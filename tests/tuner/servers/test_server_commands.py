@@ -105,6 +105,7 @@ def test_container_spec(tmp_path: Path) -> None:
         "name": "tuner-model-server-8500",
         "detach": True,
         "auto_remove": False,
+        "init": True,
         "ports": {"8500/tcp": ("127.0.0.1", 8500), "8501/tcp": ("127.0.0.1", 8501)},
         "volumes": {
             "/srv/models/sentiment": {"bind": "/models/sentiment", "mode": "ro"},
