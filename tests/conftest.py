@@ -37,6 +37,16 @@ def postgres_url(postgres_server: PostgresServer) -> str:
     return postgres_server.new_database()
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The storage contract runs on every database the tuner supports, as Optuna's own storage
+    tests run one suite over every storage: a fresh SQLite file, then a fresh database of a real
+    PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tuning.db'}"
+    return request.getfixturevalue("postgres_url")
+
+
 @pytest.fixture
 def model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
     """An embedded model server on the demo model, without batching."""
