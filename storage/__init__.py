@@ -1,7 +1,7 @@
 """Where a study lives: Optuna's storage, its artifacts, our load samples and capacity steps."""
 
 from storage.artifacts import attach_files, open_artifact_store
-from storage.errors import StorageError, as_storage_error
+from storage.errors import StorageError, StorageURLError, as_storage_error
 from storage.optuna_storage import open_storage
 from storage.samples import SAMPLES_TABLE, SampleStore, StoredSample
 from storage.steps import STEPS_TABLE, StoredStep
@@ -11,6 +11,7 @@ __all__ = [
     "STEPS_TABLE",
     "SampleStore",
     "StorageError",
+    "StorageURLError",
     "StoredSample",
     "StoredStep",
     "as_storage_error",

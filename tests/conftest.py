@@ -1,4 +1,5 @@
-"""Fixtures shared by the whole suite: the demo model and real model servers on loopback."""
+"""Fixtures shared by the whole suite: the demo model, real model servers on loopback and a
+real PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.support.model_server import ModelServerProcess, running_model_server
+from tests.support.postgres import PostgresServer, running_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,6 +22,29 @@ def demo_model_dir() -> Path:
     base = REPO_ROOT / "models" / "sentiment"
     ensure_demo_model(base)
     return base
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A real PostgreSQL server for the session, on a unix socket; stopped at the end."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """The SQLAlchemy URL of an empty PostgreSQL database of this test's own."""
+    return postgres_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The storage contract runs on every database the tuner supports, as Optuna's own storage
+    tests run one suite over every storage: a fresh SQLite file, then a fresh database of a real
+    PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tuning.db'}"
+    return request.getfixturevalue("postgres_url")
 
 
 @pytest.fixture

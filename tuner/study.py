@@ -16,7 +16,13 @@ from pathlib import Path
 import optuna
 
 from search_spaces.loader import SearchSpace, SearchSpaceError, load_space
-from storage import SampleStore, StorageError, open_artifact_store, open_storage
+from storage import (
+    SampleStore,
+    StorageError,
+    StorageURLError,
+    open_artifact_store,
+    open_storage,
+)
 from tuner.capacity.measure import CapacityMeasurer
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
@@ -110,7 +116,9 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
 def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.BaseStorage:
     try:
         return open_storage(config.study.storage, **heartbeat)
-    except StorageError as exc:
+    except StorageURLError as exc:  # the URL is wrong: fix the config (exit 2)
+        raise ConfigError(str(exc)) from None
+    except StorageError as exc:  # the database is down or missing right now (exit 1)
         raise TunerError(str(exc)) from None
 
 

@@ -27,8 +27,10 @@ def _trial_files(workdir: Path) -> list[Path]:
     return [batching, csv, log]
 
 
-def test_files_attached_to_a_running_trial_are_listed_and_downloadable(tmp_path: Path) -> None:
-    storage = open_storage(f"sqlite:///{tmp_path / 'tuning.db'}")
+def test_files_attached_to_a_running_trial_are_listed_and_downloadable(
+    tmp_path: Path, database_url: str
+) -> None:
+    storage = open_storage(database_url)
     store = open_artifact_store(tmp_path / "artifacts" / "nested")
     study = optuna.create_study(storage=storage, study_name="s")
     files = _trial_files(tmp_path / "trial-0")
@@ -78,8 +80,8 @@ def test_frozen_trial_and_missing_files(tmp_path: Path, caplog: pytest.LogCaptur
         attach_files(study.trials[0], storage, store, [existing])
 
 
-def test_optuna_dashboard_serves_the_trial_artifacts(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'tuning.db'}"
+def test_optuna_dashboard_serves_the_trial_artifacts(tmp_path: Path, database_url: str) -> None:
+    url = database_url
     storage = open_storage(url)
     store = open_artifact_store(tmp_path / "artifacts")
     study = optuna.create_study(storage=storage, study_name="s")

@@ -14,8 +14,10 @@ from pathlib import Path
 import optuna
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 
 from storage import StorageError, open_storage
+from tests.support.postgres import PostgresServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -92,8 +94,8 @@ WRITER = textwrap.dedent(
 )
 
 
-def test_second_process_writes_while_this_one_reads(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_second_process_writes_while_this_one_reads(database_url: str) -> None:
+    url = database_url
     n_trials = 40
     reader_storage = open_storage(url)
     optuna.create_study(storage=reader_storage, study_name="shared")
@@ -196,3 +198,33 @@ def test_database_locked_by_another_process(tmp_path: Path) -> None:
     finally:
         holder.close()
     assert "locked" in message and "0.3 s" in message and str(db) in message
+
+
+def test_postgresql_server_that_refuses_connections() -> None:
+    # Port 1 on loopback: nothing listens there, the kernel refuses at once.
+    message = _error("postgresql+psycopg://tuner:s3cret@127.0.0.1:1/tuning")
+    assert "no database server answers at 127.0.0.1:1" in message and "start it" in message
+    assert "s3cret" not in message
+
+
+def test_postgresql_database_that_does_not_exist(postgres_server: PostgresServer) -> None:
+    missing = make_url(postgres_server.admin_url).set(database="no_such_study_db")
+    url = missing.render_as_string(hide_password=False)
+    message = _error(url)
+    assert "has no database 'no_such_study_db'" in message
+    assert "createdb no_such_study_db" in message
+
+
+def test_postgresql_driver_not_installed_names_the_extra() -> None:
+    assert importlib.util.find_spec("psycopg2") is None
+    message = _error("postgresql+psycopg2://tuner@127.0.0.1:1/tuning")
+    assert "not installed" in message and ".[postgres]" in message
+
+
+def test_study_on_postgresql_survives_reopening(database_url: str) -> None:
+    """What a second tuner host does: open the same URL and find the same study and trials."""
+    study = optuna.create_study(storage=open_storage(database_url), study_name="shared")
+    study.optimize(lambda t: t.suggest_int("max_batch_size", 1, 64), n_trials=3)
+    other = optuna.load_study(study_name="shared", storage=open_storage(database_url))
+    assert [t.params for t in other.trials] == [t.params for t in study.trials]
+    assert [t.number for t in other.trials] == [0, 1, 2]

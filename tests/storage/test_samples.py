@@ -57,8 +57,8 @@ def _intervals(n: int, *, rps: float = 100.0) -> list[Interval]:
     ]
 
 
-def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
-    with SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}") as store:
+def test_round_trip_keeps_every_field(database_url: str) -> None:
+    with SampleStore(database_url) as store:
         store.write("study", 3, _intervals(4))
         rows = store.read("study", 3)
 
@@ -84,8 +84,8 @@ def test_round_trip_keeps_every_field(tmp_path: Path) -> None:
     assert second.p99_ms == 31.0
 
 
-def test_duck_typed_samples_phases_repeats_and_filters(tmp_path: Path) -> None:
-    store = SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}")
+def test_duck_typed_samples_phases_repeats_and_filters(database_url: str) -> None:
+    store = SampleStore(database_url)
     try:
         store.write("s", 0, _intervals(2))
         store.write("s", 1, _intervals(3))
@@ -111,9 +111,9 @@ def test_duck_typed_samples_phases_repeats_and_filters(tmp_path: Path) -> None:
         store.close()
 
 
-def test_writing_an_interval_again_replaces_it(tmp_path: Path) -> None:
+def test_writing_an_interval_again_replaces_it(database_url: str) -> None:
     """Streaming interval by interval and writing everything at the end give the same rows."""
-    store = SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}")
+    store = SampleStore(database_url)
     samples = _intervals(3)
     for sample in samples:
         store.write("s", 0, [sample])
@@ -125,16 +125,16 @@ def test_writing_an_interval_again_replaces_it(tmp_path: Path) -> None:
     store.close()
 
 
-def test_stored_samples_can_be_written_back(tmp_path: Path) -> None:
-    store = SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}")
+def test_stored_samples_can_be_written_back(database_url: str) -> None:
+    store = SampleStore(database_url)
     store.write("a", 0, _intervals(2))
     store.write("b", 0, store.read("a", 0))
     assert [(r.study_name, r.rps) for r in store.read("b")] == [("b", 100.0), ("b", 101.0)]
     store.close()
 
 
-def test_lives_next_to_optuna_without_interfering(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'tuning.db'}"
+def test_lives_next_to_optuna_without_interfering(database_url: str) -> None:
+    url = database_url
     storage = open_storage(url)
     study = optuna.create_study(storage=storage, study_name="s")
     study.optimize(lambda t: t.suggest_int("max_batch_size", 1, 8), n_trials=2)
@@ -190,7 +190,7 @@ def test_errors_are_storage_errors(tmp_path: Path) -> None:
     store.close()
 
 
-def test_accepts_the_load_runners_interval_samples(tmp_path: Path) -> None:
+def test_accepts_the_load_runners_interval_samples(database_url: str) -> None:
     from tuner.load import IntervalSample
 
     sample = IntervalSample(
@@ -205,7 +205,7 @@ def test_accepts_the_load_runners_interval_samples(tmp_path: Path) -> None:
         p99_ms=40.0,
         failures_by_code={"model_server_overloaded": 2, "timeout": 1},
     )
-    with SampleStore(f"sqlite:///{tmp_path / 'tuning.db'}") as store:
+    with SampleStore(database_url) as store:
         store.write("s", 2, [sample], phase="confirm", repeat=1)
         (row,) = store.read("s", 2)
     assert (row.phase, row.repeat, row.index, row.p95_ms) == ("confirm", 1, 5, 21.0)

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from sqlalchemy.engine import make_url
 
 from model_server.batching_parameters import BatchingParameters, render
+from tests.support.postgres import PostgresServer
 from tuner.cli import _config, build_parser, main
 
 
@@ -118,3 +120,31 @@ def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) ->
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "there is no database at" in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("url", "exit_code", "words"),
+    [
+        ("postgres://tuner@127.0.0.1:1/tuning", 2, "write postgresql+psycopg://"),
+        ("postgresql+psycopg2://tuner@127.0.0.1:1/tuning", 2, '".[postgres]"'),
+        ("postgresql+psycopg://tuner:pw@127.0.0.1:1/tuning", 1, "no database server answers"),
+    ],
+)
+def test_storage_problems_are_one_sentence_with_the_right_exit_code(
+    url: str, exit_code: int, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A wrong URL is a configuration error (2); a database that is down is a runtime one (1)."""
+    assert main(["show", "--storage", url]) == exit_code
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and words in err
+    assert "pw@" not in err
+
+
+def test_missing_postgresql_database_says_how_to_create_it(
+    postgres_server: PostgresServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = make_url(postgres_server.admin_url).set(database="no_study_here")
+    code = main(["optimize", "--storage", url.render_as_string(hide_password=False)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1
+    assert "has no database 'no_study_here'" in err and "createdb no_study_here" in err
