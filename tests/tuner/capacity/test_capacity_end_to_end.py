@@ -79,7 +79,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         references[0].user_attrs["capacity_rps"] / 1.3, rel=0.01
     )
     assert references[0].user_attrs["capacity_curve"][0]["target_rps"] == 40.0
-    assert references[0].user_attrs["mean_batch_size"] == pytest.approx(1.0)
+    assert references[0].user_attrs["mean_batch_size"] is None  # no batching: no batch series
     for trial in trials[2:]:
         first = trial.user_attrs["capacity_curve"][0]["target_rps"]
         best_before = max(t.value for t in trials[: trial.number] if t.user_attrs.get("feasible"))
