@@ -13,57 +13,21 @@ A search that is wrong by more than the queue's own noise fails this test.
 
 from __future__ import annotations
 
-import contextlib
-import subprocess
-import sys
-import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
+from tests.support.stub_target import stub_target
 from tests.tuner.capacity.queue_model import rate_with_fail_probability, sojourn_p95_s
 from tuner.capacity import SearchSettings, StepCriteria, search
 from tuner.capacity.measure import StepRunner
 from tuner.load import LoadProfile, OpenLoopGenerator
 
 pytestmark = pytest.mark.slow
-STUB = Path(__file__).parents[1] / "load" / "stub_predict_service.py"
 SERVICE_S = 0.005  # capacity 200 req/s
 SLO_MS = 30.0  # p95; the M/D/1 model meets it near 148 req/s
 WINDOW_S = 6.0
 RESOLUTION = 0.05
-
-
-@contextlib.contextmanager
-def fifo_stub() -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(STUB), "--port", str(port), "--service-s", str(SERVICE_S)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/stats", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"stub did not start: {proc.stderr.read()!r}") from None
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_search_finds_the_md1_capacity_within_its_noise(tmp_path: Path) -> None:
@@ -83,7 +47,10 @@ def test_the_search_finds_the_md1_capacity_within_its_noise(tmp_path: Path) -> N
         growth=2.0,
         low_check_fraction=0.0,
     )
-    with fifo_stub() as url, OpenLoopGenerator(profile, url, tmp_path) as generator:
+    with (
+        stub_target("--service-s", str(SERVICE_S)) as stub,
+        OpenLoopGenerator(profile, stub.url, tmp_path) as generator,
+    ):
         # as in a trial: failing windows end early, and a trickle drains the backlog after them
         runner = StepRunner(generator, profile, criteria=criteria, drain_rps=settings.min_rps)
         light = runner(20.0)  # 10% load: almost no queueing, so p95 - model = the round trip
