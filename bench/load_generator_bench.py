@@ -20,53 +20,23 @@ arrivals; quote figures with the run's conditions.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from tests.support.stub_target import stub_target  # noqa: E402
 from tuner.load import LoadProfile, OpenLoopGenerator  # noqa: E402
 from tuner.load.arrivals import poisson_noise  # noqa: E402
-from tuner.load.locust_process import free_port  # noqa: E402
 
-STUB = REPO / "tests" / "tuner" / "load" / "stub_predict_service.py"
 OUT = REPO / "bench" / "out" / "load_generator_bench.json"
 INTERVAL_S = 0.5
-
-
-@contextlib.contextmanager
-def stub_target() -> Iterator[tuple[str, int]]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(STUB), "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/stats", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise SystemExit("the stub target did not start") from None
-                time.sleep(0.1)
-        yield url, proc.pid
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def window_lag_ms(workdir: Path, step: int, warmup_intervals: int) -> float:
@@ -205,7 +175,8 @@ def main() -> None:
     logging.basicConfig(level=logging.WARNING)
     window = 2.0 if args.quick else args.window_s
     ramp = [250.0, 500.0, 1000.0, 1500.0, 2000.0, 2500.0, 3000.0, 4000.0, 5000.0]
-    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp, stub_target() as (url, pid):
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp, stub_target() as stub:
+        url, pid = stub.url, stub.pid
         work = Path(tmp)
         results = {
             "conditions": {

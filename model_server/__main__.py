@@ -72,5 +72,15 @@ def _tf_min_log_level() -> int:
         return 0
 
 
+def exit_now(code: int) -> None:
+    """Exit once the server has stopped cleanly, skipping the interpreter's teardown:
+    unwinding TensorFlow's modules takes seconds, which every trial's restart would pay
+    and tensorflow_model_server does not. Logs and streams are flushed first."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    exit_now(main())

@@ -21,11 +21,10 @@ from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measurement import Measurer
-from tuner.objective import is_feasible, measurement_attrs
+from tuner.objective import CONFIRMATION_ATTR, is_feasible, measurement_attrs
 
 log = logging.getLogger("tuner")
 WINNER_ATTR = "winner"
-CONFIRMATION_ATTR = "confirmation"
 
 
 def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:

@@ -31,6 +31,7 @@ NO_BATCHING = "no_batching"
 TF_SERVING_RECOMMENDED = "tf_serving_recommended"
 SAME_PARAMS_ATTR = "same_params_as"
 CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func results
+CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 
@@ -64,11 +65,18 @@ def record_constraints(trial: optuna.Trial, constraints: list[float]) -> None:
 
 
 def best_feasible_value(study: optuna.Study) -> float | None:
-    values = [
-        t.value
-        for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-        if is_feasible(t) and t.value is not None
-    ]
+    """The figure later trials must beat. A trial re-measured by a confirmation pass (a
+    resumed study) counts with its median, not its first run: one lucky run would otherwise
+    prune every configuration that cannot beat the luck."""
+    confirmed = study.user_attrs.get(CONFIRMATION_ATTR) or {}
+    values = []
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        record = confirmed.get(str(t.number))
+        if record is not None:
+            if record.get("feasible") and record.get("median_rps") is not None:
+                values.append(record["median_rps"])
+        elif is_feasible(t) and t.value is not None:
+            values.append(t.value)
     return max(values, default=None)
 
 

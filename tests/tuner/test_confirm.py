@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import optuna
+
 from tuner.config import load_config
 from tuner.confirm import summarize
+from tuner.objective import CONFIRMATION_ATTR, best_feasible_value
 
 
 def runs(*figures: tuple[float, float | None, float]) -> list[dict]:
@@ -24,3 +27,26 @@ def test_no_latency_at_all_is_infeasible() -> None:
     config = load_config(None, {"objective": {"percentile": "p99"}})
     result = summarize(1, runs((0, None, 1.0), (0, None, 1.0)), config)
     assert result["median_p99_ms"] is None and result["feasible"] is False
+
+
+def _feasible_trial(value: float) -> optuna.trial.FrozenTrial:
+    return optuna.trial.create_trial(value=value, system_attrs={"constraints": [-1.0, -0.01]})
+
+
+def test_the_incumbent_is_a_confirmed_median_not_its_lucky_first_run() -> None:
+    study = optuna.create_study(direction="maximize")
+    for value in (398.3, 250.0, 120.0):
+        study.add_trial(_feasible_trial(value))
+    assert best_feasible_value(study) == 398.3  # nothing re-measured yet: the best run
+    study.set_user_attr(
+        CONFIRMATION_ATTR,
+        {
+            "0": {"trial": 0, "median_rps": 263.8, "feasible": True},
+            "1": {"trial": 1, "median_rps": 240.0, "feasible": True},
+        },
+    )
+    assert best_feasible_value(study) == 263.8
+    study.set_user_attr(
+        CONFIRMATION_ATTR, {"0": {"trial": 0, "median_rps": 380.0, "feasible": False}}
+    )
+    assert best_feasible_value(study) == 250.0  # re-measured infeasible: no longer the bar

@@ -61,38 +61,42 @@ class CapacityMeasurer:
         on_step: OnStep | None = None,
     ) -> CapacityMeasurement:
         """Raises TrialFailed with the fail_reason when the configuration cannot be measured."""
-        self.measurer.prepare(batching, server_flags, workdir)
+        generator = OpenLoopGenerator(
+            self.profile,
+            self.measurer.service.url,
+            workdir / "load",
+            cpu_pids=self.measurer.cpu_pids,
+        )
         try:
-            with OpenLoopGenerator(
+            generator.launch()  # Locust starts while the model server restarts
+            self.measurer.prepare(batching, server_flags, workdir)
+            generator.start()
+            runner = StepRunner(
+                generator,
                 self.profile,
-                self.measurer.service.url,
-                workdir / "load",
-                cpu_pids=self.measurer.cpu_pids,
-            ) as generator:
-                runner = StepRunner(
-                    generator,
-                    self.profile,
-                    self.measurer.metrics,
-                    self.measurer,
-                    self.criteria,
-                    drain_rps=self.settings.min_rps,
-                )
+                self.measurer.metrics,
+                self.measurer,
+                self.criteria,
+                drain_rps=self.settings.min_rps,
+            )
 
-                def report(point: CurvePoint) -> None:
-                    if on_step is not None:
-                        on_step(point, runner.samples.get(point.step, []))
+            def report(point: CurvePoint) -> None:
+                if on_step is not None:
+                    on_step(point, runner.samples.get(point.step, []))
 
-                outcome = search(
-                    runner,
-                    self.settings,
-                    self.criteria,
-                    start_rps=start_rps,
-                    incumbent_rps=incumbent_rps,
-                    may_prune=may_prune,
-                    on_step=report,
-                )
+            outcome = search(
+                runner,
+                self.settings,
+                self.criteria,
+                start_rps=start_rps,
+                incumbent_rps=incumbent_rps,
+                may_prune=may_prune,
+                on_step=report,
+            )
         except LoadGeneratorError as exc:
             raise load_failed(exc) from None
+        finally:
+            generator.close()
         return CapacityMeasurement(outcome, runner.samples)
 
 

@@ -87,6 +87,16 @@ class OpenLoopGenerator:
 
     def start(self) -> None:
         """Start Locust and wait until every process's scheduler is ready."""
+        self.launch()
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.close()
+            raise
+
+    def launch(self) -> None:
+        """Start Locust without waiting for it: it sends nothing before the first step, so
+        its 1-2 s start-up can overlap the model server's restart; start() then waits."""
         if self._run is not None:
             return
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -99,11 +109,6 @@ class OpenLoopGenerator:
         )
         self._run = LocustRun(self.profile, self.target_url, self.workdir, self.control_path)
         self._stream = IntervalStream(self._run.intervals_path)
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.close()
-            raise
 
     def close(self) -> None:
         """Stop Locust (idempotent); afterwards step() refuses."""

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,45 +13,9 @@ import psutil
 import pytest
 
 from tests.support.ports import free_port
+from tests.support.stub_target import stub_target
 from tuner.load import LoadGeneratorError, LoadProfile, run_load
 from tuner.load.locust_process import DEFAULT_LOCUSTFILE, REPORTER, locust_command
-
-STUB = Path(__file__).with_name("stub_predict_service.py")
-
-
-@dataclass(frozen=True)
-class Stub:
-    url: str
-    pid: int
-
-
-@contextlib.contextmanager
-def stub_service(*args: str) -> Iterator[Stub]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(STUB), "--port", str(port), *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/stats", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"stub did not start: {proc.stderr.read()!r}") from None
-                time.sleep(0.1)
-        yield Stub(url, proc.pid)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def stub_stats(url: str) -> dict[str, int]:
@@ -87,7 +47,7 @@ def test_stream_window_percentiles_and_failure_codes(tmp_path: Path) -> None:
         received.append((time.monotonic(), sample))
         return True
 
-    with stub_service(
+    with stub_target(
         "--delay-s=0.004",
         "--overloaded-every=5",
         "--deadline-every=7",
@@ -147,7 +107,7 @@ def test_on_interval_false_stops_early_and_batches_texts(tmp_path: Path) -> None
         users=2, spawn_rate=100, warmup_s=0.5, measure_s=30.0, interval_s=0.5, texts_per_request=3
     )
     started = time.monotonic()
-    with stub_service("--delay-s=0.004") as stub:
+    with stub_target("--delay-s=0.004") as stub:
         result = run_load(profile, stub.url, tmp_path, on_interval=lambda s: s.index < 2)
         sent = stub_stats(stub.url)
     assert time.monotonic() - started < 20
@@ -162,7 +122,7 @@ def test_timeouts_and_refused_connections_are_named(tmp_path: Path) -> None:
     profile = LoadProfile(
         users=2, spawn_rate=100, warmup_s=0.5, measure_s=1.5, interval_s=0.5, request_timeout_s=0.2
     )
-    with stub_service("--slow-every=2", "--slow-s=1.0") as stub:
+    with stub_target("--slow-every=2", "--slow-s=1.0") as stub:
         slow = run_load(profile, stub.url, tmp_path / "slow")
     assert slow.failures_by_code.get("timeout", 0) > 0
     assert set(slow.failures_by_code) == {"timeout"}
@@ -176,7 +136,7 @@ def test_two_locust_processes_merge_into_one_stream(tmp_path: Path) -> None:
     profile = LoadProfile(
         users=4, spawn_rate=100, warmup_s=0.5, measure_s=1.5, interval_s=0.5, processes=2
     )
-    with stub_service("--delay-s=0.004") as stub:
+    with stub_target("--delay-s=0.004") as stub:
         result = run_load(profile, stub.url, tmp_path)
     lines = interval_lines(tmp_path)
     assert len({ln["source"] for ln in lines}) == 2
@@ -208,7 +168,7 @@ def test_interrupt_kills_locust(tmp_path: Path) -> None:
     def interrupt(sample) -> bool:
         raise KeyboardInterrupt
 
-    with stub_service("--delay-s=0.004") as stub, pytest.raises(KeyboardInterrupt):
+    with stub_target("--delay-s=0.004") as stub, pytest.raises(KeyboardInterrupt):
         run_load(PROFILE, stub.url, tmp_path, on_interval=interrupt)
     assert locust_processes(tmp_path) == []
 

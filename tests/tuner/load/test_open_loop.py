@@ -16,12 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tuner.load.test_load_runner import (
-    interval_lines,
-    locust_processes,
-    stub_service,
-    stub_stats,
-)
+from tests.support.stub_target import stub_target
+from tests.tuner.load.test_load_runner import interval_lines, locust_processes, stub_stats
 from tuner.load import LoadGeneratorError, LoadProfile, LoadProfileError, run_load
 from tuner.load.arrivals import arrival_counts, step_arrivals
 from tuner.load.generator import OpenLoopGenerator
@@ -46,7 +42,7 @@ def test_slow_target_does_not_lower_the_offered_rate(tmp_path: Path) -> None:
     # Every request takes 1 s; arrivals come every 10 ms on average. A closed loop would
     # send ~users requests per second; the open loop keeps sending and in-flight rises.
     profile = open_profile(rate_rps=100.0)
-    with stub_service("--delay-s=1.0") as stub:
+    with stub_target("--delay-s=1.0") as stub:
         result = run_load(profile, stub.url, tmp_path, cpu_pids=lambda: [stub.pid])
         held = stub_stats(stub.url)["max_concurrent"]
 
@@ -72,7 +68,7 @@ def test_slow_target_does_not_lower_the_offered_rate(tmp_path: Path) -> None:
 
 def test_in_flight_ceiling_is_reported_not_hidden(tmp_path: Path) -> None:
     profile = open_profile(rate_rps=100.0, max_in_flight=20)
-    with stub_service("--delay-s=1.0") as stub:
+    with stub_target("--delay-s=1.0") as stub:
         result = run_load(profile, stub.url, tmp_path)
         held = stub_stats(stub.url)["max_concurrent"]
 
@@ -91,7 +87,7 @@ def test_in_flight_ceiling_is_reported_not_hidden(tmp_path: Path) -> None:
 def test_rate_and_ceiling_split_across_two_processes(tmp_path: Path) -> None:
     # 200 req/s of 1 s requests would keep ~200 in flight; the ceiling of 64 is 32 each.
     profile = open_profile(rate_rps=200.0, processes=2, max_in_flight=64)
-    with stub_service("--delay-s=1.0") as stub:
+    with stub_target("--delay-s=1.0") as stub:
         result = run_load(profile, stub.url, tmp_path)
         held = stub_stats(stub.url)["max_concurrent"]
 
@@ -129,7 +125,7 @@ def process_counts(rate: float, index: int, intervals: int) -> list[int]:
 def test_steps_at_two_rates_share_one_locust_session(tmp_path: Path) -> None:
     profile = open_profile(measure_s=1.5)
     seen: list[int] = []
-    with stub_service("--delay-s=0.004") as stub:
+    with stub_target("--delay-s=0.004") as stub:
         with OpenLoopGenerator(profile, stub.url, tmp_path, cpu_pids=lambda: [stub.pid]) as gen:
             low = gen.step(60.0, on_interval=lambda s: seen.append(s.index) is None)
             high = gen.step(180.0)
@@ -159,7 +155,7 @@ def test_interrupt_in_a_step_kills_locust(tmp_path: Path) -> None:
         raise KeyboardInterrupt
 
     with (
-        stub_service("--delay-s=0.004") as stub,
+        stub_target("--delay-s=0.004") as stub,
         pytest.raises(KeyboardInterrupt),
         OpenLoopGenerator(open_profile(), stub.url, tmp_path) as gen,
     ):
@@ -193,7 +189,7 @@ def test_users_own_open_loop_locustfile(tmp_path: Path) -> None:
     )
     profile = open_profile(rate_rps=80.0, locustfile=own)
     closed = LoadProfile(users=2, warmup_s=0.5, measure_s=1.0, interval_s=0.5, locustfile=own)
-    with stub_service() as stub:
+    with stub_target() as stub:
         result = run_load(profile, stub.url, tmp_path / "open")
         closed_result = run_load(closed, stub.url, tmp_path / "closed")
         sent = stub_stats(stub.url)
@@ -282,7 +278,7 @@ def test_exception_in_arrival_is_counted_and_the_schedule_goes_on(tmp_path: Path
         )
     )
     profile = open_profile(rate_rps=60.0, locustfile=own)
-    with stub_service() as stub:
+    with stub_target() as stub:
         result = run_load(profile, stub.url, tmp_path / "run")
     # Completions count where they end, so a stalled machine may move a few across the edge.
     assert result.arrivals == 120 and 100 <= result.requests <= 140
@@ -302,7 +298,7 @@ def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path) -> None:
         time.sleep(600)
         """
     )
-    with stub_service() as stub:
+    with stub_target() as stub:
         tuner = subprocess.Popen(
             [sys.executable, "-c", script, stub.url],
             stdout=subprocess.PIPE,
@@ -343,7 +339,7 @@ def test_open_loop_user_with_its_own_task_is_one_sentence(tmp_path: Path) -> Non
 def test_a_step_stopped_early_leaves_the_session_usable(tmp_path: Path) -> None:
     profile = open_profile(measure_s=1.0)
     with (
-        stub_service("--delay-s=0.004") as stub,
+        stub_target("--delay-s=0.004") as stub,
         OpenLoopGenerator(profile, stub.url, tmp_path) as gen,
     ):
         stopped = gen.step(40.0, on_interval=lambda s: s.in_warmup)
