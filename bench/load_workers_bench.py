@@ -48,7 +48,13 @@ def load_workers(config: Path, port: int, count: int, work: Path) -> Iterator[No
         cmd = [sys.executable, "-m", "tuner", "load-worker", "--master", f"127.0.0.1:{port}"]
         cmd += ["--config", str(config), "--log", str(work / f"worker-{n}.log")]
         procs.append(
-            subprocess.Popen(cmd, stdout=subprocess.DEVNULL, cwd=REPO, start_new_session=True)
+            subprocess.Popen(
+                cmd,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                cwd=REPO,
+                start_new_session=True,
+            )
         )
     try:
         yield
