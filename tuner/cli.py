@@ -1,4 +1,4 @@
-"""`python -m tuner optimize | show | export`: argument parsing and printing, nothing else.
+"""`python -m tuner optimize | show | export | load-worker`: parsing and printing only.
 
 Every command is one call into the library. User errors print one sentence and exit 2
 (configuration) or 1 (runtime); Ctrl-C and SIGTERM stop the study cleanly with exit 130.
@@ -95,6 +95,32 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_load_worker(args: argparse.Namespace) -> int:
+    from tuner.capacity.settings import load_profile
+    from tuner.errors import ConfigError
+    from tuner.load import LoadGeneratorError, LoadProfileError
+    from tuner.load.worker import serve
+
+    config = _config(args)
+    try:
+        serve(
+            load_profile(config),
+            args.master,
+            name=args.name,
+            log_path=Path(args.log),
+            say=lambda line: print(line, flush=True),
+        )
+    except LoadProfileError as exc:
+        raise ConfigError(f"{config.source}: {exc}") from None
+    except LoadGeneratorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("load-worker stopped; its Locust worker was stopped too", file=sys.stderr)
+        return 130
+    return 0
+
+
 def _print_report(config: TunerConfig) -> optuna.Study:
     """The table of trials, then the winner against the no-batching reference."""
     from tuner.report import show, winner_summary
@@ -180,6 +206,28 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--out", default="batching_parameters.txt", help="file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "load-worker",
+        help="generate a study's load from this host (a Locust worker for load.workers)",
+        description="Run a Locust worker for the tuner's trials on this load host: it "
+        "connects to the trial's Locust master at --master, sends its share of the "
+        "open-loop arrivals with the config's locustfile, and starts again for the next "
+        "trial's master, until stopped with Ctrl-C. Use the same tuner.toml (and "
+        "locustfile) as the tuner; load.workers there counts these processes.",
+    )
+    p.add_argument("--config", help=f"the tuner's TOML config (default: ./{DEFAULT_CONFIG})")
+    p.add_argument(
+        "--master",
+        required=True,
+        help="HOST:PORT of the tuner's Locust master (load.master_bind_port, default 5557)",
+    )
+    p.add_argument("--name", help="this worker's name in errors (default: HOST:PID)")
+    p.add_argument(
+        "--log", default="load-worker.log", help="Locust's log file (default: load-worker.log)"
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="log every event")
+    p.set_defaults(func=cmd_load_worker)
     return parser
 
 

@@ -97,6 +97,13 @@ class LoadConfig:
     processes: int = 1
     request_timeout_s: float = 10.0
     texts_per_request: int = 1
+    # Load from several machines: > 0 makes each trial's Locust a master that waits for this
+    # many `python -m tuner load-worker --master HOST:PORT` processes (README, "Load from
+    # several machines").
+    workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int = 5557
+    worker_timeout_s: float = 30.0
 
 
 @dataclass
@@ -308,9 +315,48 @@ def _load_checks(config: TunerConfig) -> list[tuple[bool, str]]:
             0 <= c.low_check_fraction < 1,
             "load.low_check_fraction must be a fraction from 0 (no low-rate check) to below 1",
         ),
+        *_worker_checks(c),
         (
             0 < config.objective.min_goodput_ratio <= 1,
             "objective.min_goodput_ratio must be a fraction above 0 and at most 1 (0.95 = 95%)",
+        ),
+    ]
+
+
+def _worker_checks(c: LoadConfig) -> list[tuple[bool, str]]:
+    """Remote Locust workers: only for the open-loop search, on a port that exists."""
+    if c.workers < 0:
+        return [(False, f"load.workers must be 0 (no remote workers) or more, not {c.workers}")]
+    return [
+        (
+            c.workers == 0 or c.mode == "capacity",
+            f'load.workers ({c.workers}) needs load.mode = "capacity"; the closed-loop '
+            "profile runs on one host",
+        ),
+        (
+            c.workers == 0 or c.processes == 1,
+            f"load.workers ({c.workers}) and load.processes ({c.processes}) exclude each "
+            "other: for more processes on a load host, start load-worker more times there "
+            "and count them in load.workers",
+        ),
+        (
+            1 <= c.master_bind_port <= 65535,
+            f"load.master_bind_port must be a TCP port from 1 to 65535, not {c.master_bind_port}",
+        ),
+        (
+            bool(c.master_bind_host) and not any(ch in c.master_bind_host for ch in " /:[]"),
+            "load.master_bind_host must be an address to listen on such as 127.0.0.1 or "
+            f"0.0.0.0 (no scheme, no port), not {c.master_bind_host!r}",
+        ),
+        (
+            c.worker_timeout_s > 0,
+            f"load.worker_timeout_s must be a positive number of seconds, not "
+            f"{c.worker_timeout_s:g}",
+        ),
+        (
+            c.max_in_flight >= max(1, c.workers),
+            f"load.max_in_flight ({c.max_in_flight}) must be at least 1 per Locust worker "
+            f"(load.workers = {c.workers})",
         ),
     ]
 

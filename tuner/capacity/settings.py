@@ -25,6 +25,10 @@ def load_profile(config: TunerConfig) -> LoadProfile:
                 processes=c.processes,
                 request_timeout_s=c.request_timeout_s,
                 texts_per_request=c.texts_per_request,
+                workers=c.workers,
+                master_bind_host=c.master_bind_host,
+                master_bind_port=c.master_bind_port,
+                worker_timeout_s=c.worker_timeout_s,
             )
         return LoadProfile(
             users=c.users,

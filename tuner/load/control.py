@@ -10,6 +10,12 @@ system-wide on Linux and macOS, so every process agrees on it): all processes sw
 at the same instant and lay their interval grids on the same origin. The start lies
 CONTROL_LEAD_S ahead, longer than a poll, so every process has read it in time.
 
+Workers on other hosts (`load.workers`) share neither the file nor the clock: the master
+Locust process reads the file and forwards each step as a Locust message carrying the time
+left until its start (`lead_s`), which the worker adds to its own monotonic clock
+(step_message / step_from_message); the network's delay (well under a millisecond on a
+LAN) is the only offset between the hosts' interval grids.
+
 Pure: imported by the tuner and by the Locust processes.
 """
 
@@ -85,3 +91,42 @@ class StepReader:
             float(data["window_start_s"]),
             float(data["window_s"]),
         )
+
+
+def step_message(step: Step, now: float) -> dict:
+    """`step` for a worker on another host, at monotonic time `now` on this one."""
+    return {
+        "step": step.number,
+        "rate_rps": step.rate_rps,
+        "lead_s": step.start_at - now,
+        "window_start_s": step.window_start_s,
+        "window_s": step.window_s,
+    }
+
+
+def step_from_message(data: dict, now: float) -> Step:
+    """The step of a message received at monotonic time `now` on this host."""
+    return Step(
+        int(data["step"]),
+        float(data["rate_rps"]),
+        now + float(data["lead_s"]),
+        float(data["window_start_s"]),
+        float(data["window_s"]),
+    )
+
+
+class StepInbox:
+    """Steps received as messages, polled like StepReader: `poll()` returns each new one once."""
+
+    def __init__(self) -> None:
+        self._pending: Step | None = None
+        self._last = -1
+
+    def put(self, step: Step) -> None:
+        if step.number > self._last:
+            self._last = step.number
+            self._pending = step
+
+    def poll(self) -> Step | None:
+        step, self._pending = self._pending, None
+        return step

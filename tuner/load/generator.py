@@ -16,6 +16,12 @@ step complete during the next step's warm-up (a request counts in the interval i
 it ENDED, as in closed mode), which is why a step's warm-up must be at least one interval
 when the previous step was overloaded. Arrivals count where they were scheduled.
 
+With `profile.workers` the session is a Locust master on `master_bind_host:port` whose
+load comes from `python -m tuner load-worker` processes on other hosts (distributed.py):
+start() fails with one sentence when they are not all connected and ready within
+`worker_timeout_s`, or run a different config; a step fails naming the worker that quit
+or stopped answering.
+
 `close()` (also on any exception or KeyboardInterrupt, via `with`) leaves no Locust
 process alive; should the tuner itself be killed, Locust's watchdog ends it within a second.
 """
@@ -29,7 +35,13 @@ from pathlib import Path
 
 from tuner.load.collect import IntervalStream, WindowCollector
 from tuner.load.control import CONTROL_LEAD_S, Step, write_step
-from tuner.load.locust_process import LocustRun
+from tuner.load.locust_process import (
+    LocustRun,
+    fingerprint,
+    log_tail,
+    master_address,
+    worker_hint,
+)
 from tuner.load.spec import (
     IntervalSample,
     LoadGeneratorError,
@@ -70,8 +82,9 @@ class OpenLoopGenerator:
         self.steps: list[LoadResult] = []
         self._run: LocustRun | None = None
         self._stream: IntervalStream | None = None
-        self._merger = IntervalMerger(profile.processes)
-        self._ready: set[int] = set()
+        self._merger = IntervalMerger(profile.schedulers)
+        self._ready: set[int | str] = set()
+        self._connected: list[str] = []  # remote workers connected to the master (workers > 0)
         self._next_index = 0  # the session-wide index of the next step's first interval
         self._origin: float | None = None  # monotonic start of the first step
         self._closed = False
@@ -201,23 +214,72 @@ class OpenLoopGenerator:
     def _wait_ready(self) -> None:
         run = self._run
         assert run is not None
-        deadline = time.monotonic() + STARTUP_ALLOWANCE_S
-        while len(self._ready) < self.profile.processes:
+        wanted = self.profile.schedulers
+        allowance = self.profile.worker_timeout_s if self.profile.workers else STARTUP_ALLOWANCE_S
+        started = time.monotonic()
+        while len(self._ready) < wanted:
             exited = run.exited()
             for line in self._lines():
+                self._control_line(line, "while the workers connected")
                 if line.get("ready"):
-                    self._ready.add(int(line["source"]))
-            if len(self._ready) >= self.profile.processes:
+                    self._check_fingerprint(line)
+                    self._ready.add(line["source"])
+            if len(self._ready) >= wanted:
                 break
             if exited:
                 raise run.error(f"Locust exited with code {run.proc.returncode} while starting")
-            if time.monotonic() > deadline:
+            if time.monotonic() - started > allowance:
+                if self.profile.workers:
+                    raise self._missing_workers(time.monotonic() - started)
                 raise run.error(
-                    f"Locust's {self.profile.processes} arrival scheduler(s) were not ready "
+                    f"Locust's {wanted} arrival scheduler(s) were not ready "
                     f"within {STARTUP_ALLOWANCE_S:.0f} s"
                 )
             time.sleep(POLL_S)
         log.info("event=open_loop_ready processes=%d", len(self._ready))
+
+    # -- remote workers ---------------------------------------------------------------
+
+    def _error(self, message: str) -> LoadGeneratorError:
+        run = self._run
+        return LoadGeneratorError(message, log_tail(run.log_path) if run is not None else "")
+
+    def _missing_workers(self, waited_s: float) -> LoadGeneratorError:
+        connected = max(len(self._connected), len(self._ready))
+        return self._error(
+            f"expected {self.profile.workers} Locust workers at "
+            f"{self.profile.master_bind_host}:{self.profile.master_bind_port}, {connected} "
+            f"connected after {waited_s:.0f} s: {worker_hint(self.profile)}"
+        )
+
+    def _control_line(self, line: dict, when: str) -> None:
+        """The master's lines about its workers: who is connected, who was lost."""
+        if "workers" in line:
+            self._connected = list(line["workers"])
+        if "worker_lost" in line:
+            how = (
+                "stopped sending heartbeats (killed, or the network to it is down)"
+                if line.get("state") == "missing"
+                else "quit"
+            )
+            remaining = len([w for w in self._connected if w != line["worker_lost"]])
+            raise self._error(
+                f"Locust worker {line.get('name') or line['worker_lost']} {how} {when}; "
+                f"{remaining} of {self.profile.workers} workers remain, so the offered rate "
+                f"was not the target: restart `python -m tuner load-worker --master "
+                f"{master_address(self.profile)}` on that host"
+            )
+
+    def _check_fingerprint(self, line: dict) -> None:
+        if not self.profile.workers:
+            return
+        ours, theirs = fingerprint(self.profile), line.get("fingerprint")
+        if theirs != ours:
+            raise self._error(
+                f"Locust worker {line.get('worker') or line['source']} runs a different load "
+                f"setup ({theirs}) from the tuner's ({ours}): start every load-worker with "
+                "the same tuner.toml and locustfile as the tuner"
+            )
 
     def _pump(self, collector: WindowCollector, budget: float, what: str) -> None:
         """Feed the step's complete intervals to `collector` until it is done."""
@@ -227,6 +289,7 @@ class OpenLoopGenerator:
         while True:
             exited = run.exited()
             for line in self._lines():
+                self._control_line(line, f"during {what}")
                 if "index" not in line:
                     continue
                 for data in self._merger.add(line):

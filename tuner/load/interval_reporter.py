@@ -9,6 +9,9 @@ subclasses, "closed" every other one, so one locustfile can serve both modes. A 
 without a class for the mode stops Locust with one sentence, prefixed `tuner-load-error:`
 so the runner can quote it.
 
+With `load.workers` the master relays steps and lines to and from workers on other hosts
+(tuner.load.distributed).
+
 Locust runs until the tuner stops it (open-loop sessions have no fixed length); should the
 tuner die without stopping it, the watchdog ends Locust within a second.
 """
@@ -22,8 +25,9 @@ import time
 
 import gevent
 from locust import events
-from locust.runners import MasterRunner
+from locust.runners import MasterRunner, WorkerRunner
 
+from tuner.load import distributed
 from tuner.load.classify import classify_failure
 from tuner.load.locust_process import ERROR_PREFIX
 from tuner.load.open_loop import OpenLoopUser
@@ -46,6 +50,17 @@ def _on_init(environment, **_kwargs) -> None:
     recorder.enabled = not isinstance(environment.runner, MasterRunner)
     recorder.open_loop = ARRIVAL == "poisson"
     _select_user_classes(environment)
+    if distributed.WORKERS and isinstance(environment.runner, MasterRunner):
+        distributed.relay_master(
+            environment, os.environ["TUNER_LOAD_CONTROL_FILE"], recorder.write_line
+        )
+    if distributed.REMOTE and isinstance(environment.runner, WorkerRunner):
+        distributed.join_master(
+            environment,
+            recorder,
+            os.environ.get("TUNER_LOAD_WORKER_NAME", ""),
+            os.environ.get("TUNER_LOAD_FINGERPRINT", ""),
+        )
     if PARENT_PID:
         gevent.spawn(_watch_parent, environment)
 

@@ -7,6 +7,7 @@ runner uses on every path out.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import os
@@ -42,7 +43,8 @@ def locust_command(
     """
     locustfile = Path(profile.locustfile or DEFAULT_LOCUSTFILE).resolve()
     if profile.open_loop:
-        users = ["--users", str(profile.processes), "--spawn-rate", str(profile.processes)]
+        n = str(profile.schedulers)
+        users = ["--users", n, "--spawn-rate", n]
     else:
         users = [
             "--users",
@@ -73,7 +75,17 @@ def locust_command(
         "--loglevel",
         "INFO",
     ]
-    if profile.processes > 1:
+    if profile.workers:
+        cmd += [
+            "--master",
+            "--expect-workers",
+            str(profile.workers),
+            "--master-bind-host",
+            profile.master_bind_host,
+            "--master-bind-port",
+            str(profile.master_bind_port),
+        ]
+    elif profile.processes > 1:
         if master_port is None:
             raise ValueError("master_port is required when processes > 1")
         cmd += [
@@ -90,25 +102,96 @@ def locust_command(
 
 
 def locust_env(
-    profile: LoadProfile, intervals_file: Path, control_file: Path | None = None
+    profile: LoadProfile, intervals_file: Path | None, control_file: Path | None = None
 ) -> dict[str, str]:
+    """The settings our plugin and locustfile read; the same on the tuner's host and on a
+    load-worker's (which has no interval or control file: it talks to the master)."""
     env = dict(os.environ)
     path = env.get("PYTHONPATH")
     env.update(
         PYTHONUNBUFFERED="1",
         PYTHONPATH=f"{_REPO_ROOT}{os.pathsep}{path}" if path else str(_REPO_ROOT),
         TUNER_LOAD_INTERVAL_S=repr(profile.interval_s),
-        TUNER_LOAD_INTERVALS_FILE=str(intervals_file),
         TUNER_LOAD_TEXTS_PER_REQUEST=str(profile.texts_per_request),
         TUNER_LOAD_REQUEST_TIMEOUT_S=repr(profile.request_timeout_s),
         TUNER_LOAD_ARRIVAL=profile.arrival,
-        TUNER_LOAD_PROCESSES=str(profile.processes),
+        TUNER_LOAD_PROCESSES=str(profile.schedulers),
         TUNER_LOAD_MAX_IN_FLIGHT=str(profile.max_in_flight),
+        TUNER_LOAD_WORKERS=str(profile.workers),
+        TUNER_LOAD_FINGERPRINT=fingerprint(profile),
         TUNER_LOAD_PARENT_PID=str(os.getpid()),
     )
+    if intervals_file is not None:
+        env["TUNER_LOAD_INTERVALS_FILE"] = str(intervals_file)
     if control_file is not None:
         env["TUNER_LOAD_CONTROL_FILE"] = str(control_file)
     return env
+
+
+def fingerprint(profile: LoadProfile) -> str:
+    """What a remote worker must share with the tuner to measure the same thing: how the
+    rate and ceiling are split, the interval grid, the requests (the locustfile's bytes)."""
+    locustfile = Path(profile.locustfile or DEFAULT_LOCUSTFILE)
+    try:
+        code = hashlib.sha256(locustfile.read_bytes()).hexdigest()[:12]
+    except OSError:
+        code = "missing"
+    return (
+        f"workers={profile.workers} max_in_flight={profile.max_in_flight} "
+        f"interval_s={profile.interval_s:g} texts_per_request={profile.texts_per_request} "
+        f"request_timeout_s={profile.request_timeout_s:g} locustfile={code}"
+    )
+
+
+def master_address(profile: LoadProfile) -> str:
+    """HOST:PORT for `load-worker --master` (a wildcard bind means: the tuner host's name)."""
+    host = profile.master_bind_host
+    if host in ("0.0.0.0", "::", "*"):
+        host = "TUNER_HOST"
+    return f"{host}:{profile.master_bind_port}"
+
+
+def worker_hint(profile: LoadProfile) -> str:
+    return (
+        f"start `python -m tuner load-worker --master {master_address(profile)} --config "
+        "tuner.toml` (the same config and locustfile as the tuner's) on each load host"
+    )
+
+
+def check_master_port(profile: LoadProfile) -> None:
+    """A taken port would make Locust's master exit with a ZeroMQ traceback; say it first."""
+    host, port = profile.master_bind_host, profile.master_bind_port
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            raise LoadGeneratorError(
+                f"the Locust master cannot listen on {host}:{port} ({exc.strerror}); free "
+                "that port or set load.master_bind_host / load.master_bind_port"
+            ) from None
+
+
+def worker_command(profile: LoadProfile, master_host: str, master_port: int) -> list[str]:
+    """`locust --worker` for a load host: the tuner's locustfile and our plugin."""
+    locustfile = Path(profile.locustfile or DEFAULT_LOCUSTFILE).resolve()
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        f"{locustfile},{REPORTER}",
+        "--worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+        "--exit-code-on-error",
+        "0",
+        "--loglevel",
+        "INFO",
+    ]
 
 
 def free_port() -> int:
@@ -171,7 +254,9 @@ class LocustRun:
         self.intervals_path = self.workdir / "intervals.jsonl"
         self.log_path = self.workdir / "locust.log"
         self.intervals_path.unlink(missing_ok=True)
-        master_port = free_port() if profile.processes > 1 else None
+        if profile.workers:
+            check_master_port(profile)
+        master_port = free_port() if profile.processes > 1 and not profile.workers else None
         cmd = locust_command(profile, target_url, self.workdir, master_port=master_port)
         with self.log_path.open("wb") as log_file:
             self.proc = subprocess.Popen(

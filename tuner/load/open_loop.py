@@ -28,8 +28,9 @@ import gevent
 from gevent.pool import Group
 from locust import FastHttpUser, constant, task
 
+from tuner.load import distributed
 from tuner.load.arrivals import process_rate, share, step_arrivals
-from tuner.load.control import CONTROL_POLL_S, Step, StepReader
+from tuner.load.control import CONTROL_POLL_S, Step, StepInbox, StepReader
 from tuner.load.recorder import recorder
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,11 @@ class _Scheduler:
         self.index = max(0, getattr(user.environment.runner, "worker_index", 0))
         self.ceiling = share(_MAX_IN_FLIGHT, _PROCESSES, self.index)
         self.group = Group()
-        self.reader = StepReader(_CONTROL_FILE) if _CONTROL_FILE else None
+        self.reader: StepReader | StepInbox | None = None
+        if _CONTROL_FILE:
+            self.reader = StepReader(_CONTROL_FILE)
+        elif distributed.REMOTE:
+            self.reader = distributed.inbox
         self.step: Step | None = None
         self.pending: Step | None = None
         self.pending_arrivals: Iterator[float] | None = None

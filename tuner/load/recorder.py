@@ -14,8 +14,10 @@ Each step restarts the interval grid at the step's start (the same instant in ev
 process, see control.py); completions of requests sent in the previous step land in the
 new step's first intervals, which its warm-up absorbs.
 
-Lines go to the file named by TUNER_LOAD_INTERVALS_FILE (opened O_APPEND and written with
-one write() per line, so the processes of `--processes N` can share it), else to stdout.
+Lines go to `sink` when one is set (a worker on another host sends them to the master as
+Locust messages, distributed.py), else to the file named by TUNER_LOAD_INTERVALS_FILE
+(opened O_APPEND and written with one write() per line, so the processes of
+`--processes N` can share it), else to stdout.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import os
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import gevent
 
@@ -69,6 +72,8 @@ class IntervalRecorder:
         self.in_flight = 0  # kept by the open-loop scheduler
         self.next_index = 0
         self.buckets: dict[int, _Bucket] = {}
+        self.sink: Callable[[dict], None] | None = None
+        self.ready_extra: dict = {}  # more fields of the ready line (a worker's name)
         self._fd: int | None = None
         self._greenlet: gevent.Greenlet | None = None
 
@@ -132,7 +137,7 @@ class IntervalRecorder:
     def ready(self) -> None:
         """Tells the tuner this process's scheduler is running and waits for a step."""
         if self.enabled:
-            self._write_line({"source": os.getpid(), "ready": True})
+            self.write_line({"source": os.getpid(), "ready": True, **self.ready_extra})
 
     def _loop(self) -> None:
         while self.origin is not None:
@@ -180,9 +185,12 @@ class IntervalRecorder:
                 lag_max_ms=round(bucket.lag_max_s * 1000.0, 3),
                 in_flight_max=bucket.in_flight_max,
             )
-        self._write_line(line)
+        self.write_line(line)
 
-    def _write_line(self, line: dict) -> None:
+    def write_line(self, line: dict) -> None:
+        if self.sink is not None:
+            self.sink(line)
+            return
         data = (json.dumps(line, separators=(",", ":")) + "\n").encode()
         if self.path is None:
             sys.stdout.write(data.decode())

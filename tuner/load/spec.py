@@ -86,6 +86,12 @@ class LoadProfile:
     arrival: str = "closed"
     rate_rps: float | None = None  # open loop: the offered rate of run_load's single step
     max_in_flight: int = 256  # open loop: the ceiling on outstanding requests, all processes
+    # Open loop: > 0 runs Locust as a master waiting for this many `python -m tuner
+    # load-worker` processes (other hosts), instead of local processes.
+    workers: int = 0
+    master_bind_host: str = "127.0.0.1"
+    master_bind_port: int = 5557
+    worker_timeout_s: float = 30.0  # every worker connected and ready within this, or fail
 
     def __post_init__(self) -> None:
         if self.arrival not in ARRIVALS:
@@ -110,6 +116,7 @@ class LoadProfile:
             )
         if self.processes < 1:
             raise LoadProfileError(f"load.processes must be at least 1, not {self.processes}")
+        self._check_workers()
         if self.arrival == "poisson":
             self._check_open_loop()
         elif self.processes > self.users:
@@ -138,11 +145,53 @@ class LoadProfile:
             raise LoadProfileError(
                 f"load.max_in_flight must be a whole number, not {self.max_in_flight!r}"
             )
-        if self.max_in_flight < self.processes:
+        if self.max_in_flight < self.schedulers:
+            what = "load.workers" if self.workers else "load.processes"
             raise LoadProfileError(
                 f"load.max_in_flight ({self.max_in_flight}) must be at least 1 per Locust "
-                f"process (load.processes = {self.processes})"
+                f"process ({what} = {self.schedulers})"
             )
+
+    def _check_workers(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 0:
+            raise LoadProfileError(
+                f"load.workers must be a whole number >= 0 (0 = no remote workers), "
+                f"not {self.workers!r}"
+            )
+        if not self.workers:
+            return
+        if self.arrival != "poisson":
+            raise LoadProfileError(
+                f"load.workers ({self.workers}) needs the open-loop capacity search "
+                '(load.mode = "capacity"); the closed-loop profile runs on one host'
+            )
+        if self.processes != 1:
+            raise LoadProfileError(
+                f"load.workers ({self.workers}) and load.processes ({self.processes}) exclude "
+                "each other: for more processes on a load host, start load-worker more times "
+                "there and count them in load.workers"
+            )
+        host = self.master_bind_host
+        if not isinstance(host, str) or not host or any(c in host for c in " /:[]"):
+            raise LoadProfileError(
+                f"load.master_bind_host must be an address to listen on such as 127.0.0.1 or "
+                f"0.0.0.0 (no scheme, no port), not {host!r}"
+            )
+        port = self.master_bind_port
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            raise LoadProfileError(
+                f"load.master_bind_port must be a TCP port from 1 to 65535, not {port!r}"
+            )
+        timeout = self.worker_timeout_s
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise LoadProfileError(
+                f"load.worker_timeout_s must be a positive number of seconds, not {timeout!r}"
+            )
+
+    @property
+    def schedulers(self) -> int:
+        """Locust processes that generate load: remote workers, else local processes."""
+        return self.workers or self.processes
 
     @property
     def open_loop(self) -> bool:

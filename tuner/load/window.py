@@ -97,7 +97,7 @@ class IntervalMerger:
     def __init__(self, sources: int, step: int = 0) -> None:
         self.sources = sources
         self.step = step
-        self._pending: dict[int, tuple[IntervalData, set[int]]] = {}
+        self._pending: dict[int, tuple[IntervalData, set[int | str]]] = {}
         self._next = 0
 
     def begin(self, step: int) -> None:
@@ -113,7 +113,7 @@ class IntervalMerger:
         if index < self._next:
             return []
         data, seen = self._pending.setdefault(index, (IntervalData(index, self.step), set()))
-        source = int(line["source"])
+        source = line["source"]  # a local process's pid, or a remote worker's Locust id
         if source in seen:
             return []
         seen.add(source)
