@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.tuner.load.test_load_runner import locust_processes, stub_service
+from tests.support.stub_target import stub_target
+from tests.tuner.load.test_load_runner import locust_processes
 from tuner.capacity.settings import load_profile
 from tuner.cli import main
 from tuner.config import load_config
@@ -93,7 +94,7 @@ def test_two_remote_workers_offer_the_target_rate_across_trials(tmp_path: Path) 
     config = write_config(tmp_path, port)
     profile = profile_of(config)
     with (
-        stub_service("--delay-s=0.004") as stub,
+        stub_target("--delay-s=0.004") as stub,
         load_worker(config, port, "host-a", tmp_path / "a"),
         load_worker(config, port, "host-b", tmp_path / "b"),
     ):
@@ -129,7 +130,7 @@ def test_a_worker_that_never_connects_fails_with_a_sentence(tmp_path: Path) -> N
     config = write_config(tmp_path, port, worker_timeout_s=12.0)
     profile = profile_of(config)
     with (
-        stub_service() as stub,
+        stub_target() as stub,
         load_worker(config, port, "host-a", tmp_path / "a"),
         pytest.raises(LoadGeneratorError) as caught,
     ):
@@ -149,7 +150,7 @@ def test_a_worker_killed_mid_window_fails_the_step_naming_it(tmp_path: Path) -> 
     profile = profile_of(config)
     seen: list[int] = []
     with (
-        stub_service("--delay-s=0.004") as stub,
+        stub_target("--delay-s=0.004") as stub,
         load_worker(config, port, "host-a", tmp_path / "a"),
         load_worker(config, port, "host-b", tmp_path / "b") as doomed,
         OpenLoopGenerator(profile, stub.url, tmp_path / "trial") as gen,
