@@ -232,11 +232,15 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             "build the demo model with `make model` or point it at your model"
         )
     worker = worker_name(config.study.worker)
-    study = open_study(config, space)
     lock = _study_lock(config)
     with contextlib.ExitStack() as stack:
         stack.callback(lock.close)
         with lock, _storage_errors():
+            # Under the lock: tuners started at once on a new database would race to create
+            # Optuna's tables and ours.
+            study = open_study(config, space)
+            samples = SampleStore(config.study.storage, worker=worker)
+            stack.callback(samples.close)
             done = join_study(study, space, config, say)
             remaining = config.study.n_trials - done
             say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
@@ -253,7 +257,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             config,
             study,
             lock,
-            _Plan(space, profile, slot.workdir, worker, ports, done, remaining),
+            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
             say,
         )
 
@@ -272,6 +276,7 @@ class _Plan:
 
     space: SearchSpace
     profile: LoadProfile
+    samples: SampleStore
     workdir: Path
     worker: str
     ports: tuple[int, int]
@@ -286,7 +291,8 @@ def _run(
     plan: _Plan,
     say: Callable[[str], None],
 ) -> OptimizeResult:
-    space, profile, workdir, worker = plan.space, plan.profile, plan.workdir, plan.worker
+    space, profile, samples = plan.space, plan.profile, plan.samples
+    workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
     model_base_path = config.path(config.server.model_base_path)
     for process in stop_leftovers(workdir):
@@ -313,7 +319,6 @@ def _run(
     say(f"model server: {why}")
 
     service = service_for(config, backend.grpc_target, model_base_path, workdir)
-    samples = SampleStore(config.study.storage, worker=worker)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
     with marking_children(workdir):
