@@ -49,9 +49,7 @@ def tuner(config: TunerConfig, n_trials: int, ran: dict[str, int], name: str) ->
 
 def run_tuners(config: TunerConfig, n_trials: int, names: list[str]) -> dict[str, int]:
     ran: dict[str, int] = {}
-    threads = [
-        threading.Thread(target=tuner, args=(config, n_trials, ran, name)) for name in names
-    ]
+    threads = [threading.Thread(target=tuner, args=(config, n_trials, ran, name)) for name in names]
     for thread in threads:
         thread.start()
     for thread in threads:
