@@ -235,7 +235,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
     lock = _study_lock(config)
     with contextlib.ExitStack() as stack:
         stack.callback(lock.close)
-        with lock, _storage_errors():
+        with _storage_errors(), lock:
             # Under the lock: tuners started at once on a new database would race to create
             # Optuna's tables and ours.
             study = open_study(config, space)
@@ -264,9 +264,12 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
 
 @contextlib.contextmanager
 def _storage_errors() -> Iterator[None]:
+    """The study lock meets the database first: its errors read as open_storage's do."""
     try:
         yield
-    except StorageError as exc:
+    except StorageURLError as exc:  # the URL is wrong: fix the config (exit 2)
+        raise ConfigError(str(exc)) from None
+    except StorageError as exc:  # the database is down or missing right now (exit 1)
         raise TunerError(str(exc)) from None
 
 
