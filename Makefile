@@ -7,7 +7,7 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model test test-docker lint demo bench bench-capacity bench-docker clean
+.PHONY: help venv model test test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
@@ -15,6 +15,7 @@ help:
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
+	@echo "make bench-parallel - 1, 2 and 3 tuners sharing a study on PostgreSQL; storage per trial"
 	@echo "make bench-docker - image sizes, build, start-to-AVAILABLE and stop times in a container"
 
 $(STAMP): pyproject.toml
@@ -63,6 +64,11 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/load_generator_bench.py
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
+	$(PY) bench/parallel_tuners_bench.py
+
+# Parallel tuners on one PostgreSQL study (a few minutes).
+bench-parallel: $(STAMP) $(MODEL)
+	$(PY) bench/parallel_tuners_bench.py $(BENCH_ARGS)
 
 # The capacity benchmark alone; BENCH_ARGS=--short checks it works in a few minutes.
 bench-capacity: $(STAMP) $(MODEL)

@@ -74,6 +74,7 @@ class StoredSample:
     p99_ms: float | None
     failures_by_code: dict[str, int] = field(default_factory=dict)
     step: int | None = None  # the capacity search's step the interval belongs to
+    worker: str | None = None  # the tuner that measured it (None in older databases)
 
 
 class _Base(DeclarativeBase):
@@ -112,6 +113,8 @@ class _SampleRow(_Base):
     failures_by_code: Mapped[dict[str, Any]] = mapped_column(JSON)
     # Added with capacity mode; older databases get the column on open (see _migrate).
     step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Added with parallel tuners (`--worker`); older databases get it on open too.
+    worker: Mapped[str | None] = mapped_column(String(256), nullable=True)
 
 
 def _opt_float(value: Any) -> float | None:
@@ -119,10 +122,17 @@ def _opt_float(value: Any) -> float | None:
 
 
 def _row(
-    study_name: str, trial_number: int, phase: str, repeat: int, s: Any, step: int | None
+    study_name: str,
+    trial_number: int,
+    phase: str,
+    repeat: int,
+    s: Any,
+    step: int | None,
+    worker: str | None,
 ) -> dict[str, Any]:
     return {
         "step": None if step is None else int(step),
+        "worker": worker,
         "study_name": study_name,
         "trial_number": trial_number,
         "phase": phase,
@@ -141,10 +151,18 @@ def _row(
 
 
 class SampleStore:
-    """Reads and writes `tuner_load_samples` in the database at `url` (created if missing)."""
+    """Reads and writes `tuner_load_samples` in the database at `url` (created if missing).
+    Every row written carries `worker`, the name of the tuner that measured it."""
 
-    def __init__(self, url: str, *, busy_timeout_s: float = sqlite.DEFAULT_BUSY_TIMEOUT_S):
+    def __init__(
+        self,
+        url: str,
+        *,
+        busy_timeout_s: float = sqlite.DEFAULT_BUSY_TIMEOUT_S,
+        worker: str | None = None,
+    ):
         self._url = url
+        self.worker = worker
         self._busy_timeout_s = busy_timeout_s
         try:
             kwargs: dict[str, Any] = {}
@@ -177,7 +195,10 @@ class SampleStore:
         """
         if not phase:
             raise ValueError("phase must be a non-empty string such as 'trial' or 'confirm'")
-        rows = [_row(study_name, int(trial_number), phase, int(repeat), s, step) for s in samples]
+        rows = [
+            _row(study_name, int(trial_number), phase, int(repeat), s, step, self.worker)
+            for s in samples
+        ]
         if not rows:
             return
         key = (
@@ -263,13 +284,27 @@ def _stored(row: _SampleRow) -> StoredSample:
         p99_ms=row.p99_ms,
         failures_by_code=dict(row.failures_by_code or {}),
         step=row.step,
+        worker=row.worker,
     )
 
 
+ADDED_COLUMNS = {"step": "INTEGER", "worker": "VARCHAR(256)"}
+
+
 def _migrate(engine: Any) -> None:
-    """A database written before capacity mode has no `step` column: add it (nullable, so
-    its old rows stay as they were and read back with step None)."""
+    """A database written before capacity mode has no `step` column, one written before
+    parallel tuners no `worker` column: add them (nullable, so old rows stay as they were and
+    read back with None). Tuners opening one old database at once may race to add a column;
+    the loser finds it there."""
     columns = {c["name"] for c in inspect(engine).get_columns(SAMPLES_TABLE)}
-    if "step" not in columns:
-        with engine.begin() as connection:
-            connection.execute(text(f"ALTER TABLE {SAMPLES_TABLE} ADD COLUMN step INTEGER"))
+    for name, sql_type in ADDED_COLUMNS.items():
+        if name in columns:
+            continue
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    text(f"ALTER TABLE {SAMPLES_TABLE} ADD COLUMN {name} {sql_type}")
+                )
+        except sa_exc.SQLAlchemyError:
+            if name not in {c["name"] for c in inspect(engine).get_columns(SAMPLES_TABLE)}:
+                raise

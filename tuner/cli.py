@@ -34,6 +34,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "search_space": ("search", "space"),
         "slo_ms": ("objective", "slo_ms"),
         "service_url": ("service", "url"),
+        "worker": ("study", "worker"),
     }
     overrides: dict[str, dict[str, Any]] = {}
     for attr, (section, key) in mapping.items():
@@ -185,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-space", help="override search.space (cpu, gpu, quick or a path)")
     p.add_argument("--slo-ms", type=float, help="override objective.slo_ms")
     p.add_argument("--service-url", help="use a service you run instead of starting one")
+    p.add_argument(
+        "--worker",
+        metavar="NAME",
+        help="this tuner's name, recorded on each trial it measures (default host:pid); "
+        "for several tuners sharing one study",
+    )
     p.set_defaults(func=cmd_optimize)
 
     p = sub.add_parser(

@@ -35,6 +35,9 @@ class StudyConfig:
     workdir: str = "runs"
     # A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: run it again.
     stale_after_s: int = 60
+    # Who measured each trial, when several tuners share the study; "" = host:pid. Give each
+    # tuner its own with `--worker`, not in a config file they share.
+    worker: str = ""
 
 
 @dataclass

@@ -24,6 +24,7 @@ from tuner.errors import TrialFailed
 from tuner.load import IntervalSample
 from tuner.measurement import Measurement, Measurer
 from tuner.pruning import EarlyStop
+from tuner.worker import WORKER_ATTR
 
 log = logging.getLogger("tuner")
 REFERENCE_ATTR = "reference"
@@ -97,9 +98,12 @@ class Objective:
     artifact_store: object
     workdir: Path
     capacity: CapacityMeasurer | None = None  # capacity mode; None = the closed loop
+    worker: str | None = None  # this tuner's name, recorded on each trial (tuner/worker.py)
     _stop_reason: str | None = None
 
     def __call__(self, trial: optuna.Trial) -> float:
+        if self.worker:
+            trial.set_user_attr(WORKER_ATTR, self.worker)
         workdir = self.workdir / f"trial-{trial.number:04d}"
         suggestion = suggestion_for(trial, self.space)
         batching = suggestion.batching if suggestion else None

@@ -94,7 +94,9 @@ def _num(value: float | None) -> str:
 
 class RunProgress:
     """This run's "[k/N, ~T left]": the estimate is the mean duration of its trials so far,
-    server restarts and warm-up included, times the trials left."""
+    server restarts and warm-up included, times the trials left. With other tuners on the
+    study, `done` is the study's trials finished since this run started (theirs included),
+    so the rate is the whole study's."""
 
     def __init__(self, total: int, clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
@@ -102,8 +104,8 @@ class RunProgress:
         self._clock = clock
         self._started = clock()
 
-    def after_trial(self) -> str:
-        self.done += 1
+    def after_trial(self, done: int | None = None) -> str:
+        self.done = self.done + 1 if done is None else max(done, 1)
         left = self.total - self.done
         if left <= 0:
             return f"[{self.done}/{self.total}]"

@@ -9,6 +9,7 @@ from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.progress import describe_params
 from tuner.resume import RETRY_ATTR, fail_reason
+from tuner.worker import WORKER_ATTR
 
 COLUMNS = (
     "#",
@@ -125,12 +126,17 @@ def format_table(rows: list[tuple[str, ...]], columns: tuple[str, ...] = COLUMNS
 
 
 def show(study: optuna.Study) -> str:
+    """The table; with a `worker` column (before the notes) when tuners named themselves,
+    so a study shared by several tuners says who measured each trial."""
     rows = trial_rows(study)
     if not rows:
         return f"study {study.study_name!r} has no trials yet"
-    if is_capacity_study(study):
-        return format_table(rows, CAPACITY_COLUMNS)
-    return format_table(rows)
+    columns = CAPACITY_COLUMNS if is_capacity_study(study) else COLUMNS
+    workers = [t.user_attrs.get(WORKER_ATTR) for t in study.get_trials(deepcopy=False)]
+    if any(workers):
+        columns = (*columns[:-1], "worker", columns[-1])
+        rows = [(*r[:-1], w or "-", r[-1]) for r, w in zip(rows, workers, strict=True)]
+    return format_table(rows, columns)
 
 
 def _f(value: float | None) -> str:

@@ -29,6 +29,7 @@ from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
 from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
+from tuner.load import LoadProfile
 from tuner.measurement import Measurer
 from tuner.objective import (
     NO_BATCHING,
@@ -37,17 +38,14 @@ from tuner.objective import (
     Objective,
 )
 from tuner.progress import RunProgress, trial_line
-from tuner.resume import (
-    INTERRUPTED,
-    counted_trials,
-    fail_reason,
-    fail_stale_trials,
-    heartbeat_settings,
-    requeue_cut_short,
-)
+from tuner.resume import INTERRUPTED, counted_trials, fail_reason, heartbeat_settings
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import free_port, service_for
+from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
+from tuner.slot import take_slot
+from tuner.study_lock import StudyLock
+from tuner.worker import worker_name
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
@@ -161,19 +159,21 @@ def signals_held() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def say_requeued(trial: optuna.trial.FrozenTrial, config: TunerConfig, say: Callable[[str], None]):
+    if fail_reason(trial) == INTERRUPTED:
+        say(f"trial {trial.number} was interrupted: it runs again")
+    else:
+        say(
+            f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
+            f"no heartbeat for {config.study.stale_after_s} s): it runs again"
+        )
+
+
 def requeue_and_say(study: optuna.Study, config: TunerConfig, say: Callable[[str], None]) -> None:
     """Queue again what was cut short (interrupted, or abandoned by a killed tuner), and say
-    what this run will do about every trial that did not finish."""
-    abandoned = fail_stale_trials(study)
-    requeued = {t.number: t for t in [*abandoned, *requeue_cut_short(study)]}
-    for trial in requeued.values():
-        if fail_reason(trial) == INTERRUPTED:
-            say(f"trial {trial.number} was interrupted: it runs again")
-        else:
-            say(
-                f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
-                f"no heartbeat for {config.study.stale_after_s} s): it runs again"
-            )
+    what this run will do about every trial that did not finish. Hold the study lock."""
+    for trial in requeue(study):
+        say_requeued(trial, config, say)
     for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.RUNNING]):
         say(
             f"trial {trial.number} is still running: another tuner has it, or its tuner stopped "
@@ -181,19 +181,30 @@ def requeue_and_say(study: optuna.Study, config: TunerConfig, say: Callable[[str
         )
 
 
-def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> OptimizeResult:
-    space = load_search_space(config)
-    profile = load_profile(config)
-    model_base_path = config.path(config.server.model_base_path)
-    if not model_base_path.is_dir():
-        raise ConfigError(
-            f"{config.source}: server.model_base_path {model_base_path} does not exist; "
-            "build the demo model with `make model` or point it at your model"
-        )
-    study = open_study(config, space)
+def join_study(
+    study: optuna.Study, space: SearchSpace, config: TunerConfig, say: Callable[[str], None]
+) -> int:
+    """With the study lock held: the first tuner of a new study queues the reference points
+    (once per study, however many tuners start at once); every tuner checks the study was run
+    as configured and re-queues what was cut short. Returns the trials that count so far."""
     if not study.trials:
         prepare_new_study(study, space, config)
-    elif study.user_attrs.get(SPACE_ATTR) not in (None, space.name):
+    _check_study(study, space, config)
+    requeue_and_say(study, config, say)
+    return counted_trials(study)
+
+
+def _study_lock(config: TunerConfig) -> StudyLock:
+    try:
+        return StudyLock(config.study.storage, config.study.name)
+    except StorageURLError as exc:
+        raise ConfigError(str(exc)) from None
+    except StorageError as exc:
+        raise TunerError(str(exc)) from None
+
+
+def _check_study(study: optuna.Study, space: SearchSpace, config: TunerConfig) -> None:
+    if study.user_attrs.get(SPACE_ATTR) not in (None, space.name):
         raise ConfigError(
             f"study {config.study.name!r} was run with the search space "
             f"{study.user_attrs[SPACE_ATTR]!r}, not {space.name!r}; use the same space to "
@@ -206,19 +217,89 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             f"{config.load.mode!r}, and their values are not comparable; set load.mode = "
             f'"{study_mode}" to resume it, or use another --study-name'
         )
-    requeue_and_say(study, config, say)
-    done = counted_trials(study)
-    remaining = config.study.n_trials - done
-    say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
-    say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
 
-    workdir = config.path(config.study.workdir) / config.study.name
+
+def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> OptimizeResult:
+    """Run this tuner's share of the study: alone, every trial; beside other tuners on the
+    same storage, the trials it claims (tuner/shared_trials.py), the study's total staying
+    `n_trials`."""
+    space = load_search_space(config)
+    profile = load_profile(config)
+    model_base_path = config.path(config.server.model_base_path)
+    if not model_base_path.is_dir():
+        raise ConfigError(
+            f"{config.source}: server.model_base_path {model_base_path} does not exist; "
+            "build the demo model with `make model` or point it at your model"
+        )
+    worker = worker_name(config.study.worker)
+    lock = _study_lock(config)
+    with contextlib.ExitStack() as stack:
+        stack.callback(lock.close)
+        with _storage_errors(), lock:
+            # Under the lock: tuners started at once on a new database would race to create
+            # Optuna's tables and ours.
+            study = open_study(config, space)
+            samples = SampleStore(config.study.storage, worker=worker)
+            stack.callback(samples.close)
+            done = join_study(study, space, config, say)
+            remaining = config.study.n_trials - done
+            say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
+            say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
+            slot = stack.enter_context(
+                take_slot(config.path(config.study.workdir) / config.study.name)
+            )
+            ports = study_ports(
+                study, config.server.grpc_port, config.server.rest_port, free_port, slot=slot.index
+            )
+        if slot.index:
+            say(f"working directory {slot.workdir} (another tuner of this study runs on this host)")
+        return _run(
+            config,
+            study,
+            lock,
+            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
+            say,
+        )
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """The study lock meets the database first: its errors read as open_storage's do."""
+    try:
+        yield
+    except StorageURLError as exc:  # the URL is wrong: fix the config (exit 2)
+        raise ConfigError(str(exc)) from None
+    except StorageError as exc:  # the database is down or missing right now (exit 1)
+        raise TunerError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What this tuner settled with the study lock held, for the run itself."""
+
+    space: SearchSpace
+    profile: LoadProfile
+    samples: SampleStore
+    workdir: Path
+    worker: str
+    ports: tuple[int, int]
+    done: int
+    remaining: int
+
+
+def _run(
+    config: TunerConfig,
+    study: optuna.Study,
+    lock: StudyLock,
+    plan: _Plan,
+    say: Callable[[str], None],
+) -> OptimizeResult:
+    space, profile, samples = plan.space, plan.profile, plan.samples
+    workdir, worker = plan.workdir, plan.worker
+    (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
+    model_base_path = config.path(config.server.model_base_path)
     for process in stop_leftovers(workdir):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")
-
-    grpc_port, rest_port = study_ports(
-        study, config.server.grpc_port, config.server.rest_port, free_port
-    )
     try:
         spec = ServerSpec(
             model_name=config.server.model_name,
@@ -241,7 +322,6 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
     say(f"model server: {why}")
 
     service = service_for(config, backend.grpc_target, model_base_path, workdir)
-    samples = SampleStore(config.study.storage)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
     with marking_children(workdir):
@@ -265,21 +345,39 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
                 storage=study._storage,
                 artifact_store=open_artifact_store(config.path(config.study.artifact_dir)),
                 workdir=workdir,
+                worker=worker,
             )
-            if remaining > 0:
-                progress = RunProgress(remaining)
-                study.optimize(
-                    objective,
-                    n_trials=remaining,
-                    timeout=config.study.timeout_s,
-                    catch=(TrialFailed,),
-                    callbacks=[
-                        lambda s, t: say(f"{progress.after_trial()} {trial_line(s, t, config)}")
-                    ],
-                )
-                trials_run = counted_trials(study) - done
+            # Always: with nothing left, it returns at once, unless a trial of another tuner
+            # still runs (it may die and leave its trial to this one).
+            progress = RunProgress(max(remaining, 1))
+
+            def after(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
+                line = progress.after_trial(counted_trials(s) - done)
+                say(f"{line} {trial_line(s, t, config)}")
+
+            shared = SharedTrials(
+                study,
+                lock,
+                config.study.n_trials,
+                on_requeued=lambda t: say_requeued(t, config, say),
+                on_wait=lambda n: say(
+                    f"n_trials reached with {n} trial(s) still running on other tuners: "
+                    "waiting for them (one whose tuner stops runs again here)"
+                ),
+            )
+            trials_run = shared.run(
+                objective,
+                timeout_s=config.study.timeout_s,
+                catch=(TrialFailed,),
+                callbacks=[after],
+            )
             if config.confirm.top_k and (trials_run or winner is None):
-                winner = confirm(study, config, capacity or measurer, samples, workdir, say)
+                with confirmation_claim(config.study.storage, study, worker) as why_not:
+                    if why_not is None:
+                        winner = confirm(study, config, capacity or measurer, samples, workdir, say)
+                    else:
+                        say(why_not)
+                        winner = study.user_attrs.get(WINNER_ATTR)
         except StorageError as exc:
             raise TunerError(str(exc)) from None
         finally:

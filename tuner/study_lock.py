@@ -65,6 +65,13 @@ class StudyLock:
             time.sleep(POLL_S)
         self._held = True
 
+    def try_acquire(self) -> bool:
+        """Take the lock only if nobody holds it now: for work one tuner claims and the
+        others skip (the confirmation pass), rather than wait for."""
+        if not self._held:
+            self._held = self._lock.try_acquire()
+        return self._held
+
     def release(self) -> None:
         """Idempotent, so a caller may release early and again in a `finally`."""
         if self._held:

@@ -276,3 +276,34 @@ def test_a_database_from_before_capacity_mode_gains_the_step_column(tmp_path: Pa
         assert [s.step for s in store.read("old", 1)] == [0]
     with SampleStore(f"sqlite:///{db}") as store:  # opening again changes nothing
         assert len(store.read("old")) == 2
+
+
+def test_every_row_names_the_worker_that_wrote_it(database_url: str) -> None:
+    with SampleStore(database_url, worker="host-a:1") as a, SampleStore(database_url) as b:
+        a.write("s", 0, _intervals(2))
+        b.write("s", 1, _intervals(1))
+        stored = a.read("s")
+    assert [(s.trial_number, s.worker) for s in stored] == [
+        (0, "host-a:1"),
+        (0, "host-a:1"),
+        (1, None),
+    ]
+
+
+def test_a_database_from_before_parallel_tuners_gains_the_worker_column(tmp_path: Path) -> None:
+    db = tmp_path / "old.db"
+    with sqlite3.connect(db) as conn:  # as the release with capacity mode created it
+        conn.execute(
+            f"CREATE TABLE {SAMPLES_TABLE} (id INTEGER PRIMARY KEY, study_name VARCHAR(512), "
+            "trial_number INTEGER, phase VARCHAR(32), repeat INTEGER, idx INTEGER, t_s FLOAT, "
+            "in_warmup BOOLEAN, requests INTEGER, failures INTEGER, rps FLOAT, p50_ms FLOAT, "
+            "p95_ms FLOAT, p99_ms FLOAT, failures_by_code JSON, step INTEGER)"
+        )
+        conn.execute(
+            f"INSERT INTO {SAMPLES_TABLE} (study_name, trial_number, phase, repeat, idx, t_s, "
+            "in_warmup, requests, failures, rps, p50_ms, p95_ms, p99_ms, failures_by_code, step) "
+            "VALUES ('old', 0, 'trial', 0, 0, 1.0, 0, 50, 0, 50.0, 5, 9, 11, '{}', 2)"
+        )
+    with SampleStore(f"sqlite:///{db}", worker="w") as store:
+        store.write("old", 1, _intervals(1))
+        assert [(s.step, s.worker) for s in store.read("old")] == [(2, None), (None, "w")]

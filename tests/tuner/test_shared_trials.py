@@ -1,0 +1,149 @@
+"""Claiming a shared study's trials, on SQLite and a real PostgreSQL: several tuners (threads
+here, each with its own storage connection and lock, as separate processes have) and an
+objective that measures nothing, so the claim logic is all that runs."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from tests.support.studies import config_for
+from tuner.config import TunerConfig
+from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
+from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
+from tuner.servers.study_ports import PORTS_ATTR, study_ports
+from tuner.shared_trials import SharedTrials, confirmation_claim
+from tuner.slot import take_slot
+from tuner.study import join_study, load_search_space, open_study
+from tuner.study_lock import StudyLock
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def tuner(config: TunerConfig, n_trials: int, ran: dict[str, int], name: str) -> None:
+    """What `optimize` does around the measurements: join the study, then claim trials."""
+    space = load_search_space(config)
+    lock = StudyLock(config.study.storage, config.study.name)
+    try:
+        with lock:
+            study = open_study(config, space)
+            join_study(study, space, config, say=lambda line: None)
+
+        def objective(trial: optuna.Trial) -> float:
+            if REFERENCE_ATTR not in trial.user_attrs:
+                space.suggest(trial)
+            trial.set_user_attr("worker", name)
+            time.sleep(0.02)  # long enough for the others to try to claim meanwhile
+            return 1.0
+
+        ran[name] = SharedTrials(study, lock, n_trials, poll_s=0.1).run(objective)
+    finally:
+        lock.close()
+
+
+def run_tuners(config: TunerConfig, n_trials: int, names: list[str]) -> dict[str, int]:
+    ran: dict[str, int] = {}
+    threads = [threading.Thread(target=tuner, args=(config, n_trials, ran, name)) for name in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return ran
+
+
+def test_three_tuners_run_n_trials_in_total_and_each_reference_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, storage=database_url, sampler="random")
+    ran = run_tuners(config, 7, ["a", "b", "c"])
+
+    study = optuna.load_study(study_name="s", storage=database_url)
+    trials = study.get_trials()
+    assert sorted(ran) == ["a", "b", "c"] and sum(ran.values()) == 7
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 7  # nothing queued is left
+    assert len({t.number for t in trials}) == 7
+    references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in trials)
+    assert references[NO_BATCHING] == 1 and references[TF_SERVING_RECOMMENDED] == 1
+    assert Counter(t.user_attrs["worker"] for t in trials) == Counter(ran)
+
+
+def test_a_tuner_that_dies_in_a_trial_leaves_it_to_a_survivor(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, storage=database_url, sampler="random", stale_after_s=2)
+    space = load_search_space(config)
+    dead = open_study(config, space)
+    lock = StudyLock(database_url, "s")
+    with lock:
+        join_study(dead, space, config, say=lambda line: None)
+    lock.close()
+    lost = dead.ask()  # the no-batching reference, then the tuner is SIGKILLed
+    dead._storage.record_heartbeat(lost._trial_id)
+
+    ran = run_tuners(config, 3, ["survivor"])
+
+    trials = optuna.load_study(study_name="s", storage=database_url).get_trials()
+    assert ran == {"survivor": 3}
+    assert fail_reason(trials[0]) == ABANDONED
+    retries = [t for t in trials if t.user_attrs.get(RETRY_ATTR) == 0]
+    assert len(retries) == 1 and retries[0].state == TrialState.COMPLETE
+    assert retries[0].user_attrs[REFERENCE_ATTR] == NO_BATCHING
+    assert counted_trials(optuna.load_study(study_name="s", storage=database_url)) == 3
+
+
+def test_the_confirmation_pass_is_claimed_once_per_set_of_trials(
+    database_url: str, tmp_path: Path
+) -> None:
+    config = config_for(tmp_path, storage=database_url)
+    study = open_study(config, load_search_space(config))
+    study.optimize(lambda trial: 1.0, n_trials=2)
+
+    with confirmation_claim(database_url, study, "a") as first:
+        assert first is None
+        with confirmation_claim(database_url, study, "b") as second:
+            assert second == "the confirmation pass is run by a"
+    with confirmation_claim(database_url, study, "b") as again:
+        assert again == "the confirmation pass of these 2 trials was run by a"
+    study.optimize(lambda trial: 1.0, n_trials=1)  # more trials: confirm them again
+    with confirmation_claim(database_url, study, "b") as after_more:
+        assert after_more is None
+
+
+def test_a_confirming_tuner_that_fails_leaves_the_pass_to_the_next(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    study = open_study(config, load_search_space(config))
+    study.optimize(lambda trial: 1.0, n_trials=1)
+    with pytest.raises(RuntimeError), confirmation_claim(config.study.storage, study, "a"):
+        raise RuntimeError("the model server broke")
+    with confirmation_claim(config.study.storage, study, "b") as claim:
+        assert claim is None
+
+
+def test_tuners_on_one_host_take_their_own_slots_and_ports(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    study = open_study(config, load_search_space(config))
+    ports = iter([5001, 5002, 5001, 5002, 5003, 5004])  # the kernel may hand out a port again
+    with take_slot(tmp_path / "runs" / "s") as first, take_slot(tmp_path / "runs" / "s") as second:
+        assert (first.index, second.index) == (0, 1)
+        assert first.workdir == tmp_path / "runs" / "s"
+        assert second.workdir == tmp_path / "runs" / "s" / "tuner-1"
+
+        def free_port() -> int:
+            return next(ports)
+
+        never_bound = {"in_use": lambda port: False, "host": "h"}
+        mine = study_ports(study, 0, 0, free_port, slot=first.index, **never_bound)
+        theirs = study_ports(study, 0, 0, free_port, slot=second.index, **never_bound)
+    assert mine == (5001, 5002) and theirs == (5003, 5004)
+    assert study.user_attrs[PORTS_ATTR] == {
+        "h": {"grpc": 5001, "rest": 5002},
+        "h#1": {"grpc": 5003, "rest": 5004},
+    }
+    with take_slot(tmp_path / "runs" / "s") as again:  # both tuners ended: slot 0 is free
+        assert again.index == 0

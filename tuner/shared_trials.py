@@ -1,0 +1,128 @@
+"""Trials of one study shared by every tuner that runs it, with no coordinator of our own.
+
+Optuna's RDB storage numbers trials uniquely and hands each queued trial to one tuner. What
+it does not do is keep `n_trials` a total across tuners (`study.optimize(n_trials=k)` counts
+only its own), nor re-queue an abandoned trial once, nor run the confirmation pass once. So
+each tuner claims its trials one at a time with the study lock held (tuner/study_lock.py):
+
+- it fails what stopped beating and re-queues what was cut short (once: the lock keeps two
+  tuners from queueing the same retry);
+- it counts the trials taken, those finished that count plus those RUNNING anywhere, and
+  starts one more only while that is below `n_trials`;
+- the lock is released at the objective's first line, once the new trial is RUNNING in
+  storage and so counted by every other tuner.
+
+When the count is reached while other tuners' trials still run, a tuner waits for them: one
+of them may die, and its trial then goes stale, fails `abandoned` and runs again here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from tuner.resume import counted_trials, fail_stale_trials, requeue_cut_short
+from tuner.study_lock import StudyLock
+
+CONFIRMING_ATTR = "confirming_worker"
+CONFIRMED_AT_ATTR = "confirmed_at_trials"  # counted trials the last confirmation pass saw
+
+
+def running_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=[TrialState.RUNNING]))
+
+
+def requeue(study: optuna.Study) -> list[FrozenTrial]:
+    """Fail the stale trials and queue again everything cut short; hold the study lock."""
+    abandoned = fail_stale_trials(study)
+    return list({t.number: t for t in [*abandoned, *requeue_cut_short(study)]}.values())
+
+
+@dataclass
+class SharedTrials:
+    """Runs this tuner's share of a study's `n_trials`."""
+
+    study: optuna.Study
+    lock: StudyLock
+    n_trials: int
+    poll_s: float = 1.0
+    on_requeued: Callable[[FrozenTrial], None] = lambda trial: None
+    on_wait: Callable[[int], None] = lambda running: None
+
+    def run(
+        self,
+        objective: Callable[[optuna.Trial], float],
+        *,
+        timeout_s: float | None = None,
+        catch: tuple[type[Exception], ...] = (),
+        callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = (),
+    ) -> int:
+        """Claim and run trials until the study has `n_trials` that count and none running
+        (or `timeout_s` passed); returns how many this tuner ran."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        ran = 0
+        waiting = False
+        while deadline is None or time.monotonic() < deadline:
+            with self.lock:
+                for trial in requeue(self.study):
+                    self.on_requeued(trial)
+                running = running_trials(self.study)
+                if counted_trials(self.study) + running < self.n_trials:
+                    self.study.optimize(
+                        self._released_first(objective),
+                        n_trials=1,
+                        catch=catch,
+                        callbacks=list(callbacks),
+                    )
+                    ran += 1
+                    waiting = False
+                    continue
+            if running == 0:
+                break
+            if not waiting:
+                self.on_wait(running)
+                waiting = True
+            time.sleep(self.poll_s)
+        return ran
+
+    def _released_first(
+        self, objective: Callable[[optuna.Trial], float]
+    ) -> Callable[[optuna.Trial], float]:
+        def claimed(trial: optuna.Trial) -> float:
+            self.lock.release()  # the trial is RUNNING in storage: every tuner counts it now
+            return objective(trial)
+
+        return claimed
+
+
+@contextlib.contextmanager
+def confirmation_claim(url: str, study: optuna.Study, worker: str) -> Iterator[str | None]:
+    """Yields None when this tuner is the one to run the confirmation pass, else the sentence
+    saying why not (another tuner runs it, or already ran it on these trials, or trials still
+    run). The claim is a lock of its own, held for the whole pass, so a confirming tuner that
+    dies leaves the pass to the next run rather than marked done."""
+    lock = StudyLock(url, f"{study.study_name}\x00confirmation")
+    try:
+        if not lock.try_acquire():
+            who = study.user_attrs.get(CONFIRMING_ATTR, "another tuner")
+            yield f"the confirmation pass is run by {who}"
+            return
+        counted = counted_trials(study)
+        if study.user_attrs.get(CONFIRMED_AT_ATTR) == counted:
+            who = study.user_attrs.get(CONFIRMING_ATTR, "another tuner")
+            yield f"the confirmation pass of these {counted} trials was run by {who}"
+            return
+        running = running_trials(study)
+        if running:
+            yield f"{running} trial(s) still run on other tuners: the last to finish confirms"
+            return
+        study.set_user_attr(CONFIRMING_ATTR, worker)
+        yield None
+        study.set_user_attr(CONFIRMED_AT_ATTR, counted)
+    finally:
+        lock.close()
