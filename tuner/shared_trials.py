@@ -51,6 +51,8 @@ class SharedTrials:
     lock: StudyLock
     n_trials: int
     poll_s: float = 1.0
+    # the sampler for the trial about to be claimed, given how many trials the study has
+    sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None
     on_requeued: Callable[[FrozenTrial], None] = lambda trial: None
     on_wait: Callable[[int], None] = lambda running: None
 
@@ -73,6 +75,9 @@ class SharedTrials:
                     self.on_requeued(trial)
                 running = running_trials(self.study)
                 if counted_trials(self.study) + running < self.n_trials:
+                    if self.sampler_for is not None:
+                        number = len(self.study.get_trials(deepcopy=False))
+                        self.study.sampler = self.sampler_for(number)
                     self.study.optimize(
                         self._released_first(objective),
                         n_trials=1,

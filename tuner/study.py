@@ -120,8 +120,14 @@ def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.B
         raise TunerError(str(exc)) from None
 
 
-def make_sampler(config: TunerConfig, space: SearchSpace) -> optuna.samplers.BaseSampler:
-    seed = config.study.seed
+def make_sampler(
+    config: TunerConfig, space: SearchSpace, trial_number: int = 0
+) -> optuna.samplers.BaseSampler:
+    """Seeded per trial (seed + the number of trials before it): tuners sharing a study would
+    otherwise each replay the same seeded sequence and measure the same parameters, while a
+    lone tuner's study stays reproducible. The samplers keep no state but their RNG (TPE
+    reads the history from storage), so a fresh one per trial loses nothing."""
+    seed = None if config.study.seed is None else config.study.seed + trial_number
     if config.study.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if config.study.sampler == "grid":
@@ -359,6 +365,7 @@ def _run(
                 study,
                 lock,
                 config.study.n_trials,
+                sampler_for=lambda number: make_sampler(config, space, number),
                 on_requeued=lambda t: say_requeued(t, config, say),
                 on_wait=lambda n: say(
                     f"n_trials reached with {n} trial(s) still running on other tuners: "

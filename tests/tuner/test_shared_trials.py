@@ -20,7 +20,7 @@ from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR, study_ports
 from tuner.shared_trials import SharedTrials, confirmation_claim
 from tuner.slot import take_slot
-from tuner.study import join_study, load_search_space, open_study
+from tuner.study import join_study, load_search_space, make_sampler, open_study
 from tuner.study_lock import StudyLock
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -42,7 +42,9 @@ def tuner(config: TunerConfig, n_trials: int, ran: dict[str, int], name: str) ->
             time.sleep(0.02)  # long enough for the others to try to claim meanwhile
             return 1.0
 
-        ran[name] = SharedTrials(study, lock, n_trials, poll_s=0.1).run(objective)
+        ran[name] = SharedTrials(
+            study, lock, n_trials, poll_s=0.1, sampler_for=lambda n: make_sampler(config, space, n)
+        ).run(objective)
     finally:
         lock.close()
 
@@ -71,6 +73,19 @@ def test_three_tuners_run_n_trials_in_total_and_each_reference_once(
     references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in trials)
     assert references[NO_BATCHING] == 1 and references[TF_SERVING_RECOMMENDED] == 1
     assert Counter(t.user_attrs["worker"] for t in trials) == Counter(ran)
+
+
+def test_seeded_tuners_do_not_replay_each_others_parameters(tmp_path: Path) -> None:
+    """Every tuner seeds its sampler from the study's seed: without a per-trial seed, three
+    of them would propose the same sequence and measure each configuration three times."""
+    config = config_for(tmp_path, storage=f"sqlite:///{tmp_path / 'db.sqlite'}", sampler="random")
+    run_tuners(config, 8, ["a", "b", "c"])
+
+    trials = optuna.load_study(study_name="s", storage=config.study.storage).get_trials()
+    searched = [
+        tuple(sorted(t.params.items())) for t in trials if REFERENCE_ATTR not in t.user_attrs
+    ]
+    assert len(searched) == 6 and len(set(searched)) == 6, searched
 
 
 def test_a_tuner_that_dies_in_a_trial_leaves_it_to_a_survivor(
