@@ -95,14 +95,13 @@ def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
         return []
 
 
-def check_the_study(url: str, n_trials: int) -> list[optuna.trial.FrozenTrial]:
+def check_the_study(url: str, n_trials: int, outputs: list[str]) -> list[optuna.trial.FrozenTrial]:
     trials = trials_of(url)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    assert len(complete) == n_trials, [
-        (t.number, t.state.name, t.user_attrs.get("worker"), fail_reason(t), t.user_attrs)
-        for t in trials
-        if t.state != TrialState.COMPLETE
+    not_complete = [
+        (t.number, t.state.name, t.user_attrs.get("worker"), fail_reason(t)) for t in trials
     ]
+    assert len(complete) == n_trials, (not_complete, [out[-3000:] for out in outputs])
     assert len({t.number for t in trials}) == len(trials)
     references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in complete)
     assert references[NO_BATCHING] == 1 and references[TF_SERVING_RECOMMENDED] == 1
@@ -125,7 +124,7 @@ def test_three_tuners_share_one_study(tmp_path, postgres_url, demo_model_dir) ->
     assert [p.returncode for p in tuners] == [0, 0, 0], outputs
     assert shown.returncode == 0, shown.stderr[-1500:]
     assert "worker" in shown.stdout.splitlines()[0]
-    trials = check_the_study(postgres_url, 4)
+    trials = check_the_study(postgres_url, 4, outputs)
     assert len(trials) == 4  # no tuner overshot n_trials
     confirming = [out for out in outputs if "confirming the best" in out]
     assert len(confirming) == 1, outputs
@@ -157,7 +156,7 @@ def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
 
     assert [p.returncode for p in tuners[1:]] == [0, 0], outputs
     (lost,) = running
-    trials = check_the_study(postgres_url, 4)
+    trials = check_the_study(postgres_url, 4, outputs)
     assert fail_reason(trials[lost.number]) == ABANDONED
     (retry,) = [t for t in trials if t.user_attrs.get(RETRY_ATTR) == lost.number]
     assert retry.state == TrialState.COMPLETE
