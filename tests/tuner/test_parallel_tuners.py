@@ -98,10 +98,8 @@ def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
 def check_the_study(url: str, n_trials: int, outputs: list[str]) -> list[optuna.trial.FrozenTrial]:
     trials = trials_of(url)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    not_complete = [
-        (t.number, t.state.name, t.user_attrs.get("worker"), fail_reason(t)) for t in trials
-    ]
-    assert len(complete) == n_trials, (not_complete, [out[-3000:] for out in outputs])
+    states = [(t.number, t.state.name, t.user_attrs.get("worker"), fail_reason(t)) for t in trials]
+    assert len(complete) == n_trials, (states, [out[-3000:] for out in outputs])
     assert len({t.number for t in trials}) == len(trials)
     references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in complete)
     assert references[NO_BATCHING] == 1 and references[TF_SERVING_RECOMMENDED] == 1
