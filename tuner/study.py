@@ -45,6 +45,7 @@ from tuner.resume import (
     heartbeat_settings,
     requeue_cut_short,
 )
+from tuner.review.dashboard import annotate_study, name_objective
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import free_port, service_for
@@ -140,6 +141,7 @@ def prepare_new_study(study: optuna.Study, space: SearchSpace, config: TunerConf
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
+    name_objective(study, config.load.mode == "capacity")
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     study.enqueue_trial(
@@ -280,6 +282,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
                 trials_run = counted_trials(study) - done
             if config.confirm.top_k and (trials_run or winner is None):
                 winner = confirm(study, config, capacity or measurer, samples, workdir, say)
+            annotate_study(study, config, samples)
         except StorageError as exc:
             raise TunerError(str(exc)) from None
         finally:

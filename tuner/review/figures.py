@@ -109,7 +109,9 @@ def curves_figure(data: ReviewData) -> go.Figure:
     return fig
 
 
-def trial_curve_figure(curve: TrialCurve, data: ReviewData) -> go.Figure:
+def trial_curve_figure(
+    curve: TrialCurve, percentile: str, slo_ms: float, capacity: bool
+) -> go.Figure:
     """One trial: its p50, p95 and p99 against offered load, the SLO line (the dashboard's
     per-trial plot)."""
     fig = go.Figure()
@@ -120,11 +122,11 @@ def trial_curve_figure(curve: TrialCurve, data: ReviewData) -> go.Figure:
                 x=[p.offered_rps for p in curve.points],
                 y=[getattr(p, f"{pct}_ms") for p in curve.points],
                 name=pct,
-                mode="lines+markers" if data.capacity else "markers",
-                line={"color": color, "width": 3 if pct == data.percentile else 1.5},
+                mode="lines+markers" if capacity else "markers",
+                line={"color": color, "width": 3 if pct == percentile else 1.5},
             )
         )
-    fig.add_trace(_slo_trace(data.slo_ms, _span([p.offered_rps for p in curve.points]), "y"))
+    fig.add_trace(_slo_trace(slo_ms, _span([p.offered_rps for p in curve.points]), "y"))
     fig.update_layout(
         title=f"trial {_name(curve.label, curve.role)}",
         xaxis_title="offered load (req/s)",
