@@ -8,6 +8,7 @@ All of it is best effort: a failure is logged and never fails a trial or the stu
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 import optuna
@@ -27,7 +28,9 @@ CURVE_PNG = "curve"  # the trial artifact is curve.png
 def name_objective(study: optuna.Study, capacity: bool) -> None:
     """ "capacity req/s" or "goodput req/s" on the dashboard's axes and tables."""
     try:
-        study.set_metric_names([metric_name(capacity)])
+        with warnings.catch_warnings():  # experimental since Optuna 3.2, and what we want
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([metric_name(capacity)])
     except Exception as exc:
         log.warning("event=dashboard_metric_name_failed reason=%r", str(exc))
 
