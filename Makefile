@@ -68,6 +68,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/load_generator_bench.py
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
+	$(PY) bench/review_bench.py
 
 # The capacity benchmark alone; BENCH_ARGS=--short checks it works in a few minutes.
 bench-capacity: $(STAMP) $(MODEL)

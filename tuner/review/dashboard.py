@@ -12,11 +12,19 @@ import warnings
 from pathlib import Path
 
 import optuna
+import plotly.graph_objects as go
 from optuna_dashboard import save_note, save_plotly_graph_object
 
 from storage import SampleStore, attach_files
 from tuner.config import TunerConfig
-from tuner.review.data import LoadPoint, TrialCurve, metric_name, review_data, trial_label
+from tuner.review.data import (
+    LoadPoint,
+    ReviewData,
+    TrialCurve,
+    metric_name,
+    review_data,
+    trial_label,
+)
 from tuner.review.figures import curves_figure, trial_curve_figure
 from tuner.review.images import find_browser, write_pngs
 
@@ -37,17 +45,30 @@ def name_objective(study: optuna.Study, capacity: bool) -> None:
 
 def study_note(study: optuna.Study, percentile: str) -> str:
     """Markdown: the objective, the winner against the references, and every trial, as
-    `python -m tuner show` prints them."""
-    from tuner.report import show, winner_summary
+    `python -m tuner show` prints them (a table that wraps, not a wide fixed-width block)."""
+    from tuner.report import (
+        CAPACITY_COLUMNS,
+        COLUMNS,
+        is_capacity_study,
+        trial_rows,
+        winner_summary,
+    )
 
     objective = study.user_attrs.get("objective", "")
+    winner, *versus = winner_summary(study, percentile).split("; ")
+    columns = CAPACITY_COLUMNS if is_capacity_study(study) else COLUMNS
+    rows = [columns, tuple("---" for _ in columns), *trial_rows(study)]
+    table = "\n".join("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
     return (
         f"## Batching study `{study.study_name}`\n\n{objective}\n\n"
-        f"**{winner_summary(study, percentile)}**\n\n"
-        f"```\n{show(study)}\n```\n\n"
+        f"**{winner}**\n\n" + "".join(f"- {line}\n" for line in versus) + f"\n{table}\n\n"
         "Write the winner with `python -m tuner export --out batching_parameters.txt`; "
         "the whole study as one page with `python -m tuner report --out report.html`.\n"
     )
+
+
+def _cell(value: str) -> str:
+    return value.replace("|", "\\|").replace("\n", " ") or " "
 
 
 def annotate_study(study: optuna.Study, config: TunerConfig, samples: SampleStore) -> None:
@@ -58,9 +79,26 @@ def annotate_study(study: optuna.Study, config: TunerConfig, samples: SampleStor
         name_objective(study, data.capacity)
         save_note(study, study_note(study, o.percentile))
         if data.curves:
-            save_plotly_graph_object(study, curves_figure(data), graph_object_id=CURVES_GRAPH_ID)
+            save_plotly_graph_object(study, dashboard_curves(data), graph_object_id=CURVES_GRAPH_ID)
     except Exception as exc:
         log.warning("event=dashboard_note_failed reason=%r", str(exc))
+
+
+def dashboard_curves(data: ReviewData) -> go.Figure:
+    """The report's curves in the dashboard's half-width card: the legend (a long parameter
+    list per trial) gives way to the plot; the colours are said in the title, hover names
+    each trial."""
+    figure = curves_figure(data)
+    figure.update_layout(
+        showlegend=False,
+        height=430,  # the dashboard's card clips taller plots
+        title={
+            "text": f"{data.percentile} latency against offered load, every completed trial"
+            "<br><sup>red: winner, black: no batching, green: TF Serving's recommended "
+            "start, dashed: SLO; hover for a trial</sup>",
+        },
+    )
+    return figure
 
 
 def trial_curve(trial: optuna.Trial, samples: SampleStore) -> TrialCurve | None:
@@ -100,7 +138,7 @@ def attach_trial_curve(
     workdir: Path,
 ) -> None:
     """`curve.png` (p50/p95/p99 against offered load, the SLO line) attached to the running
-    trial, when a Chrome or Chromium is there to draw it."""
+    trial and shown in its note, when a Chrome or Chromium is there to draw it."""
     if find_browser() is None:
         log.info("event=trial_curve_skipped reason=no_browser trial=%d", trial.number)
         return
@@ -113,6 +151,9 @@ def attach_trial_curve(
             curve, o.percentile, o.slo_ms, "capacity_curve" in trial.user_attrs
         )
         (png,) = write_pngs({CURVE_PNG: figure}, workdir, scale=1.5)
-        attach_files(trial, None, artifact_store, [png])
+        (artifact_id,) = attach_files(trial, None, artifact_store, [png])
+        # The artifacts card shows a thumbnail; the trial's note shows it full width.
+        url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/{artifact_id}"
+        save_note(trial, f"![latency against offered load, trial {trial.number}]({url})\n")
     except Exception as exc:
         log.warning("event=trial_curve_failed trial=%d reason=%r", trial.number, str(exc))

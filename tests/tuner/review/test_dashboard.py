@@ -53,6 +53,8 @@ def test_a_trial_gets_its_curve_as_a_png_artifact(capacity_config, tmp_path) -> 
         json.loads(v) for k, v in study.trials[0].system_attrs.items() if k.startswith("artifacts:")
     ]
     assert [(m["filename"], m["mimetype"]) for m in metas] == [("curve.png", "image/png")]
+    url = f"/artifacts/{study._study_id}/{study.trials[0]._trial_id}/{metas[0]['artifact_id']}"
+    assert f"]({url})" in get_note(trial)  # the dashboard's route for a trial's artifact
     assert (tmp_path / "trial" / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
