@@ -79,3 +79,38 @@ def test_a_study_without_measurements_says_why_nothing_is_drawn(tmp_path):
     assert "at least 2 completed trials" in data.importance_note
     assert data.batching_file is None and "no measured trial" in data.batching_note
     assert "importances" not in report_figures(data)
+
+
+def test_closed_loop_curves_are_the_measured_intervals(tmp_path):
+    """A closed-mode study has no steps: each measured interval (warm-up left out) is a point
+    of throughput against latency, from the samples table."""
+    from tuner.load import IntervalSample
+    from tuner.objective import record_constraints
+
+    config = config_for(tmp_path)
+    study = new_study(config)
+    study.set_user_attr("load_mode", "closed")
+    trial = study.ask()
+    for key, value in {"rps": 90.0, "p95_ms": 30.0, "error_rate": 0.0}.items():
+        trial.set_user_attr(key, value)
+    record_constraints(trial, [30.0 - SLO_MS, -0.01])
+    intervals = [
+        IntervalSample(0, 1.0, True, 50, 0, 50.0, 5.0, 9.0, 12.0),
+        IntervalSample(1, 2.0, False, 100, 10, 100.0, 6.0, 31.0, 40.0),
+        IntervalSample(2, 3.0, False, 80, 0, 80.0, 5.0, 29.0, 35.0),
+    ]
+    store = SampleStore(config.study.storage)
+    try:
+        store.write("s", trial.number, intervals)
+    finally:
+        store.close()
+    study.tell(trial, 90.0)
+    data = _data(config)
+    assert not data.capacity and data.metric == "goodput req/s"
+    assert data.curve_source == "tuner_load_samples"
+    (curve,) = data.curves
+    assert [(p.offered_rps, p.goodput_rps, p.p95_ms) for p in curve.points] == [
+        (80.0, 80.0, 29.0),
+        (100.0, 90.0, 31.0),
+    ]
+    assert curve.role == "winner"  # the only feasible trial, though it is the no-batching one
