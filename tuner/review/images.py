@@ -45,20 +45,23 @@ def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) ->
         ) from None
     import kaleido  # imported here: starting a report without --png never needs it
 
+    for name in ("choreographer", "kaleido", "logistro"):  # our sentence says what failed
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
     paths = [out_dir / f"{name}.png" for name in figures]
     jobs = [
         {"fig": fig, "path": path, "opts": {"format": "png", "scale": scale}}
         for fig, path in zip(figures.values(), paths, strict=True)
     ]
-    os.environ.setdefault("BROWSER_PATH", browser)
     try:
-        kaleido.write_fig_from_object_sync(jobs)
+        kaleido.write_fig_from_object_sync(jobs, kopts={"path": browser})
     except Exception as exc:  # kaleido's and choreographer's errors have no common base
         log.info("event=png_failed reason=%r", str(exc))
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        detail = (first.splitlines() or ["no detail"])[0].rstrip(".")
         raise TunerError(
-            f"the browser at {browser} could not draw the plots ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0] if str(exc) else 'no detail'}); check that it starts "
-            "headless (`chromium --headless --dump-dom about:blank`)"
+            f"the browser at {browser} could not draw the plots ({detail}); check that it "
+            "starts headless (`chromium --headless --dump-dom about:blank`)"
         ) from None
     missing = [p for p in paths if not p.is_file()]
     if missing:

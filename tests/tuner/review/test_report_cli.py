@@ -68,3 +68,12 @@ def test_png_without_a_browser_is_one_sentence_exit_1(args, capsys, tmp_path, mo
     assert code == 1
     assert "needs Chrome or Chromium" in _one_error_line(capsys)
     assert (tmp_path / "r.html").exists() and not (tmp_path / "png").exists()
+
+
+def test_png_with_a_browser_that_does_not_start_is_one_sentence_exit_1(
+    args, capsys, tmp_path, monkeypatch
+) -> None:
+    monkeypatch.setenv("BROWSER_PATH", "/bin/false")
+    code = main([*args, "--out", str(tmp_path / "r.html"), "--png", str(tmp_path / "png")])
+    assert code == 1
+    assert "the browser at /bin/false could not draw the plots" in _one_error_line(capsys)
