@@ -7,11 +7,11 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model test test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
+.PHONY: help venv model browser test test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
-	@echo "make test   - install (if needed), lint and run the whole test-suite"
+	@echo "make test   - install (if needed, and Chromium for the report's test), lint, the test-suite"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
@@ -38,7 +38,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: $(STAMP) $(MODEL) lint
+# The report is tested in a real headless Chromium: Debian's, installed when none is found.
+browser:
+	@scripts/chromium.sh
+
+test: $(STAMP) $(MODEL) lint browser
 	$(VENV)/bin/pytest
 
 # A real Docker-API engine (podman from Debian's packages when none answers), the Dockerfile's
@@ -54,6 +58,7 @@ demo: $(STAMP) $(MODEL)
 	$(PY) -m tuner export --config tuner.toml --out batching_parameters.txt
 	@echo
 	@echo "Review every trial:  $(VENV)/bin/optuna-dashboard sqlite:///tuning.db --artifact-dir artifacts"
+	@echo "The study as one page: $(PY) -m tuner report --out report.html"
 
 bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_bench.py
@@ -65,6 +70,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
 	$(PY) bench/parallel_tuners_bench.py
+	$(PY) bench/review_bench.py
 
 # Parallel tuners on one PostgreSQL study (a few minutes).
 bench-parallel: $(STAMP) $(MODEL)
@@ -75,4 +81,4 @@ bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt bench/out build
+	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt report.html bench/out build

@@ -1,4 +1,4 @@
-"""`python -m tuner optimize | show | export | load-worker`: parsing and printing only.
+"""`python -m tuner optimize | show | export | report | load-worker`: parsing and printing only.
 
 Every command is one call into the library. User errors print one sentence and exit 2
 (configuration) or 1 (runtime); Ctrl-C and SIGTERM stop the study cleanly with exit 130.
@@ -122,6 +122,17 @@ def cmd_load_worker(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.review.report import write_report
+
+    config = _config(args)
+    written = write_report(config, Path(args.out), Path(args.png) if args.png else None)
+    print(f"wrote {written.path} (opens offline in any browser)")
+    for path in written.pngs:
+        print(f"wrote {path}")
+    return 0
+
+
 def _print_report(config: TunerConfig) -> optuna.Study:
     """The table of trials, then the winner against the no-batching reference."""
     from tuner.report import show, winner_summary
@@ -235,6 +246,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-v", "--verbose", action="store_true", help="log every event")
     p.set_defaults(func=cmd_load_worker)
+
+    p = sub.add_parser(
+        "report",
+        help="write the study as one HTML page with plots",
+        description="Write one self-contained HTML file (it opens offline): the winner against "
+        "both reference points, each trial's latency against offered load with the SLO line, "
+        "throughput against latency, the parameters' importances, every trial with its fail or "
+        "prune reason, and the winner's batching file.",
+    )
+    common(p)
+    p.add_argument("--out", default="report.html", help="the HTML file to write")
+    p.add_argument(
+        "--png",
+        metavar="DIR",
+        help="also write each plot as DIR/<name>.png (needs Chrome or Chromium)",
+    )
+    p.set_defaults(func=cmd_report)
     return parser
 
 

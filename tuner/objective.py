@@ -228,6 +228,9 @@ class Objective:
         return outcome.capacity_rps
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
+        from tuner.review.dashboard import attach_trial_curve  # it imports this module
+
+        attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)
         files = [workdir / "batching_parameters.txt", workdir / "server.log"]
         load_dir = workdir / "load"
         if load_dir.is_dir():

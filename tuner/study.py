@@ -38,7 +38,13 @@ from tuner.objective import (
     Objective,
 )
 from tuner.progress import RunProgress, trial_line
-from tuner.resume import INTERRUPTED, counted_trials, fail_reason, heartbeat_settings
+from tuner.resume import (
+    INTERRUPTED,
+    counted_trials,
+    fail_reason,
+    heartbeat_settings,
+)
+from tuner.review.dashboard import annotate_study, name_objective
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import free_port, service_for
@@ -144,6 +150,7 @@ def prepare_new_study(study: optuna.Study, space: SearchSpace, config: TunerConf
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
+    name_objective(study, config.load.mode == "capacity")
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     study.enqueue_trial(
@@ -385,6 +392,7 @@ def _run(
                     else:
                         say(why_not)
                         winner = study.user_attrs.get(WINNER_ATTR)
+            annotate_study(study, config, samples)
         except StorageError as exc:
             raise TunerError(str(exc)) from None
         finally:

@@ -18,7 +18,7 @@ def test_help_explains_every_command(capsys) -> None:
         main(["--help"])
     assert done.value.code == 0
     out = capsys.readouterr().out
-    for command in ("optimize", "show", "export"):
+    for command in ("optimize", "show", "export", "report"):
         assert command in out
 
 

@@ -1,0 +1,72 @@
+"""Plots as PNG files, for pasting into a ticket: kaleido 1.x drives a Chrome or Chromium
+(Debian's `chromium`), found on PATH or through BROWSER_PATH as choreographer finds it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+from tuner.errors import TunerError
+
+log = logging.getLogger("tuner")
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+NO_BROWSER = (
+    "writing PNG files needs Chrome or Chromium and none was found; install it "
+    "(`apt-get install chromium` on Debian) or set BROWSER_PATH to its executable"
+)
+
+
+def find_browser() -> str | None:
+    """BROWSER_PATH when set (choreographer's override), else the first browser on PATH."""
+    override = os.environ.get("BROWSER_PATH")
+    if override:
+        return override if os.access(override, os.X_OK) else None
+    for name in BROWSER_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) -> list[Path]:
+    """`out_dir/<name>.png` for each figure, all drawn by one browser; a missing browser or
+    an unwritable directory is a TunerError with one sentence."""
+    browser = find_browser()
+    if browser is None:
+        raise TunerError(NO_BROWSER)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunerError(
+            f"cannot create the PNG directory {out_dir} ({exc.strerror or exc}); "
+            "choose a writable directory with --png"
+        ) from None
+    import kaleido  # imported here: starting a report without --png never needs it
+
+    for name in ("choreographer", "kaleido", "logistro"):  # our sentence says what failed
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+    paths = [out_dir / f"{name}.png" for name in figures]
+    jobs = [
+        {"fig": fig, "path": path, "opts": {"format": "png", "scale": scale}}
+        for fig, path in zip(figures.values(), paths, strict=True)
+    ]
+    try:
+        kaleido.write_fig_from_object_sync(jobs, kopts={"path": browser})
+    except Exception as exc:  # kaleido's and choreographer's errors have no common base
+        log.info("event=png_failed reason=%r", str(exc))
+        first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+        detail = (first.splitlines() or ["no detail"])[0].rstrip(".")
+        raise TunerError(
+            f"the browser at {browser} could not draw the plots ({detail}); check that it "
+            "starts headless (`chromium --headless --dump-dom about:blank`)"
+        ) from None
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise TunerError(
+            f"the browser at {browser} wrote no image for {', '.join(p.name for p in missing)}; "
+            "check that it starts headless (`chromium --headless --dump-dom about:blank`)"
+        )
+    return paths
