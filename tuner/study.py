@@ -77,18 +77,15 @@ def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.
     storage whose trials beat, so a tuner that dies without a word leaves no trial RUNNING."""
     storage = _open_storage(config, **heartbeat_settings(config.study.stale_after_s))
     sampler = make_sampler(config, space) if space is not None else None
-    try:
-        return optuna.create_study(
-            study_name=config.study.name,
-            storage=storage,
-            sampler=sampler,
-            # Early stopping is tuner/pruning.py's job: it knows the SLO, Optuna's pruners do not.
-            pruner=optuna.pruners.NopPruner(),
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except StorageError as exc:
-        raise TunerError(str(exc)) from None
+    return optuna.create_study(
+        study_name=config.study.name,
+        storage=storage,
+        sampler=sampler,
+        # Early stopping is tuner/pruning.py's job: it knows the SLO, Optuna's pruners do not.
+        pruner=optuna.pruners.NopPruner(),
+        direction="maximize",
+        load_if_exists=True,
+    )
 
 
 def load_existing_study(config: TunerConfig) -> optuna.Study:
