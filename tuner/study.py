@@ -59,6 +59,21 @@ class OptimizeResult:
     winner: dict | None
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What optimize() builds its measurements from: the configured backend, service and
+    measurers. Tests pass tuner/fake_measurer.py's (`fake_parts`), so the study logic runs
+    with no server, service or load generator."""
+
+    create_backend: Callable[..., tuple] = create_backend
+    service_for: Callable[..., object] = service_for
+    measurer: Callable[..., object] = Measurer
+    capacity_measurer: Callable[..., object] = CapacityMeasurer
+
+
+REAL_PARTS = Parts()
+
+
 def load_search_space(config: TunerConfig) -> SearchSpace:
     name = config.search.space
     candidate = config.path(name)
@@ -174,7 +189,9 @@ def requeue_and_say(study: optuna.Study, config: TunerConfig, say: Callable[[str
         )
 
 
-def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> OptimizeResult:
+def optimize(
+    config: TunerConfig, say: Callable[[str], None] = print, parts: Parts = REAL_PARTS
+) -> OptimizeResult:
     space = load_search_space(config)
     profile = load_profile(config)
     model_base_path = config.path(config.server.model_base_path)
@@ -221,7 +238,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             extra_flags=config.server.extra_flags,
             ready_timeout_s=config.server.ready_timeout_s,
         )
-        backend, why = create_backend(
+        backend, why = parts.create_backend(
             config.server.backend,
             spec,
             binary_path=config.server.binary_path,
@@ -233,7 +250,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
         raise ConfigError(f"{config.source}: {exc}") from None
     say(f"model server: {why}")
 
-    service = service_for(config, backend.grpc_target, model_base_path, workdir)
+    service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     samples = SampleStore(config.study.storage)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
@@ -241,11 +258,13 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")
-            measurer = Measurer(
+            measurer = parts.measurer(
                 backend, service, profile, config.server.model_name, config.server.warmup_requests
             )
             capacity = (
-                CapacityMeasurer(measurer, profile, search_settings(config), step_criteria(config))
+                parts.capacity_measurer(
+                    measurer, profile, search_settings(config), step_criteria(config)
+                )
                 if config.load.mode == "capacity"
                 else None
             )
