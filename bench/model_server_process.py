@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ import grpc
 import httpx
 
 from model_server.batching_parameters import BatchingParameters, render
+from tuner.process import free_port
 from tuner.servers.readiness import model_state
 
 MODEL = "sentiment"
@@ -34,12 +34,6 @@ FAST_RECONNECT = [
     ("grpc.min_reconnect_backoff_ms", 20),
     ("grpc.max_reconnect_backoff_ms", 100),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:

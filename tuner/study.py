@@ -31,6 +31,7 @@ from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
 from tuner.measurement import Measurer
 from tuner.objective import Objective
+from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
 from tuner.resume import (
     INTERRUPTED,
@@ -42,7 +43,7 @@ from tuner.resume import (
 )
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
-from tuner.service_process import free_port, service_for
+from tuner.service_process import service_for
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 log = logging.getLogger("tuner")

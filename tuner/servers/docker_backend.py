@@ -24,6 +24,7 @@ from typing import Any
 from docker.errors import APIError, DockerException, NotFound
 
 from model_server.batching_parameters import BatchingParameters
+from tuner.process import log_tail
 from tuner.servers.base import (
     BackendUnavailableError,
     ModelServerBackend,
@@ -52,7 +53,7 @@ from tuner.servers.flags import (
     write_monitoring_config,
 )
 from tuner.servers.ports import check_ports_free
-from tuner.servers.process import LOG_FILE, read_tail
+from tuner.servers.process import LOG_FILE
 
 __all__ = ["DEFAULT_IMAGE", "DockerBackend", "container_spec", "docker_client"]
 
@@ -282,4 +283,4 @@ class DockerBackend(ModelServerBackend):
 
     def log_tail(self, lines: int = 30) -> str:
         self._save_logs()
-        return read_tail(self._log_path, lines)
+        return log_tail(self._log_path, lines)

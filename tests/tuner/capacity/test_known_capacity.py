@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.ports import free_port
 from tests.tuner.capacity.queue_model import rate_with_fail_probability, sojourn_p95_s
 from tuner.capacity import SearchSettings, StepCriteria, search
 from tuner.capacity.measure import StepRunner
 from tuner.load import LoadProfile, OpenLoopGenerator
+from tuner.process import free_port
 
 pytestmark = pytest.mark.slow
 STUB = Path(__file__).parents[1] / "load" / "stub_predict_service.py"

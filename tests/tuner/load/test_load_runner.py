@@ -16,9 +16,9 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.support.ports import free_port
 from tuner.load import LoadGeneratorError, LoadProfile, run_load
 from tuner.load.locust_process import DEFAULT_LOCUSTFILE, REPORTER, locust_command
+from tuner.process import free_port
 
 STUB = Path(__file__).with_name("stub_predict_service.py")
 
