@@ -16,6 +16,7 @@ import httpx
 
 from model_server.batching_parameters import BatchingParameters, render
 from tuner.process import free_port
+from tuner.servers.defaults import METRICS_PATH
 from tuner.servers.readiness import model_state
 
 MODEL = "sentiment"
@@ -85,7 +86,7 @@ class Server:
 
     def batch_sizes(self) -> tuple[float, float]:
         """(sum, count) of the processed_batch_size histogram."""
-        text = httpx.get(f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics").text
+        text = httpx.get(f"http://127.0.0.1:{self.rest_port}{METRICS_PATH}").text
         values = {}
         for line in text.splitlines():
             if line.startswith(f"{PROCESSED}_sum") or line.startswith(f"{PROCESSED}_count"):

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
 PERCENTILES = ("p50", "p95", "p99")
 SAMPLERS = ("tpe", "random", "grid")
-BACKENDS = ("auto", "embedded", "binary", "docker")
 LOAD_MODES = ("capacity", "closed")
 
 
@@ -54,8 +54,8 @@ class ServerConfig:
     model_base_path: str = "models/sentiment"
     grpc_port: int = 0  # 0 = a free port, chosen once per study
     rest_port: int = 0
-    binary_path: str = "tensorflow_model_server"
-    docker_image: str = "tensorflow/serving:2.19.0"
+    binary_path: str = DEFAULT_BINARY
+    docker_image: str = DEFAULT_IMAGE
     extra_flags: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
     warmup_requests: int = 20

@@ -32,6 +32,7 @@ from tuner.servers.base import (
     ServerSpec,
 )
 from tuner.servers.container_cpu import ContainerCpu
+from tuner.servers.defaults import DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.docker_engine import (
     ENGINE_ERRORS,
     LABEL,
@@ -59,7 +60,6 @@ __all__ = ["DEFAULT_IMAGE", "DockerBackend", "container_spec", "docker_client"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE = "tensorflow/serving:2.19.0"
 CONTAINER_GRPC_PORT = 8500
 CONTAINER_REST_PORT = 8501
 CONTAINER_CONFIG_DIR = "/etc/tuner"
@@ -101,7 +101,7 @@ def container_spec(
     return {
         "image": image,
         # The image's entrypoint script adds its own --port/--model_name flags; bypass it.
-        "entrypoint": ["tensorflow_model_server"],
+        "entrypoint": [DEFAULT_BINARY],
         "command": command,
         "name": container_name(spec),
         "detach": True,
