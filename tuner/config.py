@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.load.spec import LoadProfile
 from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
@@ -86,17 +87,21 @@ class LoadConfig:
     max_trial_s: float = 120.0  # no step starts that would end after this
     step_warmup_s: float = 2.0  # each step's warm-up at its rate, not measured
     step_measure_s: float = 6.0  # each step's measurement window
-    max_in_flight: int = 512  # the generator's ceiling; hitting it fails the step
+    max_in_flight: int = (
+        LoadProfile.max_in_flight
+    )  # the generator's ceiling; hitting it fails the step
     low_check_fraction: float = 0.25  # one step at this share of the capacity (0 = none)
-    users: int = 32
-    spawn_rate: float = 32.0
-    warmup_s: float = 5.0
-    measure_s: float = 20.0
-    interval_s: float = 1.0
+    # The fields a LoadProfile has keep its defaults (tuner/capacity/settings.py copies them
+    # over by name).
+    users: int = LoadProfile.users
+    spawn_rate: float = LoadProfile.spawn_rate
+    warmup_s: float = LoadProfile.warmup_s
+    measure_s: float = LoadProfile.measure_s
+    interval_s: float = LoadProfile.interval_s
     locustfile: str | None = None
-    processes: int = 1
-    request_timeout_s: float = 10.0
-    texts_per_request: int = 1
+    processes: int = LoadProfile.processes
+    request_timeout_s: float = LoadProfile.request_timeout_s
+    texts_per_request: int = LoadProfile.texts_per_request
 
 
 @dataclass
