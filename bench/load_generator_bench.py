@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from tuner.load import LoadProfile, OpenLoopGenerator  # noqa: E402
 from tuner.load.arrivals import poisson_noise  # noqa: E402
-from tuner.load.locust_process import free_port  # noqa: E402
+from tuner.process import free_port  # noqa: E402
 
 STUB = REPO / "tests" / "tuner" / "load" / "stub_predict_service.py"
 OUT = REPO / "bench" / "out" / "load_generator_bench.json"
