@@ -33,7 +33,6 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 
 from tuner.config import TunerConfig, load_config  # noqa: E402
-from tuner.objective import REFERENCE_ATTR, is_feasible  # noqa: E402
 from tuner.progress import describe_params  # noqa: E402
 from tuner.study import (  # noqa: E402
     load_search_space,
@@ -41,6 +40,7 @@ from tuner.study import (  # noqa: E402
     optimize,
     prepare_new_study,
 )
+from tuner.trial_record import REFERENCE_ATTR, is_feasible  # noqa: E402
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED

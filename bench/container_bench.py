@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from model_server.batching_parameters import BatchingParameters  # noqa: E402
-from tests.support.ports import free_port  # noqa: E402
+from tuner.process import free_port  # noqa: E402
 from tuner.servers import DockerBackend, ServerSpec  # noqa: E402
 from tuner.servers.docker_engine import docker_client, engine_address  # noqa: E402
 

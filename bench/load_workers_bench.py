@@ -36,7 +36,7 @@ from bench.load_generator_bench import stub_target  # noqa: E402
 from tuner.capacity.settings import load_profile  # noqa: E402
 from tuner.config import load_config  # noqa: E402
 from tuner.load import LoadProfile, OpenLoopGenerator  # noqa: E402
-from tuner.load.locust_process import free_port  # noqa: E402
+from tuner.process import free_port  # noqa: E402
 
 STEP = dict(warmup_s=0.5, measure_s=2.0, interval_s=0.5)
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import grpc
 import httpx
 
 from model_server.batching_parameters import BatchingParameters, render
+from tuner.process import free_port
+from tuner.servers.defaults import METRICS_PATH
 from tuner.servers.readiness import model_state
 
 MODEL = "sentiment"
@@ -34,12 +35,6 @@ FAST_RECONNECT = [
     ("grpc.min_reconnect_backoff_ms", 20),
     ("grpc.max_reconnect_backoff_ms", 100),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -91,7 +86,7 @@ class Server:
 
     def batch_sizes(self) -> tuple[float, float]:
         """(sum, count) of the processed_batch_size histogram."""
-        text = httpx.get(f"http://127.0.0.1:{self.rest_port}/monitoring/prometheus/metrics").text
+        text = httpx.get(f"http://127.0.0.1:{self.rest_port}{METRICS_PATH}").text
         values = {}
         for line in text.splitlines():
             if line.startswith(f"{PROCESSED}_sum") or line.startswith(f"{PROCESSED}_count"):

@@ -37,9 +37,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
 from model_server_bench import build_requests, measure  # noqa: E402
-from model_server_process import ENV, free_port  # noqa: E402
+from model_server_process import ENV  # noqa: E402
 
 from model_server.batching_parameters import BatchingParameters  # noqa: E402
+from tuner.process import free_port  # noqa: E402
 
 STUB_BATCHING = BatchingParameters(
     max_batch_size=64, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=64

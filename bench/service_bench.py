@@ -31,11 +31,12 @@ import psutil
 REPO = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(REPO), str(REPO / "bench")]
 
-from model_server_process import ENV, Config, Server, free_port  # noqa: E402
+from model_server_process import ENV, Config, Server  # noqa: E402
 from service_load import grpc_sender, http_sender, run_closed_loop  # noqa: E402
 from service_profile import by_package  # noqa: E402
 
 from model_server.batching_parameters import BatchingParameters, render  # noqa: E402
+from tuner.process import free_port  # noqa: E402
 
 # A CPU starting point in the spirit of TF Serving's batching guide for 2 cores.
 BATCHING = BatchingParameters(

@@ -16,7 +16,7 @@ from pathlib import Path
 import optuna
 
 from model_server.batching_parameters import BatchingParameters
-from search_spaces.dimensions import Dimension, Fixed, Value
+from search_spaces.dimensions import Dimension, Value
 from search_spaces.errors import SearchSpaceError
 from search_spaces.format import ParsedSpace, parse_document
 from search_spaces.timeouts import sub_millisecond_warning
@@ -74,33 +74,6 @@ class SearchSpace:
         values = {name: dim.suggest(trial, name) for name, dim in self._dims().items()}
         return self._build(values)
 
-    def suggestion_from_params(self, params: Mapping[str, object]) -> Suggestion:
-        """Rebuild a trial's Suggestion from its params (e.g. `study.best_trial.params`)."""
-        values: dict[str, Value] = {}
-        for name, dim in self._dims().items():
-            if isinstance(dim, Fixed):
-                values[name] = dim.value
-                continue
-            if name not in params:
-                raise SearchSpaceError(
-                    str(self.source),
-                    name,
-                    "the trial has no value for this parameter; it was run with another "
-                    "search space, so load that one",
-                )
-            value = params[name]
-            if isinstance(value, float) and value.is_integer():
-                value = int(value)  # storages may hand back ints as floats
-            if not dim.contains(value):
-                raise SearchSpaceError(
-                    str(self.source),
-                    name,
-                    f"the trial's value {value!r} is outside {dim.describe()}; it was run with "
-                    "another search space, so load that one",
-                )
-            values[name] = value  # type: ignore[assignment]
-        return self._build(values)
-
     def _build(self, values: Mapping[str, Value]) -> Suggestion:
         batching = make_batching({k: v for k, v in values.items() if k in self._batching})
         flags = {k: str(int(v)) for k, v in values.items() if k in self._flags}
@@ -153,10 +126,6 @@ class SearchSpace:
             threads = result.get("num_batch_threads", cores)
             result["max_enqueued_batches"] = dims["max_enqueued_batches"].nearest(threads)
         return result
-
-    def describe(self) -> dict[str, str]:
-        """Each key with its range, for logs and reports (e.g. "1..128 log", "fixed 100")."""
-        return {name: dim.describe() for name, dim in self._dims().items()}
 
     def __repr__(self) -> str:
         return f"SearchSpace(name={self.name!r}, source={str(self.source)!r})"

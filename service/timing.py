@@ -56,15 +56,3 @@ class RequestTimings:
         if self.total is not None:
             out["total_ms"] = round(self.total * 1000.0, 3)
         return out
-
-
-def parse_server_timing(header: str) -> dict[str, float]:
-    """`{"preprocess": ms, ...}` from a Server-Timing value (used by tests and the bench)."""
-    result: dict[str, float] = {}
-    for entry in header.split(","):
-        name, _, params = entry.strip().partition(";")
-        for param in params.split(";"):
-            key, _, value = param.strip().partition("=")
-            if key == "dur":
-                result[name] = float(value)
-    return result

@@ -15,11 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from tuner.errors import ConfigError
+from tuner.load.spec import LoadProfile
+from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
 PERCENTILES = ("p50", "p95", "p99")
 SAMPLERS = ("tpe", "random", "grid")
-BACKENDS = ("auto", "embedded", "binary", "docker")
 LOAD_MODES = ("capacity", "closed")
 
 
@@ -57,8 +58,8 @@ class ServerConfig:
     model_base_path: str = "models/sentiment"
     grpc_port: int = 0  # 0 = a free port, chosen once per study
     rest_port: int = 0
-    binary_path: str = "tensorflow_model_server"
-    docker_image: str = "tensorflow/serving:2.19.0"
+    binary_path: str = DEFAULT_BINARY
+    docker_image: str = DEFAULT_IMAGE
     extra_flags: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
     warmup_requests: int = 20
@@ -89,24 +90,28 @@ class LoadConfig:
     max_trial_s: float = 120.0  # no step starts that would end after this
     step_warmup_s: float = 2.0  # each step's warm-up at its rate, not measured
     step_measure_s: float = 6.0  # each step's measurement window
-    max_in_flight: int = 512  # the generator's ceiling; hitting it fails the step
+    max_in_flight: int = (
+        LoadProfile.max_in_flight
+    )  # the generator's ceiling; hitting it fails the step
     low_check_fraction: float = 0.25  # one step at this share of the capacity (0 = none)
-    users: int = 32
-    spawn_rate: float = 32.0
-    warmup_s: float = 5.0
-    measure_s: float = 20.0
-    interval_s: float = 1.0
+    # The fields a LoadProfile has keep its defaults (tuner/capacity/settings.py copies them
+    # over by name).
+    users: int = LoadProfile.users
+    spawn_rate: float = LoadProfile.spawn_rate
+    warmup_s: float = LoadProfile.warmup_s
+    measure_s: float = LoadProfile.measure_s
+    interval_s: float = LoadProfile.interval_s
     locustfile: str | None = None
-    processes: int = 1
-    request_timeout_s: float = 10.0
-    texts_per_request: int = 1
+    processes: int = LoadProfile.processes
+    request_timeout_s: float = LoadProfile.request_timeout_s
+    texts_per_request: int = LoadProfile.texts_per_request
     # Load from several machines: > 0 makes each trial's Locust a master that waits for this
     # many `python -m tuner load-worker --master HOST:PORT` processes (README, "Load from
     # several machines").
-    workers: int = 0
-    master_bind_host: str = "127.0.0.1"
-    master_bind_port: int = 5557
-    worker_timeout_s: float = 30.0
+    workers: int = LoadProfile.workers
+    master_bind_host: str = LoadProfile.master_bind_host
+    master_bind_port: int = LoadProfile.master_bind_port
+    worker_timeout_s: float = LoadProfile.worker_timeout_s
 
 
 @dataclass

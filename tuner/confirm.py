@@ -21,7 +21,13 @@ from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measurement import Measurer
-from tuner.objective import CONFIRMATION_ATTR, is_feasible, measurement_attrs
+from tuner.trial_record import (
+    CONFIRMATION_ATTR,
+    constraint_values,
+    is_feasible,
+    measurement_attrs,
+    meets,
+)
 
 log = logging.getLogger("tuner")
 WINNER_ATTR = "winner"
@@ -154,9 +160,14 @@ def summarize(trial_number: int, runs: list[dict], config: TunerConfig) -> dict:
         "median_rps": statistics.median(rps),
         f"median_{percentile}_ms": median_latency,
         "median_error_rate": statistics.median(errors),
-        "feasible": median_latency is not None
-        and median_latency <= config.objective.slo_ms
-        and statistics.median(errors) <= config.objective.max_error_rate,
+        "feasible": meets(
+            constraint_values(
+                median_latency,
+                statistics.median(errors),
+                config.objective.slo_ms,
+                config.objective.max_error_rate,
+            )
+        ),
     }
 
 

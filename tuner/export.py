@@ -13,6 +13,7 @@ from tuner.backend_note import recheck_advice
 from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
 from tuner.report import versus_references
+from tuner.servers.defaults import DEFAULT_BINARY
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def export(
     return Export(
         trial=trial.number,
         path=out,
-        server_command=shlex.join(["tensorflow_model_server", *flags]),
+        server_command=shlex.join([DEFAULT_BINARY, *flags]),
         embedded_command=shlex.join(["python", "-m", "model_server", *flags]),
         confirmed=confirmed,
         rps=float(value),

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import psutil
 
+from tuner.process import stop_processes
+
 OWNER_ENV = "TUNER_OWNER"
 STOP_TIMEOUT_S = 5.0
 
@@ -96,10 +98,5 @@ def stop_leftovers(workdir: Path) -> list[str]:
     for process in leftovers:
         with contextlib.suppress(psutil.Error):
             described.append(f"{process.pid} ({' '.join(process.cmdline()[:3])})")
-            process.terminate()
-    _, alive = psutil.wait_procs(leftovers, timeout=STOP_TIMEOUT_S)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=STOP_TIMEOUT_S)
+    stop_processes(leftovers, STOP_TIMEOUT_S)
     return described

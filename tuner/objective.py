@@ -24,21 +24,20 @@ from tuner.errors import TrialFailed
 from tuner.load import IntervalSample
 from tuner.measurement import Measurement, Measurer
 from tuner.pruning import EarlyStop
+from tuner.review.dashboard import attach_trial_curve
+from tuner.trial_record import (
+    NO_BATCHING,
+    REFERENCE_ATTR,
+    SAME_PARAMS_ATTR,
+    best_feasible_value,
+    constraint_values,
+    measurement_attrs,
+    meets,
+    record_constraints,
+)
 from tuner.worker import WORKER_ATTR
 
 log = logging.getLogger("tuner")
-REFERENCE_ATTR = "reference"
-NO_BATCHING = "no_batching"
-TF_SERVING_RECOMMENDED = "tf_serving_recommended"
-SAME_PARAMS_ATTR = "same_params_as"
-CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func results
-CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
-NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
-
-
-def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
-    """Measured, and every constraint (Optuna's, as the samplers and dashboard see) <= 0."""
-    return bool(trial.constraints) and all(c <= 0 for c in trial.constraints.values())
 
 
 def same_params_as(trial: optuna.Trial) -> int | None:
@@ -54,31 +53,6 @@ def same_params_as(trial: optuna.Trial) -> int | None:
         if other.params == trial.params and (trial.params or same_reference):
             return other.number
     return None
-
-
-def record_constraints(trial: optuna.Trial, constraints: list[float]) -> None:
-    """`[latency - slo, error_rate - max]`, feasible when all <= 0, stored where Optuna's
-    `constraints_func` machinery stores them: TPE, `study.best_trial` and optuna-dashboard
-    (which reads only this list form, not Optuna 5's named `set_constraint` keys) all see
-    which trials are feasible. The user attr is the same list, for people and reports."""
-    trial.set_user_attr(CONSTRAINTS_ATTR, constraints)
-    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, constraints)
-
-
-def best_feasible_value(study: optuna.Study) -> float | None:
-    """The figure later trials must beat. A trial re-measured by a confirmation pass (a
-    resumed study) counts with its median, not its first run: one lucky run would otherwise
-    prune every configuration that cannot beat the luck."""
-    confirmed = study.user_attrs.get(CONFIRMATION_ATTR) or {}
-    values = []
-    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
-        record = confirmed.get(str(t.number))
-        if record is not None:
-            if record.get("feasible") and record.get("median_rps") is not None:
-                values.append(record["median_rps"])
-        elif is_feasible(t) and t.value is not None:
-            values.append(t.value)
-    return max(values, default=None)
 
 
 def suggestion_for(trial: optuna.Trial, space: SearchSpace) -> Suggestion | None:
@@ -170,13 +144,12 @@ class Objective:
         load = m.load
         slo = self.config.objective.slo_ms
         latency = m.percentile_ms(self.config.objective.percentile)
-        constraints = [
-            (latency if latency is not None else NO_LATENCY_MS) - slo,
-            load.error_rate - self.config.objective.max_error_rate,
-        ]
+        constraints = constraint_values(
+            latency, load.error_rate, slo, self.config.objective.max_error_rate
+        )
         record_constraints(trial, constraints)
         attrs = measurement_attrs(m)
-        attrs["feasible"] = all(c <= 0 for c in constraints)
+        attrs["feasible"] = meets(constraints)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
         self.samples.write(trial.study.study_name, trial.number, load.samples)
@@ -224,12 +197,10 @@ class Objective:
             raise optuna.TrialPruned(outcome.pruned_because)
         values = constraints(outcome, o.percentile, o.slo_ms, o.max_error_rate)
         record_constraints(trial, values)
-        trial.set_user_attr("feasible", all(c <= 0 for c in values))
+        trial.set_user_attr("feasible", meets(values))
         return outcome.capacity_rps
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
-        from tuner.review.dashboard import attach_trial_curve  # it imports this module
-
         attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)
         files = [workdir / "batching_parameters.txt", workdir / "server.log"]
         load_dir = workdir / "load"
@@ -239,44 +210,6 @@ class Objective:
             attach_files(trial, self.storage, self.artifact_store, [f for f in files if f.exists()])
         except Exception as exc:  # a missing artifact must not lose the measurement
             log.warning("event=artifacts_failed trial=%d reason=%r", trial.number, str(exc))
-
-
-def measurement_attrs(m: Measurement) -> dict[str, object]:
-    """The figures of one measurement as JSON-able user attrs (trials and confirmations)."""
-    load = m.load
-    queue_full = load.failures_by_code.get("model_server_overloaded", 0)
-    server_down = sum(
-        n
-        for code, n in load.failures_by_code.items()
-        if code in ("model_server_unavailable", "connection")
-    )
-    return {
-        "rps": round(m.goodput_rps, 2),
-        "offered_rps": round(load.rps, 2),
-        "p50_ms": _round(load.p50_ms),
-        "p95_ms": _round(load.p95_ms),
-        "p99_ms": _round(load.p99_ms),
-        "requests": load.requests,
-        "failures": load.failures,
-        "error_rate": round(load.error_rate, 5),
-        "failures_by_code": dict(load.failures_by_code),
-        "queue_full_errors": queue_full,
-        "server_down_errors": server_down,
-        "server_queue_full": m.server_queue_full,
-        "mean_batch_size": _round(m.mean_batch_size),
-        "cpu_load_generator_percent": _round(load.generator_cpu_percent),
-        "cpu_service_percent": _round(m.cpu_service_percent),
-        "cpu_model_server_percent": _round(m.cpu_model_server_percent),
-        "generator_saturated": load.generator_saturated,
-        "saturation_reason": load.saturation_reason,
-        "settled": load.settled,
-        "settle_detail": load.settle_detail,
-        "measure_s": round(load.duration_s, 2),
-    }
-
-
-def _round(value: float | None, digits: int = 2) -> float | None:
-    return None if value is None else round(value, digits)
 
 
 def _with_tail(message: str, details: dict[str, object]) -> str:

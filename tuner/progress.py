@@ -9,7 +9,7 @@ from collections.abc import Callable
 import optuna
 
 from tuner.config import TunerConfig
-from tuner.objective import REFERENCE_ATTR, best_feasible_value, is_feasible
+from tuner.trial_record import REFERENCE_ATTR, best_feasible_value, is_feasible
 
 _SHORT = {
     "max_batch_size": "max",

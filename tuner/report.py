@@ -6,9 +6,9 @@ import optuna
 
 from tuner.backend_note import summary_tag
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.progress import describe_params
 from tuner.resume import RETRY_ATTR, fail_reason
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.worker import WORKER_ATTR
 
 COLUMNS = (

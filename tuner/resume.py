@@ -19,7 +19,7 @@ import warnings
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.objective import REFERENCE_ATTR
+from tuner.trial_record import REFERENCE_ATTR
 
 RETRY_ATTR = "retry_of"
 INTERRUPTED = "interrupted"

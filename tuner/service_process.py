@@ -8,10 +8,7 @@ for its /readyz to turn green rather than restarting it.
 from __future__ import annotations
 
 import logging
-import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,15 +18,9 @@ import httpx
 
 from tuner.config import TunerConfig
 from tuner.errors import ConfigError, TrialFailed, TunerError
+from tuner.process import free_port, log_tail, start_in_new_session, stop_group
 
 log = logging.getLogger("tuner")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 class ServiceProcess:
@@ -50,14 +41,7 @@ class ServiceProcess:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             with self.log_path.open("ab") as log_file:
                 # A session of its own: Ctrl-C reaches the tuner, which stops it in order.
-                self.process = subprocess.Popen(
-                    self.command,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                    env={**os.environ, "PYTHONUNBUFFERED": "1"},
-                )
+                self.process = start_in_new_session(self.command, log_file)
             log.info("event=service_start pid=%d url=%s", self.process.pid, self.url)
         self._wait("/healthz", timeout_s)
 
@@ -66,7 +50,7 @@ class ServiceProcess:
         last = "no answer"
         while True:
             if self.process is not None and self.process.poll() is not None:
-                last_line = _tail(self.log_path, 1).strip() or "(empty log)"
+                last_line = log_tail(self.log_path, 1).strip() or "(empty log)"
                 raise TunerError(
                     f"the prediction service exited with code {self.process.returncode} "
                     f"while starting ({last_line}); see {self.log_path} and fix service.command "
@@ -94,16 +78,13 @@ class ServiceProcess:
             raise TrialFailed("service_not_ready", str(exc)) from None
 
     def stop(self, timeout_s: float = 15.0) -> None:
+        """SIGTERM, a bounded wait, then SIGKILL to its process group: with workers > 1 a
+        service that does not stop in time must not leave its workers running."""
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.info("event=service_stop exit_code=%s", proc.returncode)
+        code = stop_group(proc, timeout_s, "service_kill")
+        log.info("event=service_stop exit_code=%s", code)
 
 
 PLACEHOLDERS = ("port", "grpc_target", "model_name", "model_base_path", "workers", "python")
@@ -149,12 +130,6 @@ def default_command(values: dict[str, str]) -> list[str]:
         ],
         values,
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def service_for(

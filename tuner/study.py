@@ -31,12 +31,8 @@ from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
 from tuner.load import LoadProfile
 from tuner.measurement import Measurer
-from tuner.objective import (
-    NO_BATCHING,
-    REFERENCE_ATTR,
-    TF_SERVING_RECOMMENDED,
-    Objective,
-)
+from tuner.objective import Objective
+from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
 from tuner.resume import (
     INTERRUPTED,
@@ -47,10 +43,11 @@ from tuner.resume import (
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
-from tuner.service_process import free_port, service_for
+from tuner.service_process import service_for
 from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
 from tuner.slot import take_slot
 from tuner.study_lock import StudyLock
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.worker import worker_name
 
 log = logging.getLogger("tuner")
@@ -67,6 +64,21 @@ class OptimizeResult:
     winner: dict | None
 
 
+@dataclass(frozen=True)
+class Parts:
+    """What optimize() builds its measurements from: the configured backend, service and
+    measurers. Tests pass tuner/fake_measurer.py's (`fake_parts`), so the study logic runs
+    with no server, service or load generator."""
+
+    create_backend: Callable[..., tuple] = create_backend
+    service_for: Callable[..., object] = service_for
+    measurer: Callable[..., object] = Measurer
+    capacity_measurer: Callable[..., object] = CapacityMeasurer
+
+
+REAL_PARTS = Parts()
+
+
 def load_search_space(config: TunerConfig) -> SearchSpace:
     name = config.search.space
     candidate = config.path(name)
@@ -81,18 +93,15 @@ def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.
     storage whose trials beat, so a tuner that dies without a word leaves no trial RUNNING."""
     storage = _open_storage(config, **heartbeat_settings(config.study.stale_after_s))
     sampler = make_sampler(config, space) if space is not None else None
-    try:
-        return optuna.create_study(
-            study_name=config.study.name,
-            storage=storage,
-            sampler=sampler,
-            # Early stopping is tuner/pruning.py's job: it knows the SLO, Optuna's pruners do not.
-            pruner=optuna.pruners.NopPruner(),
-            direction="maximize",
-            load_if_exists=True,
-        )
-    except StorageError as exc:
-        raise TunerError(str(exc)) from None
+    return optuna.create_study(
+        study_name=config.study.name,
+        storage=storage,
+        sampler=sampler,
+        # Early stopping is tuner/pruning.py's job: it knows the SLO, Optuna's pruners do not.
+        pruner=optuna.pruners.NopPruner(),
+        direction="maximize",
+        load_if_exists=True,
+    )
 
 
 def load_existing_study(config: TunerConfig) -> optuna.Study:
@@ -232,7 +241,9 @@ def _check_study(study: optuna.Study, space: SearchSpace, config: TunerConfig) -
         )
 
 
-def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> OptimizeResult:
+def optimize(
+    config: TunerConfig, say: Callable[[str], None] = print, parts: Parts = REAL_PARTS
+) -> OptimizeResult:
     """Run this tuner's share of the study: alone, every trial; beside other tuners on the
     same storage, the trials it claims (tuner/shared_trials.py), the study's total staying
     `n_trials`."""
@@ -272,6 +283,7 @@ def optimize(config: TunerConfig, say: Callable[[str], None] = print) -> Optimiz
             lock,
             _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
             say,
+            parts,
         )
 
 
@@ -306,6 +318,7 @@ def _run(
     lock: StudyLock,
     plan: _Plan,
     say: Callable[[str], None],
+    parts: Parts,
 ) -> OptimizeResult:
     space, profile, samples = plan.space, plan.profile, plan.samples
     workdir, worker = plan.workdir, plan.worker
@@ -322,7 +335,7 @@ def _run(
             extra_flags=config.server.extra_flags,
             ready_timeout_s=config.server.ready_timeout_s,
         )
-        backend, why = create_backend(
+        backend, why = parts.create_backend(
             config.server.backend,
             spec,
             binary_path=config.server.binary_path,
@@ -334,18 +347,20 @@ def _run(
         raise ConfigError(f"{config.source}: {exc}") from None
     say(f"model server: {why}")
 
-    service = service_for(config, backend.grpc_target, model_base_path, workdir)
+    service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
     with marking_children(workdir):
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")
-            measurer = Measurer(
+            measurer = parts.measurer(
                 backend, service, profile, config.server.model_name, config.server.warmup_requests
             )
             capacity = (
-                CapacityMeasurer(measurer, profile, search_settings(config), step_criteria(config))
+                parts.capacity_measurer(
+                    measurer, profile, search_settings(config), step_criteria(config)
+                )
                 if config.load.mode == "capacity"
                 else None
             )

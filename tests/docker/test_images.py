@@ -10,7 +10,7 @@ import httpx
 import optuna
 
 from tests.docker.engine import IMAGES, READY_TIMEOUT_S, http_ok, model_available, wait_for
-from tests.support.ports import free_port
+from tuner.process import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 TUNER_UID = "10001"

@@ -16,8 +16,8 @@ import pytest
 from docker.errors import NotFound
 
 from tests.docker.engine import IMAGES, READY_TIMEOUT_S
-from tests.support.ports import free_port
 from tuner.config import TunerConfig, load_config
+from tuner.process import free_port
 from tuner.servers.docker_engine import LABEL, WORKDIR_LABEL
 from tuner.servers.study_ports import PORTS_ATTR
 from tuner.study import load_existing_study, optimize

@@ -16,7 +16,7 @@ from model_server.batching_parameters import BatchingParameters
 from service.text import Vocabulary
 from tests.docker.engine import READY_TIMEOUT_S
 from tests.docker.test_docker_backend import predict_over_grpc
-from tests.support.ports import free_port
+from tuner.process import free_port
 from tuner.servers import DockerBackend, ServerSpec
 from tuner.servers.metrics import scrape
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from model_server.flags import EXIT_CANNOT_START as EXIT
-from tests.support.ports import free_port
+from tuner.process import free_port
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 

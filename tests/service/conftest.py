@@ -20,7 +20,7 @@ import pytest
 
 from service.config import Settings
 from tests.support.model_server import ModelServerProcess, running_model_server
-from tests.support.ports import free_port
+from tuner.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from service.text import LABELS
-from service.timing import parse_server_timing
 from tests.support.model_server import ModelServerProcess
-from tests.support.ports import free_port
+from tests.support.server_timing import parse_server_timing
+from tuner.process import free_port
 
 DEMO = {
     "What an amazing flight, the staff were so friendly!": "Positive",

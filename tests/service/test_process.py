@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from service.timing import parse_server_timing
 from tests.support.model_server import ModelServerProcess
+from tests.support.server_timing import parse_server_timing
 
 TEXTS = [
     "What an amazing flight, the staff were so friendly!",

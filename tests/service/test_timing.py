@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from service.timing import RequestTimings, parse_server_timing
+from service.timing import RequestTimings
+from tests.support.server_timing import parse_server_timing
 
 
 def test_server_timing_has_every_measured_part_in_ms() -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_server.batching_parameters import BatchingParameters, render
-from tests.support.ports import free_port
+from tuner.process import free_port
 from tuner.servers.readiness import wait_until_available
 
 

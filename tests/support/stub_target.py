@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support.ports import free_port
+from tuner.process import free_port
 
 STUB = Path(__file__).parents[1] / "tuner" / "load" / "stub_predict_service.py"
 

@@ -71,7 +71,7 @@ def test_export_of_a_stand_in_winner_says_how_to_re_measure_it(tmp_path: Path) -
     # The space fixes every value: its one suggestion is exactly the exported file.
     space = load_space(space_file)
     assert space.param_names == []
-    suggestion = space.suggestion_from_params({})
+    suggestion = space.suggest(optuna.trial.FixedTrial({}))
     assert render(suggestion.batching) == out.read_text()
     assert suggestion.server_flags == {"tensorflow_intra_op_parallelism": "1"}
 

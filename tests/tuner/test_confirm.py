@@ -6,7 +6,7 @@ import optuna
 
 from tuner.config import load_config
 from tuner.confirm import summarize
-from tuner.objective import CONFIRMATION_ATTR, best_feasible_value
+from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value
 
 
 def runs(*figures: tuple[float, float | None, float]) -> list[dict]:

@@ -22,8 +22,8 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import SampleStore
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.resume import ABANDONED, RETRY_ATTR, fail_reason
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

@@ -9,7 +9,6 @@ import optuna
 from optuna.trial import TrialState
 
 from tests.support.studies import config_for, finish, new_study
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.report import trial_rows
 from tuner.resume import (
     ABANDONED,
@@ -20,6 +19,7 @@ from tuner.resume import (
     requeue_cut_short,
 )
 from tuner.study import load_search_space, open_study
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 # The heartbeat must be older than 2 s; SQLite's clock has whole seconds, so allow one more.
 STALE_WAIT_S = 3.5

@@ -15,13 +15,13 @@ from optuna.trial import TrialState
 
 from tests.support.studies import config_for
 from tuner.config import TunerConfig
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR, study_ports
 from tuner.shared_trials import SharedTrials, confirmation_claim
 from tuner.slot import take_slot
 from tuner.study import join_study, load_search_space, make_sampler, open_study
 from tuner.study_lock import StudyLock
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

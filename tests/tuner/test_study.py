@@ -8,9 +8,10 @@ import pytest
 
 from tests.support.studies import config_for, finish, new_study
 from tuner.errors import ConfigError
-from tuner.objective import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, suggestion_for
+from tuner.objective import suggestion_for
 from tuner.service_process import default_command, expand_command
 from tuner.study import load_search_space
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 
 @pytest.mark.parametrize("sampler", ["tpe", "random", "grid"])

@@ -11,8 +11,8 @@ from typing import Any
 
 from tuner.capacity.search import SearchOutcome
 from tuner.capacity.step import CurvePoint
+from tuner.trial_record import NO_LATENCY_MS, constraint_values, meets
 
-NO_LATENCY_MS = 1e9  # no latency to speak of: infeasible, but JSON-safe
 CURVE_ATTR = "capacity_curve"
 
 
@@ -37,11 +37,8 @@ def constraints(
     if point is None:
         return [NO_LATENCY_MS - slo_ms, 0.0]
     latency = point.result.latency_ms(percentile)
-    values = [
-        (latency if latency is not None else NO_LATENCY_MS) - slo_ms,
-        point.result.error_rate - max_error_rate,
-    ]
-    if outcome.capacity is None and all(v <= 0 for v in values):
+    values = constraint_values(latency, point.result.error_rate, slo_ms, max_error_rate)
+    if outcome.capacity is None and meets(values):
         values[0] = NO_LATENCY_MS - slo_ms
     return values
 

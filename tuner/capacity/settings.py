@@ -3,6 +3,8 @@ criteria, and the objective in one sentence (stored with the study, printed at s
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 from tuner.capacity.search import SearchSettings
 from tuner.capacity.step import StepCriteria
 from tuner.config import TunerConfig
@@ -11,36 +13,17 @@ from tuner.load import LoadProfile, LoadProfileError
 
 
 def load_profile(config: TunerConfig) -> LoadProfile:
-    """The closed-loop profile, or in capacity mode the open-loop one each step runs."""
+    """The closed-loop profile, or in capacity mode the open-loop one each step runs. The
+    [load] fields a LoadProfile has are taken by name, so a field added to both needs no
+    copying here; capacity mode runs each step with its own warm-up and window, no users."""
     c = config.load
+    same = {f.name: getattr(c, f.name) for f in fields(LoadProfile) if hasattr(c, f.name)}
+    same["locustfile"] = config.path(c.locustfile) if c.locustfile else None
+    if c.mode == "capacity":
+        del same["users"], same["spawn_rate"]
+        same.update(arrival="poisson", warmup_s=c.step_warmup_s, measure_s=c.step_measure_s)
     try:
-        if c.mode == "capacity":
-            return LoadProfile(
-                arrival="poisson",
-                max_in_flight=c.max_in_flight,
-                warmup_s=c.step_warmup_s,
-                measure_s=c.step_measure_s,
-                interval_s=c.interval_s,
-                locustfile=config.path(c.locustfile) if c.locustfile else None,
-                processes=c.processes,
-                request_timeout_s=c.request_timeout_s,
-                texts_per_request=c.texts_per_request,
-                workers=c.workers,
-                master_bind_host=c.master_bind_host,
-                master_bind_port=c.master_bind_port,
-                worker_timeout_s=c.worker_timeout_s,
-            )
-        return LoadProfile(
-            users=c.users,
-            spawn_rate=c.spawn_rate,
-            warmup_s=c.warmup_s,
-            measure_s=c.measure_s,
-            interval_s=c.interval_s,
-            locustfile=config.path(c.locustfile) if c.locustfile else None,
-            processes=c.processes,
-            request_timeout_s=c.request_timeout_s,
-            texts_per_request=c.texts_per_request,
-        )
+        return LoadProfile(**same)
     except LoadProfileError as exc:
         raise ConfigError(f"{config.source}: {exc}") from None
 

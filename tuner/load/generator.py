@@ -38,7 +38,6 @@ from tuner.load.control import CONTROL_LEAD_S, Step, write_step
 from tuner.load.locust_process import (
     LocustRun,
     fingerprint,
-    log_tail,
     master_address,
     worker_hint,
 )
@@ -52,6 +51,7 @@ from tuner.load.spec import (
     whole_intervals,
 )
 from tuner.load.window import IntervalMerger
+from tuner.process import log_tail
 
 log = logging.getLogger(__name__)
 

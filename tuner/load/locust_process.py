@@ -6,20 +6,16 @@ runner uses on every path out.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import logging
 import math
 import os
-import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 from tuner.load.spec import LoadGeneratorError, LoadProfile
-
-log = logging.getLogger(__name__)
+from tuner.process import free_port, log_tail, start_in_new_session, stop_group
 
 DEFAULT_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 REPORTER = Path(__file__).with_name("interval_reporter.py")
@@ -194,18 +190,6 @@ def worker_command(profile: LoadProfile, master_host: str, master_port: int) -> 
     ]
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def log_tail(path: Path, lines: int = 30) -> str:
-    if not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 ERROR_PREFIX = "tuner-load-error:"
 
 
@@ -223,15 +207,7 @@ def terminate(proc: subprocess.Popen, grace_s: float = STOP_TIMEOUT_S + 10.0) ->
 
     The whole process group goes: with --processes the workers are Locust's children.
     """
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            log.warning("event=load_kill pid=%d reason=no_exit_after_sigterm", proc.pid)
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    stop_group(proc, grace_s, "load_kill")
 
 
 class LocustRun:
@@ -259,14 +235,11 @@ class LocustRun:
         master_port = free_port() if profile.processes > 1 and not profile.workers else None
         cmd = locust_command(profile, target_url, self.workdir, master_port=master_port)
         with self.log_path.open("wb") as log_file:
-            self.proc = subprocess.Popen(
+            self.proc = start_in_new_session(
                 cmd,
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                cwd=self.workdir,
+                log_file,
                 env=locust_env(profile, self.intervals_path, control_file),
-                start_new_session=True,
+                cwd=self.workdir,
             )
 
     @property

@@ -85,7 +85,7 @@ class LoadProfile:
     texts_per_request: int = 1
     arrival: str = "closed"
     rate_rps: float | None = None  # open loop: the offered rate of run_load's single step
-    max_in_flight: int = 256  # open loop: the ceiling on outstanding requests, all processes
+    max_in_flight: int = 512  # open loop: the ceiling on outstanding requests, all processes
     # Open loop: > 0 runs Locust as a master waiting for this many `python -m tuner
     # load-worker` processes (other hosts), instead of local processes.
     workers: int = 0

@@ -12,13 +12,6 @@ import optuna
 from storage import SampleStore, StorageError
 from tuner.errors import TunerError
 from tuner.export import winning_trial
-from tuner.objective import (
-    NO_BATCHING,
-    NO_LATENCY_MS,
-    REFERENCE_ATTR,
-    TF_SERVING_RECOMMENDED,
-    is_feasible,
-)
 from tuner.progress import describe_params
 from tuner.report import (
     CAPACITY_COLUMNS,
@@ -26,6 +19,13 @@ from tuner.report import (
     is_capacity_study,
     trial_rows,
     winner_summary,
+)
+from tuner.trial_record import (
+    NO_BATCHING,
+    NO_LATENCY_MS,
+    REFERENCE_ATTR,
+    TF_SERVING_RECOMMENDED,
+    is_feasible,
 )
 
 log = logging.getLogger("tuner")

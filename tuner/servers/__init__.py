@@ -12,8 +12,9 @@ from tuner.servers.base import (
     ServerNeverReady,
     ServerSpec,
 )
-from tuner.servers.binary import DEFAULT_BINARY, BinaryBackend, resolve_binary
-from tuner.servers.docker_backend import DEFAULT_IMAGE, DockerBackend, docker_client
+from tuner.servers.binary import BinaryBackend, resolve_binary
+from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
+from tuner.servers.docker_backend import DockerBackend, docker_client
 from tuner.servers.docker_engine import image_present
 from tuner.servers.embedded import EmbeddedBackend
 
@@ -32,8 +33,6 @@ __all__ = [
     "ServerSpec",
     "create_backend",
 ]
-
-BACKENDS = ("auto", "embedded", "binary", "docker")
 
 
 def create_backend(

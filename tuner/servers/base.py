@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Protocol
 
 from model_server.batching_parameters import BatchingParameters
+from tuner.servers.defaults import METRICS_PATH
 from tuner.servers.readiness import NeverReadyError, ServerExitedError, wait_until_available
 
 # Flags every backend sets itself; a user's extra flags may not override them.
@@ -221,7 +222,7 @@ class ModelServerBackend(ABC):
 
     @property
     def metrics_url(self) -> str:
-        return f"{self.rest_url}/monitoring/prometheus/metrics"
+        return f"{self.rest_url}{METRICS_PATH}"
 
     def __enter__(self) -> ModelServerBackend:
         return self

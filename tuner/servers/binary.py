@@ -16,10 +16,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from tuner.servers.base import BackendUnavailableError, PortConflictError, ServerSpec
+from tuner.servers.defaults import DEFAULT_BINARY
 from tuner.servers.flags import binary_trap_flags, model_server_flags, write_monitoring_config
 from tuner.servers.process import ProcessBackend
 
-DEFAULT_BINARY = "tensorflow_model_server"
 REST_CHECK_TIMEOUT_S = 5.0
 
 

@@ -24,6 +24,7 @@ from typing import Any
 from docker.errors import APIError, DockerException, NotFound
 
 from model_server.batching_parameters import BatchingParameters
+from tuner.process import log_tail
 from tuner.servers.base import (
     BackendUnavailableError,
     ModelServerBackend,
@@ -31,6 +32,7 @@ from tuner.servers.base import (
     ServerSpec,
 )
 from tuner.servers.container_cpu import ContainerCpu
+from tuner.servers.defaults import DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.docker_engine import (
     ENGINE_ERRORS,
     LABEL,
@@ -52,13 +54,12 @@ from tuner.servers.flags import (
     write_monitoring_config,
 )
 from tuner.servers.ports import check_ports_free
-from tuner.servers.process import LOG_FILE, read_tail
+from tuner.servers.process import LOG_FILE
 
 __all__ = ["DEFAULT_IMAGE", "DockerBackend", "container_spec", "docker_client"]
 
 log = logging.getLogger(__name__)
 
-DEFAULT_IMAGE = "tensorflow/serving:2.19.0"
 CONTAINER_GRPC_PORT = 8500
 CONTAINER_REST_PORT = 8501
 CONTAINER_CONFIG_DIR = "/etc/tuner"
@@ -100,7 +101,7 @@ def container_spec(
     return {
         "image": image,
         # The image's entrypoint script adds its own --port/--model_name flags; bypass it.
-        "entrypoint": ["tensorflow_model_server"],
+        "entrypoint": [DEFAULT_BINARY],
         "command": command,
         "name": container_name(spec),
         "detach": True,
@@ -282,4 +283,4 @@ class DockerBackend(ModelServerBackend):
 
     def log_tail(self, lines: int = 30) -> str:
         self._save_logs()
-        return read_tail(self._log_path, lines)
+        return log_tail(self._log_path, lines)

@@ -12,10 +12,10 @@ from pathlib import Path, PurePath
 from model_server.batching_parameters import BatchingParameters, render
 from model_server.binary_flags import TF_SERVING_FLAGS, TF_SERVING_VERSION, closest_flag
 from tuner.servers.base import ServerConfigError, check_flag_names
+from tuner.servers.defaults import METRICS_PATH
 
 BATCHING_FILE = "batching_parameters.txt"
 MONITORING_FILE = "monitoring_config.txt"
-METRICS_PATH = "/monitoring/prometheus/metrics"
 MONITORING_CONFIG = f'prometheus_config {{\n  enable: true\n  path: "{METRICS_PATH}"\n}}\n'
 
 # The real binary's traps: it retries a failed model load for minutes unless told not to,

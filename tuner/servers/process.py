@@ -7,11 +7,8 @@ SIGKILL to the whole process group.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shlex
-import signal
 import subprocess
 from abc import abstractmethod
 from collections.abc import Mapping
@@ -21,6 +18,7 @@ from typing import IO
 import psutil
 
 from model_server.batching_parameters import BatchingParameters
+from tuner.process import log_tail, start_in_new_session, stop_group
 from tuner.servers.base import (
     ModelServerBackend,
 )
@@ -30,12 +28,6 @@ from tuner.servers.ports import check_ports_free
 log = logging.getLogger(__name__)
 
 LOG_FILE = "server.log"
-
-
-def read_tail(path: Path | None, lines: int) -> str:
-    if path is None or not path.exists():
-        return ""
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 class ProcessBackend(ModelServerBackend):
@@ -75,14 +67,7 @@ class ProcessBackend(ModelServerBackend):
         self._log_file.write(f"# {shlex.join(cmd)}\n".encode())
         self._log_file.flush()
         log.info("event=server_start backend=%s cmd=%s", self.name, shlex.join(cmd))
-        self._proc = subprocess.Popen(
-            cmd,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            start_new_session=True,
-        )
+        self._proc = start_in_new_session(cmd, self._log_file)
         try:
             self._wait_ready()
             self.after_ready()
@@ -98,23 +83,8 @@ class ProcessBackend(ModelServerBackend):
     def stop(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=self.spec.stop_timeout_s)
-                except subprocess.TimeoutExpired:
-                    log.warning(
-                        "event=server_kill backend=%s pid=%d reason=no_exit_after_sigterm "
-                        "waited_s=%g",
-                        self.name,
-                        proc.pid,
-                        self.spec.stop_timeout_s,
-                    )
-            # Whatever it left behind in its process group goes too.
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            log.info("event=server_stop backend=%s exit_code=%s", self.name, proc.returncode)
+            code = stop_group(proc, self.spec.stop_timeout_s, f"server_kill backend={self.name}")
+            log.info("event=server_stop backend=%s exit_code=%s", self.name, code)
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
@@ -140,4 +110,4 @@ class ProcessBackend(ModelServerBackend):
     def log_tail(self, lines: int = 30) -> str:
         if self._log_file is not None:
             self._log_file.flush()
-        return read_tail(self._log_path, lines)
+        return log_tail(self._log_path, lines)

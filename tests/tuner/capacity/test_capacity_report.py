@@ -15,9 +15,9 @@ from tuner.capacity import SearchSettings, StepCriteria, search
 from tuner.capacity.record import capacity_attrs, constraints
 from tuner.config import load_config
 from tuner.export import export
-from tuner.objective import record_constraints
 from tuner.progress import trial_line
 from tuner.report import show, winner_summary
+from tuner.trial_record import record_constraints
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=20.0, max_error_rate=0.01, min_goodput_ratio=0.95)
 SETTINGS = SearchSettings(

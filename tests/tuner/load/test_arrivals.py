@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.support.arrivals import arrival_counts
 from tuner.load.arrivals import (
     PoissonArrivals,
-    arrival_counts,
     poisson_noise,
     process_rate,
     share,

@@ -12,10 +12,10 @@ import numpy as np
 import psutil
 import pytest
 
-from tests.support.ports import free_port
 from tests.support.stub_target import stub_target
 from tuner.load import LoadGeneratorError, LoadProfile, run_load
 from tuner.load.locust_process import DEFAULT_LOCUSTFILE, REPORTER, locust_command
+from tuner.process import free_port
 
 
 def stub_stats(url: str) -> dict[str, int]:

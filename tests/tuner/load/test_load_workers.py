@@ -28,7 +28,7 @@ from tuner.errors import ConfigError
 from tuner.load import LoadGeneratorError, LoadProfile
 from tuner.load.arrivals import arrival_counts
 from tuner.load.generator import OpenLoopGenerator
-from tuner.load.locust_process import free_port
+from tuner.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

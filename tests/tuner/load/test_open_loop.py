@@ -16,10 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.arrivals import arrival_counts
 from tests.support.stub_target import stub_target
 from tests.tuner.load.test_load_runner import interval_lines, locust_processes, stub_stats
 from tuner.load import LoadGeneratorError, LoadProfile, LoadProfileError, run_load
-from tuner.load.arrivals import arrival_counts, step_arrivals
+from tuner.load.arrivals import step_arrivals
 from tuner.load.generator import OpenLoopGenerator
 from tuner.load.locust_process import locust_command, locust_env
 

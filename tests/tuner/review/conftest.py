@@ -12,8 +12,8 @@ from model_server.batching_parameters import render
 from storage import SampleStore
 from tests.support.studies import config_for, new_study
 from tuner.config import TunerConfig
-from tuner.objective import record_constraints
 from tuner.study import load_search_space
+from tuner.trial_record import record_constraints
 
 SLO_MS = 40.0
 WINNER = 2

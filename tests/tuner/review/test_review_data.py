@@ -85,7 +85,7 @@ def test_closed_loop_curves_are_the_measured_intervals(tmp_path):
     """A closed-mode study has no steps: each measured interval (warm-up left out) is a point
     of throughput against latency, from the samples table."""
     from tuner.load import IntervalSample
-    from tuner.objective import record_constraints
+    from tuner.trial_record import record_constraints
 
     config = config_for(tmp_path)
     study = new_study(config)

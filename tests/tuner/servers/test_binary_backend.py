@@ -18,7 +18,7 @@ import psutil
 import pytest
 
 from model_server.batching_parameters import BatchingParameters
-from tests.support.ports import free_port
+from tuner.process import free_port
 from tuner.servers import (
     BackendUnavailableError,
     BinaryBackend,

@@ -19,8 +19,8 @@ import pytest
 import requests
 
 from model_server.batching_parameters import BatchingParameters
-from tests.support.ports import free_port
 from tuner.leftovers import marking_children
+from tuner.process import free_port
 from tuner.servers import (
     BackendUnavailableError,
     DockerBackend,

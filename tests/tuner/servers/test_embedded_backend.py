@@ -12,7 +12,7 @@ import psutil
 import pytest
 
 from model_server.batching_parameters import BatchingParameters, load_file
-from tests.support.ports import free_port
+from tuner.process import free_port
 from tuner.servers import (
     EmbeddedBackend,
     ModelServerError,

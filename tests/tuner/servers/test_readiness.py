@@ -8,7 +8,7 @@ import sys
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
-from tests.support.ports import free_port
+from tuner.process import free_port
 from tuner.servers.readiness import (
     LOADING_NOT_LISTENING,
     GetModelStatusRequest,

@@ -1,0 +1,146 @@
+"""The confirmation pass and a whole optimize() run with a scripted measurer (no process):
+the winner chosen on medians, n_trials as the study's total, the references queued once."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from storage import SampleStore
+from tests.support.scripted import run
+from tests.support.studies import config_for
+from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, confirm
+from tuner.errors import TrialFailed
+from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
+from tuner.study import open_study, optimize
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
+
+
+def lucky_once(runs: Counter):
+    """Batching (the recommended reference) measures 400 req/s once, then 150; no batching
+    measures 200 every time. Both within the SLO."""
+
+    def served(batching, flags, rate) -> Served:
+        key = "batching" if batching is not None else "none"
+        runs[key] += 1
+        if key == "none":
+            return Served(rps=200.0, p95_ms=40.0)
+        return Served(rps=400.0 if runs[key] == 1 else 150.0, p95_ms=40.0)
+
+    return served
+
+
+def confirmed(tmp_path: Path, served, repeats: int = 2):
+    config = config_for(tmp_path)
+    config.load.mode = "closed"
+    config.confirm.top_k, config.confirm.repeats = 2, repeats
+    fake = FakeMeasurer(served)
+    study = run(tmp_path, served, "closed", n_trials=2, fake=fake)
+    lines: list[str] = []
+    with SampleStore(config.study.storage) as samples:
+        winner = confirm(study, config, fake, samples, tmp_path / "runs", lines.append)
+    return study, winner, fake, lines
+
+
+def test_the_winner_is_chosen_on_medians_not_on_one_lucky_run(tmp_path: Path) -> None:
+    runs: Counter = Counter()
+    study, winner, fake, _ = confirmed(tmp_path, lucky_once(runs))
+    lucky, steady = study.trials[1], study.trials[0]
+    assert lucky.value == 400.0 > steady.value  # the study's best single run
+    assert winner == {
+        "trial": steady.number,
+        "median_rps": 200.0,
+        "median_p95_ms": 40.0,
+        "runs": 3,
+        "confirmed": True,
+    }
+    assert study.user_attrs[WINNER_ATTR] == winner
+    results = study.user_attrs[CONFIRMATION_ATTR]
+    assert results[str(lucky.number)]["rps"] == [400.0, 150.0, 150.0]
+    assert results[str(lucky.number)]["median_rps"] == 150.0
+    assert runs == {"batching": 3, "none": 3}  # each trial's run and two repeats
+    assert [c.workdir.name for c in fake.calls[2:]] == [
+        "confirm-trial-0001-0",
+        "confirm-trial-0001-1",
+        "confirm-trial-0000-0",
+        "confirm-trial-0000-1",
+    ]
+
+
+def test_with_no_candidate_feasible_on_repeats_the_best_single_run_wins(tmp_path: Path) -> None:
+    runs: Counter = Counter()
+
+    def worse_on_repeats(batching, flags, rate) -> Served:
+        runs[batching is None] += 1
+        return Served(rps=300.0, p95_ms=40.0 if runs[batching is None] == 1 else 900.0)
+
+    study, winner, _, lines = confirmed(tmp_path, worse_on_repeats)
+    assert winner["confirmed"] is False and winner["runs"] == 1
+    assert winner["trial"] == study.best_trial.number
+    assert "no candidate stayed feasible when re-measured" in "\n".join(lines)
+
+
+def test_a_failed_repeat_is_said_and_left_out_of_the_medians(tmp_path: Path) -> None:
+    runs: Counter = Counter()
+
+    def fails_second_time(batching, flags, rate) -> Served:
+        runs[batching is None] += 1
+        if runs[batching is None] == 2:
+            raise TrialFailed("never_ready", "the model server never became ready")
+        return Served(rps=100.0 if batching is None else 300.0, p95_ms=40.0)
+
+    _, winner, _, lines = confirmed(tmp_path, fails_second_time)
+    assert "run 1: failed (never_ready)" in "\n".join(lines)
+    assert winner["trial"] == 1 and winner["runs"] == 2  # its own run and one repeat
+
+
+def optimize_config(tmp_path: Path, n_trials: int):
+    config = config_for(tmp_path, n_trials=n_trials)
+    config.load.mode = "closed"
+    config.confirm.top_k, config.confirm.repeats = 1, 1
+    (tmp_path / "model").mkdir(exist_ok=True)
+    config.server.model_base_path = str(tmp_path / "model")
+    return config
+
+
+def steady(batching, flags, rate) -> Served:
+    return Served(rps=200.0 + (batching.max_batch_size if batching else 0), p95_ms=40.0)
+
+
+def test_optimize_runs_n_trials_in_total_with_the_references_queued_once(tmp_path: Path) -> None:
+    fake = FakeMeasurer(steady)
+    lines: list[str] = []
+    first = optimize(optimize_config(tmp_path, 4), lines.append, parts=fake_parts(fake))
+    assert first.trials_run == 4
+    assert first.winner is not None and first.winner["confirmed"]
+    assert len(fake.calls) == 4 + 1  # four trials, one confirmation run
+    assert "model server: scripted (fake_measurer)" in lines
+
+    again = optimize(optimize_config(tmp_path, 4), lines.append, parts=fake_parts(fake))
+    assert again.trials_run == 0 and again.winner == first.winner
+    more = optimize(optimize_config(tmp_path, 6), lines.append, parts=fake_parts(fake))
+    assert more.trials_run == 2
+
+    study = open_study(optimize_config(tmp_path, 6))
+    assert len(study.trials) == 6
+    references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in study.trials)
+    assert references == {NO_BATCHING: 1, TF_SERVING_RECOMMENDED: 1, None: 4}
+    assert study.trials[0].user_attrs[REFERENCE_ATTR] == NO_BATCHING
+    assert {t.user_attrs["backend"] for t in study.trials} == {"fake"}
+
+
+def test_optimize_in_capacity_mode_searches_and_confirms_capacities(tmp_path: Path) -> None:
+    def knee(batching, flags, rate) -> Served:
+        capacity = 40.0 if batching is None else 5.0 * batching.max_batch_size
+        return Served(rps=min(rate, capacity), p95_ms=30.0 if rate <= capacity else 400.0)
+
+    config = optimize_config(tmp_path, 3)
+    config.load.mode = "capacity"
+    fake = FakeMeasurer(knee)
+    result = optimize(config, lambda line: None, parts=fake_parts(fake))
+    assert result.trials_run == 3
+    study = open_study(config)
+    best = max(study.trials[:2], key=lambda t: t.value)
+    assert result.winner is not None and result.winner["trial"] == best.number
+    confirmation = study.user_attrs[CONFIRMATION_ATTR][str(best.number)]
+    assert len(confirmation["runs"]) == 2 and confirmation["feasible"]

@@ -1,0 +1,107 @@
+"""The trial-record vocabulary: the attr names a trial is stored under, and the one rule that
+says whether a measurement is feasible.
+
+Trials, the confirmation pass, progress lines, `show` and the benchmarks all read what the
+objective wrote, so the names and the rule live here, apart from the code that measures.
+A measurement is feasible when each of its constraints, `[latency - slo_ms, error_rate -
+max_error_rate]`, is <= 0: the same list Optuna's samplers and optuna-dashboard read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import optuna
+
+from tuner.measurement import Measurement
+
+REFERENCE_ATTR = "reference"
+NO_BATCHING = "no_batching"
+TF_SERVING_RECOMMENDED = "tf_serving_recommended"
+SAME_PARAMS_ATTR = "same_params_as"
+CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func results
+CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
+NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
+
+
+def constraint_values(
+    latency_ms: float | None, error_rate: float, slo_ms: float, max_error_rate: float
+) -> list[float]:
+    """`[latency - slo_ms, error_rate - max_error_rate]`; no latency counts as NO_LATENCY_MS."""
+    return [
+        (latency_ms if latency_ms is not None else NO_LATENCY_MS) - slo_ms,
+        error_rate - max_error_rate,
+    ]
+
+
+def meets(constraints: Iterable[float]) -> bool:
+    """The feasibility rule: every constraint <= 0."""
+    return all(c <= 0 for c in constraints)
+
+
+def is_feasible(trial: optuna.trial.FrozenTrial) -> bool:
+    """Measured, and every constraint (Optuna's, as the samplers and dashboard see) <= 0."""
+    return bool(trial.constraints) and meets(trial.constraints.values())
+
+
+def record_constraints(trial: optuna.Trial, constraints: list[float]) -> None:
+    """`[latency - slo, error_rate - max]`, feasible when all <= 0, stored where Optuna's
+    `constraints_func` machinery stores them: TPE, `study.best_trial` and optuna-dashboard
+    (which reads only this list form, not Optuna 5's named `set_constraint` keys) all see
+    which trials are feasible. The user attr is the same list, for people and reports."""
+    trial.set_user_attr(CONSTRAINTS_ATTR, constraints)
+    trial.storage.set_trial_system_attr(trial._trial_id, CONSTRAINTS_ATTR, constraints)
+
+
+def best_feasible_value(study: optuna.Study) -> float | None:
+    """The figure later trials must beat. A trial re-measured by a confirmation pass (a
+    resumed study) counts with its median, not its first run: one lucky run would otherwise
+    prune every configuration that cannot beat the luck."""
+    confirmed = study.user_attrs.get(CONFIRMATION_ATTR) or {}
+    values = []
+    for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
+        record = confirmed.get(str(t.number))
+        if record is not None:
+            if record.get("feasible") and record.get("median_rps") is not None:
+                values.append(record["median_rps"])
+        elif is_feasible(t) and t.value is not None:
+            values.append(t.value)
+    return max(values, default=None)
+
+
+def measurement_attrs(m: Measurement) -> dict[str, object]:
+    """The figures of one measurement as JSON-able user attrs (trials and confirmations)."""
+    load = m.load
+    queue_full = load.failures_by_code.get("model_server_overloaded", 0)
+    server_down = sum(
+        n
+        for code, n in load.failures_by_code.items()
+        if code in ("model_server_unavailable", "connection")
+    )
+    return {
+        "rps": round(m.goodput_rps, 2),
+        "offered_rps": round(load.rps, 2),
+        "p50_ms": _round(load.p50_ms),
+        "p95_ms": _round(load.p95_ms),
+        "p99_ms": _round(load.p99_ms),
+        "requests": load.requests,
+        "failures": load.failures,
+        "error_rate": round(load.error_rate, 5),
+        "failures_by_code": dict(load.failures_by_code),
+        "queue_full_errors": queue_full,
+        "server_down_errors": server_down,
+        "server_queue_full": m.server_queue_full,
+        "mean_batch_size": _round(m.mean_batch_size),
+        "cpu_load_generator_percent": _round(load.generator_cpu_percent),
+        "cpu_service_percent": _round(m.cpu_service_percent),
+        "cpu_model_server_percent": _round(m.cpu_model_server_percent),
+        "generator_saturated": load.generator_saturated,
+        "saturation_reason": load.saturation_reason,
+        "settled": load.settled,
+        "settle_detail": load.settle_detail,
+        "measure_s": round(load.duration_s, 2),
+    }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
