@@ -41,6 +41,7 @@ from tuner.resume import (
     heartbeat_settings,
 )
 from tuner.review.dashboard import annotate_study, name_objective
+from tuner.review.images import browser_session
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import service_for
@@ -350,7 +351,7 @@ def _run(
     service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
-    with marking_children(workdir):
+    with marking_children(workdir), browser_session():
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")
