@@ -69,8 +69,12 @@ class ServerConfig:
 class ServiceConfig:
     url: str | None = None  # a service you run yourself; else the tuner starts one
     # None = python -m service wired to the study's model server; a list or a shell-like
-    # string may use {port} {grpc_target} {model_name} {model_base_path} {workers} {python}
+    # string may use {host} {port} {grpc_target} {model_name} {model_base_path} {workers}
+    # {python}
     command: list[str] | str | None = None
+    # Where the tuner's service listens and Locust sends requests: this host's address that
+    # load hosts reach when load.workers run elsewhere, else loopback.
+    host: str = "127.0.0.1"
     port: int = 0
     workers: int = 1
     ready_timeout_s: float = 90.0
@@ -245,6 +249,11 @@ def validate(config: TunerConfig) -> None:
         (config.server.ready_timeout_s > 0, "server.ready_timeout_s must be positive"),
         (config.server.warmup_requests >= 0, "server.warmup_requests must be >= 0"),
         (config.service.workers >= 1, "service.workers must be at least 1"),
+        (
+            config.service.host not in ("", "0.0.0.0", "::", "*"),
+            "service.host is also the address Locust sends requests to: give this host's "
+            "address that the load hosts reach (e.g. 10.0.0.5), not a wildcard",
+        ),
         (config.service.ready_timeout_s > 0, "service.ready_timeout_s must be positive"),
         (
             config.service.url is None or config.service.command is None,

@@ -114,7 +114,7 @@ def default_command(values: dict[str, str]) -> list[str]:
             "-m",
             "service",
             "--host",
-            "127.0.0.1",
+            "{host}",
             "--port",
             "{port}",
             "--model-server",
@@ -138,8 +138,10 @@ def service_for(
     """The study's service: the user's URL, the user's command, or `python -m service`."""
     if config.service.url:
         return ServiceProcess(config.service.url, None, workdir / "service.log")
-    port = config.service.port or free_port()
+    host = config.service.host
+    port = config.service.port or free_port(host)
     values = {
+        "host": host,
         "port": str(port),
         "grpc_target": grpc_target,
         "model_name": config.server.model_name,
@@ -154,4 +156,5 @@ def service_for(
             raise ConfigError(f"{config.source}: service.command {exc}") from None
     else:
         command = default_command(values)
-    return ServiceProcess(f"http://127.0.0.1:{port}", command, workdir / "service.log")
+    address = f"[{host}]" if ":" in host else host
+    return ServiceProcess(f"http://{address}:{port}", command, workdir / "service.log")

@@ -64,6 +64,7 @@ def test_a_missing_model_is_one_sentence(tmp_path: Path) -> None:
 
 def test_service_command_placeholders_are_filled_in() -> None:
     values = {
+        "host": "10.0.0.5",
         "port": "9000",
         "grpc_target": "127.0.0.1:8500",
         "model_name": "m",
@@ -83,6 +84,7 @@ def test_service_command_placeholders_are_filled_in() -> None:
     command = default_command(values)
     assert command[:3] == ["/usr/bin/python3", "-m", "service"]
     assert "127.0.0.1:8500" in command and "9000" in command
+    assert command[command.index("--host") + 1] == "10.0.0.5"
     with pytest.raises(ValueError, match=r"\{grpc\}"):
         expand_command(["--model-server", "{grpc}"], values)
 

@@ -65,6 +65,7 @@ def test_extra_flags_become_strings(tmp_path: Path) -> None:
         ("[server]\nbackend = 'k8s'\n", "server.backend must be one of"),
         ("[server]\ngrpc_port = 70000\n", "server.grpc_port must be a port"),
         ("[service]\nurl = 'http://x'\ncommand = ['a']\n", "not both"),
+        ("[service]\nhost = '0.0.0.0'\n", "service.host is also the address Locust sends"),
         ("[study\n", "is not valid TOML"),
     ],
 )
