@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.arrivals import arrival_counts
 from tests.support.stub_target import stub_target
 from tests.tuner.load.test_load_runner import locust_processes
 from tuner.capacity.settings import load_profile
@@ -26,7 +27,6 @@ from tuner.cli import main
 from tuner.config import load_config
 from tuner.errors import ConfigError
 from tuner.load import LoadGeneratorError, LoadProfile
-from tuner.load.arrivals import arrival_counts
 from tuner.load.generator import OpenLoopGenerator
 from tuner.process import free_port
 
