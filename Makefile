@@ -67,6 +67,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py
 	$(PY) bench/load_generator_bench.py
+	$(PY) bench/load_workers_bench.py
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
 	$(PY) bench/parallel_tuners_bench.py
