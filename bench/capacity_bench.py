@@ -21,6 +21,7 @@ Writes bench/out/capacity_bench.json; the studies stay in bench/out/capacity/tun
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import statistics
@@ -164,8 +165,16 @@ def run_noise(out: Path, args: argparse.Namespace, winner: optuna.trial.FrozenTr
         study={"n_trials": args.repeats},
         search={"space": str(space_file)},
         confirm={"top_k": 0},
+        load={
+            "resolution": args.noise_resolution,
+            "max_steps": args.noise_max_steps,
+            "max_trial_s": 600.0,  # the step count bounds the search here, not the clock
+            **({"step_measure_s": args.noise_window_s} if args.noise_window_s else {}),
+        },
     )
     space = load_search_space(config)
+    with contextlib.suppress(KeyError):  # a --noise-only rerun replaces the last one
+        optuna.delete_study(study_name="noise", storage=config.study.storage)
     study = open_study(config, space)
     study.set_user_attr("load_mode", config.load.mode)
     study.set_user_attr("search_space", space.name)
@@ -175,6 +184,9 @@ def run_noise(out: Path, args: argparse.Namespace, winner: optuna.trial.FrozenTr
     trials = [t for t in study.get_trials() if t.state == COMPLETE]
     return {
         "params": describe_params(winner),
+        "resolution": config.load.resolution,
+        "max_steps": config.load.max_steps,
+        "step_measure_s": config.load.step_measure_s,
         "capacity_rps": spread([t.user_attrs["capacity_rps"] for t in trials]),
         "latency_at_capacity_ms": spread(
             [t.user_attrs["latency_at_capacity_ms"] or 0.0 for t in trials]
@@ -265,11 +277,40 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=8, help="tuned: trials, references included")
     parser.add_argument("--repeats", type=int, default=5, help="noise: searches of one config")
     parser.add_argument("--short", action="store_true", help="short steps: to check it works")
+    parser.add_argument(
+        "--noise-resolution",
+        type=float,
+        default=0.05,
+        help="noise: the searches' load.resolution (the demo's own is 0.1)",
+    )
+    parser.add_argument(
+        "--noise-max-steps", type=int, default=12, help="noise: steps a search may take"
+    )
+    parser.add_argument(
+        "--noise-window-s",
+        type=float,
+        default=None,
+        help="noise: each step's measured window (default: the demo's 3 s)",
+    )
+    parser.add_argument(
+        "--noise-only",
+        action="store_true",
+        help="only the noise part, of the last run's winner (bench/out/capacity/tuning.db)",
+    )
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "sentiment")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     args = parser.parse_args(argv)
 
     workdir = args.out / "capacity"
+    path = args.out / "capacity_bench.json"
+    if args.noise_only:
+        results = json.loads(path.read_text())
+        study = optuna.load_study(study_name="tuned", storage=f"sqlite:///{workdir / 'tuning.db'}")
+        winner = (study.user_attrs.get("winner") or {}).get("trial")
+        results["noise"] = run_noise(workdir, args, study.trials[winner])
+        path.write_text(json.dumps(results, indent=2) + "\n")
+        print(summary(results))
+        return 0
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     tuned, study = run_tuned(workdir, args)
@@ -278,7 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     if winner is not None and study.trials[winner].params:
         results["noise"] = run_noise(workdir, args, study.trials[winner])
     results["closed"] = run_closed(workdir, args, study)
-    path = args.out / "capacity_bench.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
     print(summary(results))
     print(f"written to {path}")
