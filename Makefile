@@ -82,4 +82,4 @@ bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* batching_parameters.txt batching_parameters.recheck.toml report.html bench/out build
+	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* tuning.db.lock-* batching_parameters.txt batching_parameters.recheck.toml report.html bench/out build
