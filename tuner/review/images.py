@@ -35,10 +35,16 @@ def find_browser() -> str | None:
 _session_open = False
 
 
+def _quiet_browser_logs() -> None:
+    """kaleido's and choreographer's own log lines: our sentence says what failed."""
+    for name in ("choreographer", "kaleido", "logistro"):
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
 @contextlib.contextmanager
 def browser_session() -> Iterator[None]:
     """One headless browser for a whole run (kaleido's sync server), so each trial's curve
-    costs a render, not a browser start: 0.1-1.5 s instead of 1.4-6 s per trial here. The
+    costs a render, not a browser start: 0.1-1.3 s instead of 1.3-6.3 s per trial here. The
     browser idles between trials; without one, or if it will not start, nothing changes."""
     global _session_open
     browser = find_browser()
@@ -47,8 +53,7 @@ def browser_session() -> Iterator[None]:
         return
     import kaleido
 
-    for name in ("choreographer", "kaleido", "logistro"):
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    _quiet_browser_logs()
     try:
         kaleido.start_sync_server(path=browser, silence_warnings=True)
     except Exception as exc:  # the one-shot path still works, browser by browser
@@ -79,8 +84,7 @@ def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) ->
         ) from None
     import kaleido  # imported here: starting a report without --png never needs it
 
-    for name in ("choreographer", "kaleido", "logistro"):  # our sentence says what failed
-        logging.getLogger(name).setLevel(logging.CRITICAL)
+    _quiet_browser_logs()
 
     paths = [out_dir / f"{name}.png" for name in figures]
     jobs = [
