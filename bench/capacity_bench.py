@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
@@ -33,6 +32,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
+from bench.study_figures import say, spread  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
 from tuner.progress import describe_params  # noqa: E402
 from tuner.study import (  # noqa: E402
@@ -61,23 +61,6 @@ def make_config(out: Path, args: argparse.Namespace, name: str, **sections: dict
     config.base_dir = out
     config.study.artifact_dir = str(out / "artifacts")
     return config
-
-
-def say(study: str):
-    return lambda line: print(f"[{study}] {line}", flush=True)
-
-
-def spread(values: list[float], digits: int = 1) -> dict:
-    mean = statistics.fmean(values) if values else 0.0
-    return {
-        "values": [round(v, digits) for v in values],
-        "median": round(statistics.median(values), digits) if values else None,
-        "min": round(min(values), digits) if values else None,
-        "max": round(max(values), digits) if values else None,
-        "cv_percent": (
-            round(100 * statistics.stdev(values) / mean, 1) if len(values) > 1 and mean else None
-        ),
-    }
 
 
 def seconds(trial: optuna.trial.FrozenTrial) -> float:

@@ -32,7 +32,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.load_generator_bench import stub_target  # noqa: E402
+from tests.support.stub_target import stub_target  # noqa: E402
 from tuner.capacity.settings import load_profile  # noqa: E402
 from tuner.config import load_config  # noqa: E402
 from tuner.load import LoadProfile, OpenLoopGenerator  # noqa: E402

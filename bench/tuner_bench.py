@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import sys
 from pathlib import Path
 
@@ -28,6 +27,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
+from bench.study_figures import say, spread  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
 from tuner.study import load_search_space, open_study, optimize  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible  # noqa: E402
@@ -76,21 +76,6 @@ def make_config(
     )
     config.base_dir = out
     return config
-
-
-def say(study: str):
-    return lambda line: print(f"[{study}] {line}", flush=True)
-
-
-def spread(values: list[float], digits: int = 1) -> dict:
-    mean = statistics.fmean(values)
-    return {
-        "values": [round(v, digits) for v in values],
-        "median": round(statistics.median(values), digits),
-        "min": round(min(values), digits),
-        "max": round(max(values), digits),
-        "cv_percent": round(100 * statistics.stdev(values) / mean, 1) if len(values) > 1 else 0.0,
-    }
 
 
 def run_noise(out: Path, args: argparse.Namespace) -> dict:
