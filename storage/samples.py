@@ -10,8 +10,9 @@ theirs.
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -207,14 +208,11 @@ class SampleStore:
             & (_SampleRow.phase == phase)
             & (_SampleRow.repeat == int(repeat))
         )
-        try:
-            with Session(self._engine) as session, session.begin():
-                session.execute(
-                    delete(_SampleRow).where(key, _SampleRow.idx.in_([r["idx"] for r in rows]))
-                )
-                session.add_all([_SampleRow(**r) for r in rows])
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
+        with self._errors(), Session(self._engine) as session, session.begin():
+            session.execute(
+                delete(_SampleRow).where(key, _SampleRow.idx.in_([r["idx"] for r in rows]))
+            )
+            session.add_all([_SampleRow(**r) for r in rows])
 
     def read(
         self, study_name: str, trial_number: int | None = None, *, phase: str | None = None
@@ -228,11 +226,8 @@ class SampleStore:
         query = query.order_by(
             _SampleRow.trial_number, _SampleRow.phase, _SampleRow.repeat, _SampleRow.idx
         )
-        try:
-            with Session(self._engine) as session:
-                return [_stored(row) for row in session.scalars(query)]
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
+        with self._errors(), Session(self._engine) as session:
+            return [_stored(row) for row in session.scalars(query)]
 
     def write_steps(
         self,
@@ -244,16 +239,20 @@ class SampleStore:
         repeat: int = 0,
     ) -> None:
         """Store a capacity curve (one dict per step, as in the `capacity_curve` user attr)."""
-        try:
+        with self._errors():
             steps.write(self._engine, study_name, trial_number, points, phase, repeat)
-        except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
-            raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
 
     def read_steps(
         self, study_name: str, trial_number: int | None = None, *, phase: str | None = None
     ) -> list[StoredStep]:
-        try:
+        with self._errors():
             return steps.read(self._engine, study_name, trial_number, phase)
+
+    @contextlib.contextmanager
+    def _errors(self) -> Iterator[None]:
+        """A database error of any read or write, as the one-sentence StorageError."""
+        try:
+            yield
         except (sa_exc.SQLAlchemyError, sqlite3.Error) as exc:
             raise as_storage_error(exc, self._url, busy_timeout_s=self._busy_timeout_s) from None
 
