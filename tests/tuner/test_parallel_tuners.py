@@ -23,6 +23,7 @@ import pytest
 from optuna.trial import TrialState
 
 from storage import SampleStore
+from tests.support.processes import any_running
 from tuner.resume import ABANDONED, RETRY_ATTR, fail_reason
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
@@ -142,7 +143,7 @@ def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
 
     def victim_is_measuring() -> bool:
         children = psutil.Process(victim.pid).children(recursive=True)
-        return any("locust" in " ".join(c.cmdline()) for c in children if c.is_running())
+        return any_running(children, "locust")
 
     wait_for(victim_is_measuring)
     running = [
