@@ -5,8 +5,11 @@ load steps as possible.
    it (by the resolution, so a configuration within measurement noise of the incumbent is not
    thrown away on one step). A configuration that fails there cannot beat it (latency and
    goodput only get worse as traffic grows), so it is stopped after one step and the trial is
-   pruned with that reason. Reference trials are never pruned: their capacities are the
-   study's yardsticks.
+   pruned with that reason. A near miss (the SLO percentile within `second_look_within` times
+   the SLO, errors within budget) is measured once more before pruning: the probe is the first
+   step after a restart, and one stall of the machine must not discard a configuration that
+   ties the incumbent. Reference trials are never pruned: their capacities are the study's
+   yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
    and nothing has passed, it shrinks by `growth` (down to `min_rps`).
 3. Bisect. Between the highest passing rate and the lowest failing rate above it, at their
@@ -51,6 +54,7 @@ class SearchSettings:
     step_s: float  # the planned seconds of one step (warm-up + window), before any is timed
     growth: float = 2.0
     low_check_fraction: float = 0.25  # 0 = no low-rate check
+    second_look_within: float = 2.0  # a failed probe this close to the SLO runs again; 0 = never
 
 
 @dataclass
@@ -146,12 +150,15 @@ def search(
             outcome.stop_reason, outcome.stop_detail = stop
             break
         point = run(rate)
+        probe = probing_incumbent and may_prune and len(outcome.points) == 1
         if (
-            probing_incumbent
-            and len(outcome.points) == 1
+            probe
             and not point.verdict.passed
-            and may_prune
+            and _near_miss(point, criteria, s)
+            and not _bound_reached(outcome, s, clock() - started)
         ):
+            point = run(rate)  # the second look: a rate measured twice counts by its latest
+        if probe and not point.verdict.passed:
             outcome.pruned_because = (
                 f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at "
                 f"{point.result.target_rps:.1f} req/s {point.verdict.reason}"
@@ -166,6 +173,18 @@ def search(
     outcome.capacity, outcome.non_monotone = capacity_point(outcome.points)
     outcome.elapsed_s = clock() - started
     return outcome
+
+
+def _near_miss(point: CurvePoint, criteria: StepCriteria, s: SearchSettings) -> bool:
+    """A failure close enough to passing that one more look is worth a step: the latency just
+    over the SLO and the errors within budget (an overloaded configuration's latency is far
+    over it, and errors are not noise)."""
+    latency = point.result.latency_ms(criteria.percentile)
+    return (
+        latency is not None
+        and latency <= s.second_look_within * criteria.slo_ms
+        and point.result.error_rate <= criteria.max_error_rate
+    )
 
 
 def _clamp(rate: float, s: SearchSettings) -> float:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import pytest
 
 from tests.tuner.capacity.fake_target import FakeTarget
-from tuner.capacity import SearchSettings, StepCriteria, search
+from tuner.capacity import SearchSettings, StepCriteria, StepResult, search
 from tuner.capacity.search import (
     AT_MAX,
     BELOW_MIN,
@@ -89,7 +89,7 @@ def test_capacity_at_max_rps_stops_there() -> None:
 
 
 def test_a_config_that_cannot_beat_the_incumbent_is_pruned_after_one_step() -> None:
-    target = FakeTarget(capacity=500.0)  # SLO holds up to 375
+    target = FakeTarget(capacity=450.0)  # SLO holds up to 337.5; p95 75 ms at 420 req/s
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
     assert target.asked == [pytest.approx(420.0)]  # just below it: within the resolution
     assert outcome.stop_reason == PRUNED
@@ -217,3 +217,60 @@ def test_one_stall_at_the_low_rate_check_is_retried_not_taken_for_a_slow_config(
     assert low[0].result.target_rps == low[1].result.target_rps
     assert outcome.non_monotone is None  # the retry passed: the failure was the stall
     assert 600 / 1.05 <= outcome.capacity_rps <= 600
+
+
+@dataclass
+class FirstStepMisses(FakeTarget):
+    """The first step (the probe, right after a restart) measures `first_p95_ms` and, when
+    `errors`, fails requests too; every later step is the fake's own curve."""
+
+    first_p95_ms: float = 0.0
+    first_error_rate: float = 0.0
+
+    def __call__(self, rate: float) -> StepResult:
+        result = super().__call__(rate)
+        if len(self.asked) == 1:
+            return replace(result, p95_ms=self.first_p95_ms, error_rate=self.first_error_rate)
+        return result
+
+
+def test_a_probe_that_only_just_misses_is_measured_again_before_pruning() -> None:
+    target = FirstStepMisses(capacity=800.0, first_p95_ms=25.0)  # 1.25x the SLO, then fine
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked[:3] == [pytest.approx(420.0)] * 2 + [pytest.approx(840.0)]
+    assert [p.verdict.passed for p in outcome.points[:2]] == [False, True]
+    assert outcome.pruned_because is None and outcome.non_monotone is None
+    assert 600 / 1.05 <= outcome.capacity_rps <= 600
+
+
+def test_a_near_miss_twice_is_pruned_after_the_second_look() -> None:
+    target = FakeTarget(capacity=480.0)  # p95 at 420 req/s: 40 ms, 2x the SLO
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked == [pytest.approx(420.0)] * 2
+    assert outcome.stop_reason == PRUNED
+    assert outcome.pruned_because.endswith("p95 40.0 ms > SLO 20 ms")
+
+
+@pytest.mark.parametrize(
+    ("first_p95_ms", "first_error_rate"),
+    [(41.0, 0.0), (25.0, 0.05)],
+    ids=["far-over-the-slo", "errors-over-budget"],
+)
+def test_a_clear_miss_is_pruned_without_a_second_look(
+    first_p95_ms: float, first_error_rate: float
+) -> None:
+    target = FirstStepMisses(
+        capacity=800.0, first_p95_ms=first_p95_ms, first_error_rate=first_error_rate
+    )
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked == [pytest.approx(420.0)]
+    assert outcome.stop_reason == PRUNED
+
+
+def test_no_second_look_when_it_is_switched_off() -> None:
+    target = FirstStepMisses(capacity=800.0, first_p95_ms=21.0)
+    outcome = search(
+        target, settings(second_look_within=0.0), CRITERIA, start_rps=100.0, incumbent_rps=441.0
+    )
+    assert target.asked == [pytest.approx(420.0)]
+    assert outcome.stop_reason == PRUNED
