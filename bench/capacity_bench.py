@@ -96,9 +96,15 @@ def run_tuned(out: Path, args: argparse.Namespace) -> tuple[dict, optuna.Study]:
     winner = result.winner or {}
     won = study.trials[winner["trial"]] if winner else None
 
+    confirmation = study.user_attrs.get("confirmation") or {}
+
     def reference(name: str) -> float | None:
+        """The reference's median capacity when the confirmation pass re-measured it."""
         trial = refs.get(name)
-        return (trial.user_attrs.get("capacity_rps") or None) if trial is not None else None
+        if trial is None:
+            return None
+        confirmed = confirmation.get(str(trial.number)) or {}
+        return confirmed.get("median_rps") or trial.user_attrs.get("capacity_rps") or None
 
     median = winner.get("median_rps")
     capacity = {
@@ -113,6 +119,7 @@ def run_tuned(out: Path, args: argparse.Namespace) -> tuple[dict, optuna.Study]:
             ratios[f"winner_vs_{name}"] = round(capacity["winner_median"] / capacity[name], 2)
     completed = [seconds(t) for t in trials if t.state == COMPLETE]
     pruned = [seconds(t) for t in trials if t.state == PRUNED]
+    looked_again = [t for t in trials if probed_twice(t)]
     return {
         "objective": study.user_attrs.get("objective"),
         "capacity_rps": capacity,
@@ -121,9 +128,30 @@ def run_tuned(out: Path, args: argparse.Namespace) -> tuple[dict, optuna.Study]:
             "completed": spread(completed),
             "pruned": spread(pruned),
         },
+        "second_looks": {
+            "probes": sum(1 for t in trials if is_probed(t)),
+            "looked_again": len(looked_again),
+            "kept": sum(1 for t in looked_again if t.state == COMPLETE),
+        },
         "trials": [point(t, percentile) for t in trials if t.state in (COMPLETE, PRUNED)],
         "confirmation": study.user_attrs.get("confirmation"),
     }, study
+
+
+def is_probed(trial: optuna.trial.FrozenTrial) -> bool:
+    """A searched trial that could be pruned: its first step probed the incumbent."""
+    return REFERENCE_ATTR not in trial.user_attrs and trial.state in (COMPLETE, PRUNED)
+
+
+def probed_twice(trial: optuna.trial.FrozenTrial) -> bool:
+    """The probe only just missed and was measured again at the same rate."""
+    curve = trial.user_attrs.get("capacity_curve") or []
+    return (
+        is_probed(trial)
+        and len(curve) >= 2
+        and curve[0]["target_rps"] == curve[1]["target_rps"]
+        and not curve[0]["passed"]
+    )
 
 
 def fixed_space(out: Path, trial: optuna.trial.FrozenTrial) -> Path:
@@ -240,6 +268,12 @@ def summary(results: dict) -> str:
         lines.append(
             f"seconds per {kind} trial: median {s['median']} ({s['min']}-{s['max']}), "
             f"n = {len(s['values'])}"
+        )
+    looks = t.get("second_looks")
+    if looks:
+        lines.append(
+            f"second looks: {looks['looked_again']} of {looks['probes']} probes only just "
+            f"missed and ran again; {looks['kept']} of those passed and were searched"
         )
     if "noise" in results:
         n = results["noise"]["capacity_rps"]

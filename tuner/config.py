@@ -127,6 +127,7 @@ class SearchConfig:
 class ConfirmConfig:
     top_k: int = 3
     repeats: int = 2
+    references: bool = True  # re-measure the two reference points too: ratios of medians
 
 
 @dataclass

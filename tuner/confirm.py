@@ -1,8 +1,10 @@
 """The confirmation pass: re-measure the best few feasible trials; choose on the medians.
 
-One lucky run should not pick the production configuration. Finished trials cannot be
-changed in Optuna, so the repeated figures live in the study's user attrs (`confirmation`,
-`winner`) and in the samples table with phase "confirm".
+One lucky run should not pick the production configuration, and one unlucky run of a
+reference point should not inflate the ratios quoted against it: the two references are
+re-measured too (`confirm.references`), so "2.1x no batching" compares medians with medians.
+Finished trials cannot be changed in Optuna, so the repeated figures live in the study's user
+attrs (`confirmation`, `winner`) and in the samples table with phase "confirm".
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from tuner.errors import TrialFailed
 from tuner.measurement import Measurer
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
+    REFERENCE_ATTR,
     constraint_values,
     is_feasible,
     measurement_attrs,
@@ -42,6 +45,18 @@ def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]
     return sorted(done, key=lambda t: t.value, reverse=True)[:k]
 
 
+def reference_points(
+    study: optuna.Study, candidates: list[optuna.trial.FrozenTrial]
+) -> list[optuna.trial.FrozenTrial]:
+    """The feasible reference trials not already among the candidates, in trial order."""
+    chosen = {t.number for t in candidates}
+    return [
+        t
+        for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        if REFERENCE_ATTR in t.user_attrs and is_feasible(t) and t.number not in chosen
+    ]
+
+
 def confirm(
     study: optuna.Study,
     config: TunerConfig,
@@ -56,15 +71,17 @@ def confirm(
     if not candidates:
         say("confirmation pass skipped: no trial is feasible")
         return None
+    references = reference_points(study, candidates) if config.confirm.references else []
     what = "capacity " if isinstance(measurer, CapacityMeasurer) else ""
     say(
         f"confirming {'the capacity of ' if what else ''}the best {len(candidates)} feasible "
-        "trials "
-        f"({config.confirm.repeats} more run(s) each; the winner is chosen on medians)"
+        "trials"
+        + (f" and {len(references)} reference point(s)" if references else "")
+        + f" ({config.confirm.repeats} more run(s) each; the winner is chosen on medians)"
     )
     percentile = config.objective.percentile
     results: dict[str, dict] = dict(study.user_attrs.get(CONFIRMATION_ATTR) or {})
-    for trial in candidates:
+    for trial in [*candidates, *references]:
         # The trial's own run is one of the measurements the medians are taken over, and so
         # are the runs of an earlier confirmation pass (a resumed study adds to them).
         earlier = results.get(str(trial.number), {}).get("runs")

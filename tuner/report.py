@@ -182,11 +182,13 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         return f"{line}; {versus}" if versus else line
     reference = _reference(study, NO_BATCHING)
     if reference is not None:
-        base = reference.user_attrs
-        ratio = f" = {rps / base['rps']:.2f}x" if base["rps"] else ""
+        base, base_latency, how = reference_figures(
+            study, reference, percentile, reference.user_attrs.get(f"{percentile}_ms")
+        )
+        ratio = f" = {rps / base:.2f}x" if base else ""
         line += (
-            f"; no batching (trial {reference.number}): {base['rps']:.1f} req/s, "
-            f"{percentile} {_f(base.get(f'{percentile}_ms'))} ms{ratio}"
+            f"; no batching (trial {reference.number}): {base:.1f} req/s, "
+            f"{percentile} {_f(base_latency)} ms{how}{ratio}"
         )
     return line
 
@@ -207,13 +209,27 @@ def _reference(study: optuna.Study, kind: str) -> optuna.trial.FrozenTrial | Non
     return measured[-1] if measured else None
 
 
+def reference_figures(
+    study: optuna.Study, ref: optuna.trial.FrozenTrial, percentile: str, latency: float | None
+) -> tuple[float, float | None, str]:
+    """A reference's req/s and latency, the confirmation pass's medians when it re-measured
+    the reference (like for like with a confirmed winner), and how they were obtained."""
+    confirmed = (study.user_attrs.get(CONFIRMATION_ATTR) or {}).get(str(ref.number))
+    if confirmed and confirmed.get("median_rps"):
+        return (
+            confirmed["median_rps"],
+            confirmed.get(f"median_{percentile}_ms", latency),
+            f", median of {len(confirmed['rps'])} runs",
+        )
+    return ref.user_attrs["rps"], latency, ""
+
+
 def versus_references(
     study: optuna.Study, value: float, percentile: str, winner: int | None = None
 ) -> str:
     """`value` (a capacity) against both reference points, e.g. "3.10x no batching (trial 0:
     262.0 req/s at p95 18.0 ms), 1.60x TF Serving's recommended start (trial 1: ...)"."""
     parts = []
-    confirmations = study.user_attrs.get(CONFIRMATION_ATTR) or {}
     for kind, name in REFERENCE_NAMES.items():
         ref = _reference(study, kind)
         if ref is None:
@@ -221,14 +237,9 @@ def versus_references(
         if ref.number == winner:
             parts.append(f"the winner is {name} itself")
             continue
-        base = ref.user_attrs["rps"]
-        latency = ref.user_attrs.get("latency_at_capacity_ms")
-        how = ""
-        confirmed = confirmations.get(str(ref.number))
-        if confirmed and confirmed.get("median_rps"):  # like for like with a confirmed winner
-            base = confirmed["median_rps"]
-            latency = confirmed.get(f"median_{percentile}_ms", latency)
-            how = f", median of {len(confirmed['rps'])} runs"
+        base, latency, how = reference_figures(
+            study, ref, percentile, ref.user_attrs.get("latency_at_capacity_ms")
+        )
         if base and ref.user_attrs.get("capacity_rps"):
             parts.append(
                 f"{value / base:.2f}x {name} (trial {ref.number}: {base:.1f} req/s at "

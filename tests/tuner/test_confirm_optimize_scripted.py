@@ -12,6 +12,7 @@ from tests.support.studies import config_for
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, confirm
 from tuner.errors import TrialFailed
 from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
+from tuner.report import winner_summary
 from tuner.study import open_study, optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
@@ -67,6 +68,62 @@ def test_the_winner_is_chosen_on_medians_not_on_one_lucky_run(tmp_path: Path) ->
     ]
 
 
+def unlucky_no_batching_once(runs: Counter):
+    """No batching measures 100 req/s in its trial (0), then 200 every time; batching 400,
+    except in the recommended start's own trial (1): 300, so the sampled trial 2 is best."""
+
+    def served(batching, flags, rate) -> Served:
+        key = "batching" if batching is not None else "none"
+        runs[key] += 1
+        if key == "none":
+            return Served(rps=100.0 if runs[key] == 1 else 200.0, p95_ms=40.0)
+        return Served(rps=300.0 if runs[key] == 1 else 400.0, p95_ms=40.0)
+
+    return served
+
+
+def confirm_best_one(tmp_path: Path, served, references: bool):
+    config = config_for(tmp_path)
+    config.load.mode = "closed"
+    config.confirm.top_k, config.confirm.repeats = 1, 2
+    config.confirm.references = references
+    fake = FakeMeasurer(served)
+    study = run(tmp_path, served, "closed", n_trials=3, fake=fake)
+    lines: list[str] = []
+    with SampleStore(config.study.storage) as samples:
+        winner = confirm(study, config, fake, samples, tmp_path / "runs", lines.append)
+    return study, winner, fake, lines
+
+
+def test_the_references_are_re_measured_so_ratios_compare_medians(tmp_path: Path) -> None:
+    runs: Counter = Counter()
+    study, winner, fake, lines = confirm_best_one(tmp_path, unlucky_no_batching_once(runs), True)
+    assert "the best 1 feasible trials and 2 reference point(s)" in lines[0]
+    no_batching = study.user_attrs[CONFIRMATION_ATTR]["0"]
+    assert no_batching["rps"] == [100.0, 200.0, 200.0]
+    assert study.user_attrs[CONFIRMATION_ATTR]["1"]["median_rps"] == 400.0
+    assert winner["trial"] == 2  # a reference re-measured is a yardstick, not a candidate
+    assert winner_summary(study, "p95").endswith(
+        "; no batching (trial 0): 200.0 req/s, p95 40.0 ms, median of 3 runs = 2.00x"
+    )
+    assert [c.workdir.name for c in fake.calls[3:]][-4:] == [
+        "confirm-trial-0000-0",
+        "confirm-trial-0000-1",
+        "confirm-trial-0001-0",
+        "confirm-trial-0001-1",
+    ]
+
+
+def test_references_false_re_measures_only_the_best(tmp_path: Path) -> None:
+    runs: Counter = Counter()
+    study, _, fake, lines = confirm_best_one(tmp_path, unlucky_no_batching_once(runs), False)
+    assert "reference point" not in lines[0]
+    assert len(fake.calls) == 3 + 2
+    assert winner_summary(study, "p95").endswith(
+        "; no batching (trial 0): 100.0 req/s, p95 40.0 ms = 4.00x"
+    )
+
+
 def test_with_no_candidate_feasible_on_repeats_the_best_single_run_wins(tmp_path: Path) -> None:
     runs: Counter = Counter()
 
@@ -113,7 +170,8 @@ def test_optimize_runs_n_trials_in_total_with_the_references_queued_once(tmp_pat
     first = optimize(optimize_config(tmp_path, 4), lines.append, parts=fake_parts(fake))
     assert first.trials_run == 4
     assert first.winner is not None and first.winner["confirmed"]
-    assert len(fake.calls) == 4 + 1  # four trials, one confirmation run
+    # four trials; the best (the recommended start) and no batching re-measured once each
+    assert len(fake.calls) == 4 + 2
     assert "model server: scripted (fake_measurer)" in lines
 
     again = optimize(optimize_config(tmp_path, 4), lines.append, parts=fake_parts(fake))
