@@ -31,12 +31,22 @@ def lucky_once(runs: Counter):
     return served
 
 
-def confirmed(tmp_path: Path, served, repeats: int = 2):
+def confirmed(
+    tmp_path: Path,
+    served,
+    repeats: int = 2,
+    *,
+    top_k: int = 2,
+    n_trials: int = 2,
+    references: bool = True,
+):
+    """`n_trials` of a closed-loop study scored by `served`, then the confirmation pass."""
     config = config_for(tmp_path)
     config.load.mode = "closed"
-    config.confirm.top_k, config.confirm.repeats = 2, repeats
+    config.confirm.top_k, config.confirm.repeats = top_k, repeats
+    config.confirm.references = references
     fake = FakeMeasurer(served)
-    study = run(tmp_path, served, "closed", n_trials=2, fake=fake)
+    study = run(tmp_path, served, "closed", n_trials=n_trials, fake=fake)
     lines: list[str] = []
     with SampleStore(config.study.storage) as samples:
         winner = confirm(study, config, fake, samples, tmp_path / "runs", lines.append)
@@ -83,16 +93,7 @@ def unlucky_no_batching_once(runs: Counter):
 
 
 def confirm_best_one(tmp_path: Path, served, references: bool):
-    config = config_for(tmp_path)
-    config.load.mode = "closed"
-    config.confirm.top_k, config.confirm.repeats = 1, 2
-    config.confirm.references = references
-    fake = FakeMeasurer(served)
-    study = run(tmp_path, served, "closed", n_trials=3, fake=fake)
-    lines: list[str] = []
-    with SampleStore(config.study.storage) as samples:
-        winner = confirm(study, config, fake, samples, tmp_path / "runs", lines.append)
-    return study, winner, fake, lines
+    return confirmed(tmp_path, served, top_k=1, n_trials=3, references=references)
 
 
 def test_the_references_are_re_measured_so_ratios_compare_medians(tmp_path: Path) -> None:
