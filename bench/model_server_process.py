@@ -4,7 +4,6 @@ launched, when it became AVAILABLE, its CPU time and its executed batch sizes.""
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -15,7 +14,7 @@ import grpc
 import httpx
 
 from model_server.batching_parameters import BatchingParameters, render
-from tuner.process import free_port
+from tuner.process import free_port, stop_child
 from tuner.servers.defaults import METRICS_PATH
 from tuner.servers.readiness import model_state
 
@@ -99,10 +98,4 @@ class Server:
         return (int(usage[11]) + int(usage[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_child(self.process, 30)

@@ -40,7 +40,7 @@ from model_server_bench import build_requests, measure  # noqa: E402
 from model_server_process import ENV  # noqa: E402
 
 from model_server.batching_parameters import BatchingParameters  # noqa: E402
-from tuner.process import free_port  # noqa: E402
+from tuner.process import free_port, stop_child  # noqa: E402
 
 STUB_BATCHING = BatchingParameters(
     max_batch_size=64, batch_timeout_micros=0, num_batch_threads=1, max_enqueued_batches=64
@@ -130,12 +130,7 @@ class _Process:
         return (int(usage[11]) + int(usage[12])) / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_child(self.process, 20)
 
 
 def _cpu() -> float:

@@ -65,6 +65,19 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, kill_event: str) -> int
     return proc.returncode
 
 
+def stop_child(proc: subprocess.Popen, timeout_s: float) -> int | None:
+    """SIGTERM, up to `timeout_s` for it to exit, then SIGKILL to it alone; returns the exit
+    code. For a child that shares our process group, which `stop_group` must not signal."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
 def stop_processes(processes: list[psutil.Process], timeout_s: float) -> None:
     """SIGTERM each, up to `timeout_s` for all to exit, then SIGKILL the rest."""
     for process in processes:

@@ -15,6 +15,7 @@ from typing import Any
 
 import websocket
 
+from tuner.process import stop_child
 from tuner.review.images import find_browser
 
 NO_BROWSER = "no Chrome/Chromium found: `make test` installs Debian's chromium (as root)"
@@ -99,12 +100,7 @@ def headless_chromium() -> Iterator[str]:
             port = int(port_file.read_text().split()[0])
             yield f"127.0.0.1:{port}"
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_child(process, 10)
 
 
 @contextlib.contextmanager

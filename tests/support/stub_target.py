@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from tuner.process import free_port
+from tuner.process import free_port, stop_child
 
 STUB = Path(__file__).parents[1] / "tuner" / "load" / "stub_predict_service.py"
 
@@ -46,9 +46,4 @@ def stub_target(*args: str, start_timeout_s: float = 30.0) -> Iterator[Stub]:
                 time.sleep(0.1)
         yield Stub(url, proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_child(proc, 10)

@@ -28,12 +28,14 @@ from pathlib import Path
 
 from tuner.load.locust_process import last_line, locust_env, worker_command
 from tuner.load.spec import LoadGeneratorError, LoadProfile, LoadProfileError
+from tuner.process import stop_child
 
 log = logging.getLogger(__name__)
 
 RESTART_PAUSE_S = 1.0
 FAST_EXIT_S = 5.0  # a worker that fails sooner than this, three times running, is broken
 MAX_FAST_FAILURES = 3
+STOP_TIMEOUT_S = 5.0
 
 
 def parse_master(master: str) -> tuple[str, int]:
@@ -93,8 +95,8 @@ def serve(
         say(f"event=load_worker_start run={runs} master={host}:{port} name={name} pid={proc.pid}")
         try:
             code = proc.wait()
-        finally:
-            _stop(proc)
+        finally:  # SIGTERM first: the worker tells the master it quits
+            stop_child(proc, STOP_TIMEOUT_S)
         lasted = time.monotonic() - started
         say(f"event=load_worker_exit run={runs} code={code} seconds={lasted:.1f}")
         failures = failures + 1 if code != 0 and lasted < FAST_EXIT_S else 0
@@ -104,14 +106,3 @@ def serve(
                 f"{FAST_EXIT_S:g} s: {last_line(log_path)} (log: {log_path})"
             )
         time.sleep(RESTART_PAUSE_S)
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM (the worker tells the master it quits), bounded wait, then SIGKILL."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5.0)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()

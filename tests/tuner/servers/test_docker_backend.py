@@ -20,7 +20,7 @@ import requests
 
 from model_server.batching_parameters import BatchingParameters
 from tuner.leftovers import marking_children
-from tuner.process import free_port
+from tuner.process import free_port, stop_child
 from tuner.servers import (
     BackendUnavailableError,
     DockerBackend,
@@ -97,13 +97,8 @@ class FakeContainer:
 
     def stop(self, timeout: int) -> None:
         self.client.calls.append(("stop", self.name, timeout))
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_child(self.proc, timeout)
         self.status = "exited"
         self.attrs = {"State": {"ExitCode": 143 if self.proc is None else self.proc.returncode}}
 
