@@ -127,13 +127,21 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
         ) from None
 
 
-def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.BaseStorage:
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A database error as the CLI reports it: a wrong URL is the config's fault (exit 2), a
+    database down or missing right now is not (exit 1)."""
     try:
-        return open_storage(config.study.storage, **heartbeat)
-    except StorageURLError as exc:  # the URL is wrong: fix the config (exit 2)
+        yield
+    except StorageURLError as exc:
         raise ConfigError(str(exc)) from None
-    except StorageError as exc:  # the database is down or missing right now (exit 1)
+    except StorageError as exc:
         raise TunerError(str(exc)) from None
+
+
+def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.BaseStorage:
+    with _storage_errors():
+        return open_storage(config.study.storage, **heartbeat)
 
 
 def make_sampler(
@@ -217,15 +225,6 @@ def join_study(
     return counted_trials(study)
 
 
-def _study_lock(config: TunerConfig) -> StudyLock:
-    try:
-        return StudyLock(config.study.storage, config.study.name)
-    except StorageURLError as exc:
-        raise ConfigError(str(exc)) from None
-    except StorageError as exc:
-        raise TunerError(str(exc)) from None
-
-
 def _check_study(study: optuna.Study, space: SearchSpace, config: TunerConfig) -> None:
     if study.user_attrs.get(SPACE_ATTR) not in (None, space.name):
         raise ConfigError(
@@ -257,10 +256,11 @@ def optimize(
             "build the demo model with `make model` or point it at your model"
         )
     worker = worker_name(config.study.worker)
-    lock = _study_lock(config)
+    with _storage_errors():
+        lock = StudyLock(config.study.storage, config.study.name)
     with contextlib.ExitStack() as stack:
         stack.callback(lock.close)
-        with _storage_errors(), lock:
+        with _storage_errors(), lock:  # the lock meets the database first
             # Under the lock: tuners started at once on a new database would race to create
             # Optuna's tables and ours.
             study = open_study(config, space)
@@ -286,17 +286,6 @@ def optimize(
             say,
             parts,
         )
-
-
-@contextlib.contextmanager
-def _storage_errors() -> Iterator[None]:
-    """The study lock meets the database first: its errors read as open_storage's do."""
-    try:
-        yield
-    except StorageURLError as exc:  # the URL is wrong: fix the config (exit 2)
-        raise ConfigError(str(exc)) from None
-    except StorageError as exc:  # the database is down or missing right now (exit 1)
-        raise TunerError(str(exc)) from None
 
 
 @dataclass(frozen=True)
