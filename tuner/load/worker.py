@@ -19,8 +19,6 @@ requests' shape); the tuner refuses a worker whose settings differ.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -29,6 +27,7 @@ from pathlib import Path
 from tuner.load.locust_process import last_line, locust_env, worker_command
 from tuner.load.spec import LoadGeneratorError, LoadProfile, LoadProfileError
 from tuner.process import stop_child
+from tuner.worker import worker_name
 
 log = logging.getLogger(__name__)
 
@@ -48,10 +47,6 @@ def parse_master(master: str) -> tuple[str, int]:
             f"default), e.g. 10.0.0.5:5557, not {master!r}"
         )
     return host, int(port)
-
-
-def default_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def serve(
@@ -78,7 +73,7 @@ def serve(
             "path load.locustfile names"
         )
     host, port = parse_master(master)
-    name = name or default_name()
+    name = worker_name(name or "")
     cmd = worker_command(profile, host, port)
     env = locust_env(profile, None)
     env.update(TUNER_LOAD_REMOTE="1", TUNER_LOAD_WORKER_NAME=name)
