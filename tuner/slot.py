@@ -14,7 +14,6 @@ it left behind there (tuner/leftovers.py) and reuses the ports stored for that s
 from __future__ import annotations
 
 import fcntl
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -27,12 +26,6 @@ class Slot:
     index: int
     workdir: Path
     _file: IO[str]
-
-    def ports_key(self, host: str | None = None) -> str:
-        """The key of this slot's ports in the study's stored ports: the host name for slot 0
-        (as stored before slots existed), `host#N` for the others."""
-        host = host or socket.gethostname()
-        return host if self.index == 0 else f"{host}#{self.index}"
 
     def release(self) -> None:
         if not self._file.closed:
