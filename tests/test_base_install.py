@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -41,18 +42,37 @@ def _pip(env_dir: Path, *args: str) -> None:
     assert done.returncode == 0, done.stderr[-3000:]
 
 
+def _source_copy(dest: Path) -> Path:
+    """The checkout's files as git sees them (untracked ones too, ignored ones not): what a
+    user's `pip install .` of a clean clone builds, without the build/ leftovers a build in
+    place would reuse."""
+    listed = subprocess.run(
+        ["git", "-C", str(REPO), "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    shutil.rmtree(dest, ignore_errors=True)
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (dest / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, dest / name)
+    return dest
+
+
 @pytest.fixture(scope="module")
 def base_env(request: pytest.FixtureRequest) -> Iterator[Path]:
     root = Path(request.config.cache.mkdir("base-install"))
     env_dir = root / "venv"
     with (root / "lock").open("w") as lock:  # xdist workers share the cache
         fcntl.flock(lock, fcntl.LOCK_EX)
+        source = str(_source_copy(root / "source"))
         stamp = env_dir / "dependencies-key"
         if not stamp.exists() or stamp.read_text() != _dependencies_key():
             venv.create(env_dir, clear=True, with_pip=True)
-            _pip(env_dir, str(REPO))
+            _pip(env_dir, source)
             stamp.write_text(_dependencies_key())
-        _pip(env_dir, "--no-deps", "--force-reinstall", str(REPO))
+        _pip(env_dir, "--no-deps", "--force-reinstall", source)
         yield env_dir
 
 
