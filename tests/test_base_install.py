@@ -163,3 +163,16 @@ def test_report_without_its_extra_says_which_to_install(base_env: Path, tmp_path
         "out: pip install 'tfserving-batching-tuner[report]'"
     )
     assert sys.executable not in done.stderr
+
+
+def test_the_demo_service_without_its_extra_says_which_to_install(
+    base_env: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "models" / "sentiment" / "1").mkdir(parents=True)
+    config = tmp_path / "tuner.toml"
+    config.write_text('[server]\nbackend = "binary"\nbinary_path = "/bin/true"\n')
+    done = run(base_env, "optimize", "--config", str(config), cwd=tmp_path)
+    assert done.returncode == 2
+    error = done.stderr.strip().splitlines()[-1]
+    assert "pip install 'tfserving-batching-tuner[embedded]'" in error
+    assert "service.url or service.command" in error

@@ -111,3 +111,15 @@ def test_ctrl_c_speaks_of_trials_only_where_trials_run(monkeypatch, capsys) -> N
     monkeypatch.setattr(cli, "cmd_optimize", interrupted)
     assert main(["optimize", "--storage", "sqlite://"]) == 130
     assert "any running trial is marked failed (interrupted)" in capsys.readouterr().err
+
+
+def test_optimize_says_when_built_in_defaults_stand_in_for_a_config(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no ./tuner.toml here
+    _config(build_parser().parse_args(["show"]))
+    assert capsys.readouterr().err == ""  # show and export fail with the reason instead
+    config = _config(build_parser().parse_args(["optimize"]))
+    err = capsys.readouterr().err
+    assert err.startswith("note: no --config and no ./tuner.toml here")
+    assert repr(config.study.name) in err
