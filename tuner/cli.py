@@ -351,6 +351,10 @@ def main(argv: list[str] | None = None, prog: str = "tuner") -> int:
     except TunerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file the library did not expect to miss: still one sentence
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         if args.command == "optimize":  # the one command that runs trials
             print(

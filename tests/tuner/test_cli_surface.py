@@ -123,3 +123,15 @@ def test_optimize_says_when_built_in_defaults_stand_in_for_a_config(
     err = capsys.readouterr().err
     assert err.startswith("note: no --config and no ./tuner.toml here")
     assert repr(config.study.name) in err
+
+
+def test_load_worker_with_an_unwritable_log_is_one_sentence_exit_1(tmp_path: Path, capsys):
+    config = tmp_path / "tuner.toml"
+    config.write_text("[load]\nworkers = 1\n")
+    log = tmp_path / "missing-dir" / "load-worker.log"
+    code = main(
+        ["load-worker", "--config", str(config), "--master", "127.0.0.1:1", "--log", str(log)]
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err.count("\n") == 1 and err.startswith(f"error: cannot write the Locust log {log}")
