@@ -1,4 +1,4 @@
-# Three images from one file (see README, "Containers"):
+# Three images from one file (see docs/how-to/docker.md):
 #   service       the Starlette prediction service   docker build --target service -t tuner-service .
 #   model-server  the embedded model server with the tensorflow/serving image's contract
 #   tuner         the tuner CLI and optuna-dashboard
@@ -21,7 +21,8 @@ RUN groupadd --system --gid 10001 tuner \
       --shell /usr/sbin/nologin tuner
 WORKDIR /app
 
-# The requirement sets, cut from pyproject.toml. Each venv stage copies only its own set, so a
+# The requirement sets, from pyproject.toml's dependencies and extras (container/requirements.py).
+# Each venv stage copies only its own set, so a
 # code change invalidates none of the (large) venv layers, and a dependency change only those
 # whose set changed.
 FROM base AS requirements

@@ -7,11 +7,12 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
+.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-docker bench-parallel clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
 	@echo "make test   - install (if needed, and Chromium for the report's test), lint, the test-suite"
+	@echo "make docs   - build the docs site (MkDocs, --strict) into build/site"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
@@ -27,7 +28,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 # Rebuilt when the code that defines it changes: a model trained on other token ids is wrong.
-MODEL_SOURCES := service/text.py scripts/corpus.py scripts/build_demo_model.py
+MODEL_SOURCES := service/text.py service/corpus.py scripts/build_demo_model.py
 
 $(MODEL): $(MODEL_SOURCES) | $(STAMP)
 	$(PY) -m scripts.build_demo_model --out models/sentiment $(if $(wildcard $(MODEL)),--force)
@@ -45,6 +46,11 @@ browser:
 test: $(STAMP) $(MODEL) lint browser
 	$(VENV)/bin/pytest
 
+# The docs site; --strict fails on a broken link, a page left out of the nav, or a tuner.toml
+# key without a description (the reference is generated from tuner/config.py).
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 # A real Docker-API engine (podman from Debian's packages when none answers), the Dockerfile's
 # targets built on it, then tests/docker/; the podman service it started is stopped after.
 test-docker: $(STAMP) $(MODEL)
@@ -54,11 +60,11 @@ bench-docker: $(STAMP) $(MODEL)
 	scripts/docker_engine.sh run $(PY) bench/container_bench.py
 
 demo: $(STAMP) $(MODEL)
-	$(PY) -m tuner optimize --config tuner.toml
-	$(PY) -m tuner export --config tuner.toml --out batching_parameters.txt
+	$(VENV)/bin/tuner optimize --config tuner.toml
+	$(VENV)/bin/tuner export --config tuner.toml --out batching_parameters.txt
 	@echo
 	@echo "Review every trial:  $(VENV)/bin/optuna-dashboard sqlite:///tuning.db --artifact-dir artifacts"
-	@echo "The study as one page: $(PY) -m tuner report --out report.html"
+	@echo "The study as one page: $(VENV)/bin/tuner report --out report.html"
 
 bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_bench.py

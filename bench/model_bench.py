@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         tf.config.threading.set_inter_op_parallelism_threads(1)
     from model_server.model import load_model
     from scripts.build_demo_model import ensure_demo_model
-    from scripts.corpus import generate
+    from service.corpus import generate
     from service.text import Vocabulary
 
     ensure_demo_model(args.model_dir)

@@ -80,7 +80,7 @@ def build_requests(model_dir: Path, count: int = 256) -> list[bytes]:
     """Serialized one-row PredictRequests for realistic texts (TensorFlow stays in the parent)."""
     from tensorflow_serving.apis import predict_pb2
 
-    from scripts.corpus import generate
+    from service.corpus import generate
     from service.text import Vocabulary
 
     rows = Vocabulary.from_model_dir(model_dir).encode_batch([t for t, _ in generate(count)])

@@ -158,8 +158,8 @@ def measure(make_sender, args, *, concurrency: int, pids: dict[str, int]) -> dic
 
 def run_all(args: argparse.Namespace, workdir: Path) -> tuple[list[dict], dict]:
     from scripts.build_demo_model import ensure_demo_model
-    from scripts.corpus import generate
     from service.client import ModelClient
+    from service.corpus import generate
     from service.text import Vocabulary
 
     base = REPO / "models" / "sentiment"

@@ -1,7 +1,9 @@
-"""Requirement sets for the images, cut from pyproject.toml's dependencies (one source of truth).
+"""Requirement sets for the images, from pyproject.toml's dependencies and extras (one source of
+truth).
 
 Each image installs only what its program imports: the service needs no TensorFlow runtime
-(only its generated protos, see `protos`), the model server needs TensorFlow, the tuner all.
+(only its generated protos, see `protos`), the model server needs the `embedded` extra
+(TensorFlow), the tuner the base install plus the extras its image offers.
 Run inside the image build: `python3 requirements.py sets pyproject.toml OUTDIR` writes
 OUTDIR/<set>.txt; `python3 requirements.py protos WHEEL SITE_PACKAGES` unpacks TensorFlow's
 `*_pb2.py` modules from its wheel into SITE_PACKAGES.
@@ -16,13 +18,15 @@ import zipfile
 from pathlib import Path
 
 SERVING = {"starlette", "uvicorn", "httptools", "uvloop", "grpcio", "protobuf", "numpy", "orjson"}
-SETS = {
-    "service": SERVING,
+# name: (extras, wanted names or None for all of them)
+SETS: dict[str, tuple[tuple[str, ...], set[str] | None]] = {
+    "service": ((), SERVING),
     # The service's client stubs; installed without their `tensorflow` requirement.
-    "service-nodeps": {"tensorflow-serving-api"},
-    "tensorflow": {"tensorflow"},
-    "model-server": SERVING | {"tensorflow", "tensorflow-serving-api", "psutil"},
-    "tuner": None,  # everything
+    "service-nodeps": (("embedded",), {"tensorflow-serving-api"}),
+    "tensorflow": (("embedded",), {"tensorflow"}),
+    "model-server": (("embedded",), SERVING | {"tensorflow", "tensorflow-serving-api", "psutil"}),
+    # The tuner image runs every backend it can (embedded, docker) and draws reports.
+    "tuner": (("embedded", "docker", "report"), None),
 }
 
 
@@ -30,10 +34,17 @@ def _name(requirement: str) -> str:
     return re.split(r"[<>=!~;\[ ]", requirement, maxsplit=1)[0].strip().lower()
 
 
+def requirements(project: dict, extras: tuple[str, ...]) -> list[str]:
+    """The base dependencies and those of `extras`, as `pip install '.[extras]'` would get."""
+    optional = project.get("optional-dependencies", {})
+    return [*project["dependencies"], *(d for extra in extras for d in optional[extra])]
+
+
 def write_sets(pyproject: Path, outdir: Path) -> None:
-    deps = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    project = tomllib.loads(pyproject.read_text())["project"]
     outdir.mkdir(parents=True, exist_ok=True)
-    for set_name, wanted in SETS.items():
+    for set_name, (extras, wanted) in SETS.items():
+        deps = requirements(project, extras)
         chosen = [d for d in deps if wanted is None or _name(d) in wanted]
         (outdir / f"{set_name}.txt").write_text("\n".join(chosen) + "\n")
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.corpus import generate
+from service.corpus import generate
 from service.text import LABELS, OOV_ID, PAD_ID, SEQUENCE_LENGTH, VOCAB_ASSET, Vocabulary
 
 DEFAULT_BASE_PATH = Path("models/sentiment")

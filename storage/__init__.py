@@ -1,7 +1,7 @@
 """Where a study lives: Optuna's storage, its artifacts, our load samples and capacity steps."""
 
 from storage.artifacts import attach_files, open_artifact_store
-from storage.errors import StorageError, StorageURLError, as_storage_error
+from storage.errors import StorageError, StorageURLError, as_storage_error, safe_url
 from storage.optuna_storage import open_storage
 from storage.samples import SAMPLES_TABLE, SampleStore, StoredSample
 from storage.steps import STEPS_TABLE, StoredStep
@@ -18,4 +18,5 @@ __all__ = [
     "attach_files",
     "open_artifact_store",
     "open_storage",
+    "safe_url",
 ]

@@ -1,4 +1,4 @@
-"""`python -m tuner`: see tuner/cli.py."""
+"""`python -m tuner`, the same command as the `tuner` console script: see tuner/cli.py."""
 
 import os
 
@@ -6,4 +6,4 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from tuner.cli import main
 
-raise SystemExit(main())
+raise SystemExit(main(prog="python -m tuner"))

@@ -2,11 +2,12 @@
 
 The embedded server follows TF Serving 2.19's scheduler and rules, but it runs the model
 through TensorFlow's Python API with Python between the sockets and the batch threads, so
-absolute throughput and latency differ from `tensorflow_model_server`'s (README, "Differences
-from the real binary"). A winner measured there is a good candidate, not a verdict: `export`
-and the study summary say so, and `export` writes a search space that fixes every value of
-the exported file, so one short study on the binary or in Docker re-measures exactly it,
-next to the study's no-batching and TF-default reference trials.
+absolute throughput and latency differ from `tensorflow_model_server`'s
+(docs/reference/model-server.md, "Differences from the real binary"). A winner measured there
+is a good candidate, not a verdict: `export` and the study summary say so, and `export`
+writes a search space that fixes every value of the exported file, so one short study on the
+binary or in Docker re-measures exactly it, next to the study's no-batching and TF-default
+reference trials.
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
-"""`python -m tuner optimize | show | export | report | load-worker`: parsing and printing only.
+"""`tuner optimize | show | export | report | load-worker` (also `python -m tuner`): parsing and
+printing only.
 
 Every command is one call into the library. User errors print one sentence and exit 2
 (configuration) or 1 (runtime); Ctrl-C and SIGTERM stop the study cleanly with exit 130.
+Renamed flags keep their old spelling as an alias that prints one deprecation line.
 """
 
 from __future__ import annotations
@@ -16,10 +18,41 @@ from typing import Any
 
 import optuna
 
+from storage import safe_url
 from tuner.config import BACKENDS, SAMPLERS, TunerConfig, load_config
 from tuner.errors import TunerError
 
 DEFAULT_CONFIG = "tuner.toml"
+DISTRIBUTION = "tfserving-batching-tuner"
+
+
+def version() -> str:
+    """The installed distribution's version (a checkout run without installing says so)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version(DISTRIBUTION)
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old flag name: stores into the new one's dest and says once what to use instead."""
+
+    def __init__(self, *args: Any, new: str, **kwargs: Any) -> None:
+        self.new = new
+        super().__init__(*args, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        print(f"note: {option_string} is deprecated; use {self.new}", file=sys.stderr)
+        setattr(namespace, self.dest, values)
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
@@ -27,7 +60,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "study_name": ("study", "name"),
         "storage": ("study", "storage"),
         "n_trials": ("study", "n_trials"),
-        "timeout": ("study", "timeout_s"),
+        "timeout_s": ("study", "timeout_s"),
         "sampler": ("study", "sampler"),
         "seed": ("study", "seed"),
         "backend": ("server", "backend"),
@@ -48,7 +81,15 @@ def _config(args: argparse.Namespace) -> TunerConfig:
     path = args.config
     if path is None and Path(DEFAULT_CONFIG).exists():
         path = DEFAULT_CONFIG
-    return load_config(path, _overrides(args))
+    config = load_config(path, _overrides(args))
+    if path is None and args.command == "optimize":
+        # Not silent: the built-in defaults name another study than the user's config would.
+        print(
+            f"note: no --config and no ./{DEFAULT_CONFIG} here, so the built-in defaults apply "
+            f"(study {config.study.name!r} in {safe_url(config.study.storage)})",
+            file=sys.stderr,
+        )
+    return config
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
@@ -61,7 +102,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
     study = _print_report(config)
     with contextlib.suppress(TunerError):  # nothing feasible: the report said so
         if winning_trial(study)[0].params:
-            print("export it with: python -m tuner export --out batching_parameters.txt")
+            print("export it with: tuner export --out batching_parameters.txt")
     print(f"review every trial: {_dashboard_command(config)}")
     return 0
 
@@ -107,7 +148,7 @@ def cmd_load_worker(args: argparse.Namespace) -> int:
         serve(
             load_profile(config),
             args.master,
-            name=args.name,
+            name=args.worker,
             log_path=Path(args.log),
             say=lambda line: print(line, flush=True),
         )
@@ -123,6 +164,10 @@ def cmd_load_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from tuner.review.images import NO_PLOTTING, plotting_installed
+
+    if not plotting_installed():
+        raise TunerError(f"tuner report {NO_PLOTTING}")
     from tuner.review.report import write_report
 
     config = _config(args)
@@ -147,12 +192,12 @@ def _print_report(config: TunerConfig) -> optuna.Study:
 
 def _dashboard_command(config: TunerConfig) -> str:
     artifacts = config.path(config.study.artifact_dir)
-    return f"optuna-dashboard {config.study.storage} --artifact-dir {artifacts}"
+    return f"optuna-dashboard {safe_url(config.study.storage)} --artifact-dir {artifacts}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "tuner") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tuner",
+        prog=prog,
         description=(
             "Tune TensorFlow Serving's batching parameters: an Optuna study restarts the model "
             "server with each candidate, searches the highest open-loop request rate the "
@@ -160,12 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
             "maximises that capacity."
         ),
         epilog=(
-            "typical use: `python -m tuner optimize --config tuner.toml`, then "
+            "typical use: `tuner optimize --config tuner.toml`, then "
             "`optuna-dashboard sqlite:///tuning.db --artifact-dir artifacts` to review, "
-            "`python -m tuner show`, and `python -m tuner export --out batching_parameters.txt`. "
+            "`tuner show`, and `tuner export --out batching_parameters.txt` "
+            "(`python -m tuner` is the same command). "
             "Exit codes: 0 ok, 1 runtime problem, 2 configuration problem, 130 interrupted."
         ),
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def common(p: argparse.ArgumentParser) -> None:
@@ -187,9 +234,18 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--n-trials", type=int, help="override study.n_trials (the study's total)")
     p.add_argument(
+        "--timeout-s",
+        type=float,
+        metavar="SECONDS",
+        help="override study.timeout_s: a time budget in seconds; no new trial starts after it",
+    )
+    p.add_argument(
         "--timeout",
         type=float,
-        help="override study.timeout_s: a time budget in seconds; no new trial starts after it",
+        dest="timeout_s",
+        action=_DeprecatedAlias,
+        new="--timeout-s",
+        help="deprecated spelling of --timeout-s",
     )
     p.add_argument("--sampler", choices=SAMPLERS, help="override study.sampler")
     p.add_argument("--seed", type=int, help="override study.seed")
@@ -240,7 +296,18 @@ def build_parser() -> argparse.ArgumentParser:
         required=True,
         help="HOST:PORT of the tuner's Locust master (load.master_bind_port, default 5557)",
     )
-    p.add_argument("--name", help="this worker's name in errors (default: HOST:PID)")
+    p.add_argument(
+        "--worker",
+        metavar="NAME",
+        help="this load worker's name in the tuner's errors (default: HOST:PID)",
+    )
+    p.add_argument(
+        "--name",
+        dest="worker",
+        action=_DeprecatedAlias,
+        new="--worker",
+        help="deprecated spelling of --worker",
+    )
     p.add_argument(
         "--log", default="load-worker.log", help="Locust's log file (default: load-worker.log)"
     )
@@ -270,8 +337,8 @@ def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, prog: str = "tuner") -> int:
+    args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="ts=%(asctime)s level=%(levelname)s %(message)s",
@@ -284,13 +351,20 @@ def main(argv: list[str] | None = None) -> int:
     except TunerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # a file the library did not expect to miss: still one sentence
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"error: cannot use{where}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
-        print(
-            "interrupted: any running trial is marked failed (interrupted), every process "
-            "the tuner started was stopped and the study is intact; run the same command "
-            "to resume",
-            file=sys.stderr,
-        )
+        if args.command == "optimize":  # the one command that runs trials
+            print(
+                "interrupted: any running trial is marked failed (interrupted), every process "
+                "the tuner started was stopped and the study is intact; run the same command "
+                "to resume",
+                file=sys.stderr,
+            )
+        else:
+            print(f"interrupted: {args.command} stopped; the study is unchanged", file=sys.stderr)
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)

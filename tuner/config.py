@@ -1,7 +1,11 @@
 """tuner.toml: one file, typed sections with defaults that work for the demo; CLI overrides.
 
-Every field is documented in the README. Unknown keys and wrong types are errors naming the
-file and the key, because a typo silently ignored would tune the wrong thing for an hour.
+Unknown keys and wrong types are errors naming the file and the key, because a typo silently
+ignored would tune the wrong thing for an hour.
+
+Every key is documented by the string literal right below it (an attribute docstring): the
+docs site's configuration reference is generated from them (tuner/reference.py), and a key
+without one fails the docs build and the test-suite. A new key is a field plus its docstring.
 """
 
 from __future__ import annotations
@@ -26,108 +30,183 @@ LOAD_MODES = ("capacity", "closed")
 
 @dataclass
 class StudyConfig:
+    """`[study]`: which study, where it is stored, and how long it runs."""
+
     name: str = "sentiment-batching"
+    """The study's name; the same name resumes it."""
     storage: str = "sqlite:///tuning.db"
-    n_trials: int = 12  # the study's total, not "this many more"
+    """Any SQLAlchemy URL: a SQLite file (relative to the config file), `sqlite://` (in
+    memory) or `postgresql+psycopg://user:password@host/db` to share a study between hosts."""
+    n_trials: int = 12
+    """The study's total number of trials, reference points included (not "this many more")."""
     timeout_s: float | None = None
+    """Stop starting trials after this many seconds (per run); none = no time budget."""
     sampler: str = "tpe"
+    """`tpe`, `random` or `grid` (grid expands the space; refuses more than 1,000 points)."""
     seed: int | None = 0
+    """The sampler's seed (each trial's sampler is seeded with it plus the trials before it)."""
     artifact_dir: str = "artifacts"
+    """Optuna's artifact store: each trial's batching file, server log, Locust CSVs and log."""
     workdir: str = "runs"
-    # A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: run it again.
+    """Per-trial working files (`runs/STUDY/trial-NNNN/`)."""
     stale_after_s: int = 60
-    # Who measured each trial, when several tuners share the study; "" = host:pid. Give each
-    # tuner its own with `--worker`, not in a config file they share.
+    """A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: it fails
+    `abandoned` and runs again (trials beat every quarter of it)."""
     worker: str = ""
+    """Who measured each trial, when several tuners share the study; "" = host:pid. Give each
+    tuner its own with `--worker`, not in a config file they share."""
 
 
 @dataclass
 class ObjectiveConfig:
+    """`[objective]`: the latency SLO and the error budget a configuration must meet."""
+
     slo_ms: float = 100.0
+    """The latency SLO in milliseconds."""
     percentile: str = "p95"
+    """`p50`, `p95` or `p99`: which percentile must meet the SLO."""
     max_error_rate: float = 0.01
-    # capacity mode: a step keeps up when goodput >= this share of the offered rate (and the
-    # generator offered at least this share of the rate asked for)
+    """The largest acceptable fraction of failed requests (0.01 = 1%)."""
     min_goodput_ratio: float = 0.95
+    """Capacity mode: a step keeps up when goodput >= this share of the offered rate (and the
+    generator offered at least this share of the rate asked for)."""
 
 
 @dataclass
 class ServerConfig:
+    """`[server]`: the model server each trial restarts."""
+
     backend: str = "auto"
+    """`auto`, `embedded`, `binary` or `docker` (see [Backends](backends.md))."""
     model_name: str = "sentiment"
+    """The model's name, as clients ask for it."""
     model_base_path: str = "models/sentiment"
-    grpc_port: int = 0  # 0 = a free port, chosen once per study
+    """The model directory, holding numeric version subdirectories."""
+    grpc_port: int = 0
+    """The model server's gRPC port; 0 = a free port, chosen once per study and stored with it
+    (user attribute `server_ports`, per host; chosen again only if something took it since)."""
     rest_port: int = 0
+    """The model server's REST port; 0 = a free port, chosen as `grpc_port` is."""
     binary_path: str = DEFAULT_BINARY
+    """The real `tensorflow_model_server`, for the `binary` backend (looked up on PATH)."""
     docker_image: str = DEFAULT_IMAGE
+    """The image, for the `docker` backend."""
     extra_flags: dict[str, str] = field(default_factory=dict)
+    """More TF Serving flags for every trial, e.g. `{ tensorflow_session_parallelism = 2 }`;
+    each must be a flag of `tensorflow_model_server` 2.19 (a typo is a configuration error
+    naming the closest flag)."""
     ready_timeout_s: float = 120.0
+    """How long a server may take to be AVAILABLE before the trial fails `never_ready`."""
     warmup_requests: int = 20
+    """Requests through the service after each restart, before the load."""
 
 
 @dataclass
 class ServiceConfig:
-    url: str | None = None  # a service you run yourself; else the tuner starts one
-    # None = python -m service wired to the study's model server; a list or a shell-like
-    # string may use {host} {port} {grpc_target} {model_name} {model_base_path} {workers}
-    # {python}
+    """`[service]`: the prediction service the load is sent to."""
+
+    url: str | None = None
+    """A service you run yourself (then set `server.grpc_port` to the port it calls); none =
+    the tuner starts `python -m service`."""
     command: list[str] | str | None = None
-    # Where the tuner's service listens and Locust sends requests: this host's address that
-    # load hosts reach when load.workers run elsewhere, else loopback.
+    """Your own command to start the service, a list or a shell-like string; it may use
+    `{host} {port} {grpc_target} {model_name} {model_base_path} {workers} {python}`. None =
+    `python -m service` wired to the study's model server."""
     host: str = "127.0.0.1"
+    """Where the tuner's service listens and Locust sends requests: this host's address that
+    load hosts reach when `load.workers` run elsewhere, else loopback (not a wildcard: it is
+    also the URL)."""
     port: int = 0
+    """The service's port; 0 = a free one."""
     workers: int = 1
+    """Uvicorn worker processes of the service the tuner starts."""
     ready_timeout_s: float = 90.0
+    """How long the service may take to answer `/healthz`."""
 
 
 @dataclass
 class LoadConfig:
-    # capacity: each trial searches the highest open-loop (Poisson) rate within the SLO;
-    # closed: the fixed closed-loop profile below (users with no think time)
+    """`[load]`: the capacity search's open-loop steps, or the closed-loop profile."""
+
     mode: str = "capacity"
-    start_rps: float = 100.0  # the first probe when the study has no feasible capacity yet
+    """`capacity`: each trial searches the highest open-loop (Poisson) rate within the SLO;
+    `closed`: the fixed closed-loop profile (`load.users` users with no think time)."""
+    start_rps: float = 100.0
+    """The first step's rate while the study has no feasible capacity yet (req/s)."""
     min_rps: float = 5.0
+    """The search never goes below this rate (req/s)."""
     max_rps: float = 5000.0
-    resolution: float = 0.05  # bisect until the pass/fail rates are within 5% of each other
-    growth: float = 2.0  # bracketing: multiply (or divide) the rate by this per step
+    """The search never goes above this rate (req/s)."""
+    resolution: float = 0.05
+    """Bisect until the passing and failing rates are within this fraction of each other."""
+    growth: float = 2.0
+    """Bracketing: the rate is multiplied (or divided) by this per step until a step fails
+    (passes)."""
     max_steps: int = 8
-    max_trial_s: float = 120.0  # no step starts that would end after this
-    step_warmup_s: float = 2.0  # each step's warm-up at its rate, not measured
-    step_measure_s: float = 6.0  # each step's measurement window
-    max_in_flight: int = (
-        LoadProfile.max_in_flight
-    )  # the generator's ceiling; hitting it fails the step
-    low_check_fraction: float = 0.25  # one step at this share of the capacity (0 = none)
+    """The most steps one search takes."""
+    max_trial_s: float = 120.0
+    """No step starts that would end after this many seconds of search."""
+    step_warmup_s: float = 2.0
+    """Each capacity step's warm-up at its rate, not measured (a whole number of intervals)."""
+    step_measure_s: float = 6.0
+    """Each capacity step's measurement window (a whole number of intervals, at least one)."""
+    max_in_flight: int = LoadProfile.max_in_flight
+    """The open-loop generator's ceiling on outstanding requests; a step that hits it is not
+    achieved and fails."""
+    low_check_fraction: float = 0.25
+    """One more step at this share of the capacity's rate, unless a step that low was measured
+    (0 = none)."""
     # The fields a LoadProfile has keep its defaults (tuner/capacity/settings.py copies them
     # over by name).
     users: int = LoadProfile.users
+    """Closed mode: concurrent Locust users."""
     spawn_rate: float = LoadProfile.spawn_rate
+    """Closed mode: users started per second."""
     warmup_s: float = LoadProfile.warmup_s
+    """Closed mode: seconds of load excluded from the figures."""
     measure_s: float = LoadProfile.measure_s
+    """Closed mode: the measurement window in seconds."""
     interval_s: float = LoadProfile.interval_s
+    """The interval of the streamed figures, in seconds."""
     locustfile: str | None = None
+    """Your own locustfile; none = ours (for capacity mode it subclasses `OpenLoopUser`)."""
     processes: int = LoadProfile.processes
+    """Locust processes on this host (more when the generator saturates)."""
     request_timeout_s: float = LoadProfile.request_timeout_s
+    """The client timeout of one request (timed-out requests fail with code `timeout`)."""
     texts_per_request: int = LoadProfile.texts_per_request
-    # Load from several machines: > 0 makes each trial's Locust a master that waits for this
-    # many `python -m tuner load-worker --master HOST:PORT` processes (README, "Load from
-    # several machines").
+    """1 posts `{"text": ...}`; more posts `{"texts": [...]}`."""
     workers: int = LoadProfile.workers
+    """Load from several machines: > 0 makes each trial's Locust a master that waits for this
+    many `tuner load-worker --master HOST:PORT` processes; excludes `load.processes > 1`."""
     master_bind_host: str = LoadProfile.master_bind_host
+    """The address the trial's Locust master listens on for workers (`0.0.0.0` or the tuner
+    host's LAN address for other hosts)."""
     master_bind_port: int = LoadProfile.master_bind_port
+    """The Locust master's TCP port (Locust's default)."""
     worker_timeout_s: float = LoadProfile.worker_timeout_s
+    """Every load worker connected and ready within this many seconds, or the trial fails
+    `load_generator_failed`."""
 
 
 @dataclass
 class SearchConfig:
+    """`[search]`: what the study tunes."""
+
     space: str = "cpu"
+    """`cpu`, `gpu`, `quick` or the path of your own search-space file."""
 
 
 @dataclass
 class ConfirmConfig:
+    """`[confirm]`: the confirmation pass that ends a study."""
+
     top_k: int = 3
+    """How many of the best feasible trials are re-measured (0 = no confirmation pass)."""
     repeats: int = 2
-    references: bool = True  # re-measure the two reference points too: ratios of medians
+    """Extra measurements of each."""
+    references: bool = True
+    """Re-measure both reference points too, so the quoted ratios are of medians."""
 
 
 @dataclass
@@ -397,7 +476,8 @@ def load_config(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise ConfigError(
-                f"config file {path} does not exist; pass --config with the path of your tuner.toml"
+                f"config file {path} does not exist; give the path of an existing tuner.toml "
+                "(without --config, ./tuner.toml or else the built-in defaults apply)"
             ) from None
         except OSError as exc:
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None

@@ -25,7 +25,7 @@ class Export:
     confirmed: bool
     rps: float
     capacity: bool = False  # rps is a capacity (req/s within the SLO), not closed-loop req/s
-    versus: str = ""  # against the reference points, e.g. "3.10x no batching (...), ..."
+    versus: str = ""  # against the reference points, e.g. "1.59x no batching (trial 0: ...), ..."
     backend_note: str = ""  # which server measured it; for the stand-in, how to re-measure
 
 
@@ -69,15 +69,26 @@ def export(
             "not beat it under this SLO, so there is no batching file to export; run TF "
             "Serving without --enable_batching, or widen the search space"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise TunerError(
+            f"cannot write {out}: {exc.strerror or exc}; pass --out with a path you can write"
+        ) from None
     try:
         load_file(tmp)  # what we export must parse with the server's own parser
     except Exception:
         tmp.unlink(missing_ok=True)
         raise
-    tmp.replace(out)
+    try:
+        tmp.replace(out)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise TunerError(
+            f"cannot write {out}: {exc.strerror or exc}; pass --out with a path you can write"
+        ) from None
     flags = [
         "--port=8500",
         "--rest_api_port=8501",

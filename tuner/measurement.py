@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 
 from model_server.batching_parameters import BatchingParameters
-from scripts.corpus import generate
+from service.corpus import generate
 from tuner.errors import TrialFailed
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, LoadResult, run_load
 from tuner.servers import ModelServerBackend, ModelServerError

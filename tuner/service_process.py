@@ -7,6 +7,7 @@ for its /readyz to turn green rather than restarting it.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import shlex
 import subprocess
@@ -87,7 +88,7 @@ class ServiceProcess:
         log.info("event=service_stop exit_code=%s", code)
 
 
-PLACEHOLDERS = ("port", "grpc_target", "model_name", "model_base_path", "workers", "python")
+PLACEHOLDERS = ("host", "port", "grpc_target", "model_name", "model_base_path", "workers", "python")
 
 
 def expand_command(command: str | list[str], values: dict[str, str]) -> list[str]:
@@ -104,6 +105,13 @@ def expand_command(command: str | list[str], values: dict[str, str]) -> list[str
                 + ", ".join(f"{{{name}}}" for name in PLACEHOLDERS)
             ) from None
     return expanded
+
+
+NO_SERVICE_CLIENT = (
+    "the prediction service the tuner starts (python -m service) calls the model server with "
+    "TF Serving's client, which the base install leaves out: pip install "
+    "'tfserving-batching-tuner[embedded]', or give service.url or service.command for yours"
+)
 
 
 def default_command(values: dict[str, str]) -> list[str]:
@@ -155,6 +163,8 @@ def service_for(
         except ValueError as exc:
             raise ConfigError(f"{config.source}: service.command {exc}") from None
     else:
+        if importlib.util.find_spec("tensorflow_serving") is None:
+            raise ConfigError(NO_SERVICE_CLIENT)
         command = default_command(values)
     address = f"[{host}]" if ":" in host else host
     return ServiceProcess(f"http://{address}:{port}", command, workdir / "service.log")

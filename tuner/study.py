@@ -22,6 +22,7 @@ from storage import (
     StorageURLError,
     open_artifact_store,
     open_storage,
+    safe_url,
 )
 from tuner.capacity.measure import CapacityMeasurer
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
@@ -112,7 +113,7 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
         db = Path(url.removeprefix("sqlite:///").partition("?")[0])
         if not db.exists():
             raise TunerError(
-                f"there is no database at {db}; run `python -m tuner optimize` first, "
+                f"there is no database at {db}; run `tuner optimize` first, "
                 "or pass --config / --storage to point at your study"
             )
     storage = _open_storage(config)
@@ -121,9 +122,14 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
     except KeyError:
         names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
         raise TunerError(
-            f"there is no study named {config.study.name!r} in {config.study.storage}"
+            f"there is no study named {config.study.name!r} in {safe_url(config.study.storage)}"
             + (f" (it holds: {', '.join(names)})" if names else " (it holds no study)")
-            + "; run `python -m tuner optimize` first or pass --study-name"
+            + "; run `tuner optimize` first or pass --study-name"
+            + (
+                " (no config file was read: no --config and no ./tuner.toml)"
+                if config.source == "defaults"
+                else ""
+            )
         ) from None
 
 
@@ -268,7 +274,10 @@ def optimize(
             stack.callback(samples.close)
             done = join_study(study, space, config, say)
             remaining = config.study.n_trials - done
-            say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
+            say(
+                f"study {config.study.name!r} in {safe_url(config.study.storage)}: "
+                f"{objective_text(config)}"
+            )
             say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
             slot = stack.enter_context(
                 take_slot(config.path(config.study.workdir) / config.study.name)

@@ -23,7 +23,7 @@ import pytest
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from model_server.batching_parameters import BatchingParameters
-from scripts.corpus import generate
+from service.corpus import generate
 from service.text import Vocabulary
 from tests.support.model_server import ModelServerProcess, running_model_server
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from scripts.corpus import generate
+from service.corpus import generate
 from service.text import (
     FROWN_TOKEN,
     OOV_ID,

@@ -29,7 +29,7 @@ def test_optimize_help_lists_every_override(capsys) -> None:
     for flag in (
         "--config",
         "--n-trials",
-        "--timeout",
+        "--timeout-s",
         "--study-name",
         "--storage",
         "--backend",
@@ -52,7 +52,7 @@ def test_flags_override_the_file(tmp_path: Path) -> None:
             str(path),
             "--n-trials",
             "9",
-            "--timeout",
+            "--timeout-s",
             "60",
             "--study-name",
             "flag",

@@ -85,8 +85,10 @@ def test_service_command_placeholders_are_filled_in() -> None:
     assert command[:3] == ["/usr/bin/python3", "-m", "service"]
     assert "127.0.0.1:8500" in command and "9000" in command
     assert command[command.index("--host") + 1] == "10.0.0.5"
-    with pytest.raises(ValueError, match=r"\{grpc\}"):
+    with pytest.raises(ValueError, match=r"\{grpc\}") as refused:
         expand_command(["--model-server", "{grpc}"], values)
+    # the sentence lists every placeholder there is, {host} included
+    assert all(f"{{{name}}}" in str(refused.value) for name in values)
 
 
 def test_a_repeated_configuration_is_named(tmp_path: Path) -> None:

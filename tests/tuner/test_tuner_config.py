@@ -77,7 +77,9 @@ def test_mistakes_are_one_sentence_naming_the_key(tmp_path: Path, text: str, mes
 
 
 def test_a_missing_file_says_what_to_do(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="does not exist; pass --config"):
+    with pytest.raises(
+        ConfigError, match=r"does not exist; give the path of an existing tuner\.toml"
+    ):
         load_config(tmp_path / "nope.toml")
 
 

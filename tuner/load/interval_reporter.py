@@ -72,8 +72,8 @@ def _select_user_classes(environment) -> None:
         if not kept:
             _fail(
                 'load.arrival = "poisson" needs a locustfile whose User class subclasses '
-                "tuner.load.open_loop.OpenLoopUser and implements arrival() (see the README, "
-                '"The load profile"); this one has '
+                "tuner.load.open_loop.OpenLoopUser and implements arrival() (see "
+                'docs/reference/load-profile.md, "Your own locustfile"); this one has '
                 + (", ".join(c.__name__ for c in classes) or "no User class")
             )
         for cls in kept:

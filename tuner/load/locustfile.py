@@ -19,7 +19,7 @@ import random
 
 from locust import FastHttpUser, constant, task
 
-from scripts.corpus import generate
+from service.corpus import generate
 from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))

@@ -78,6 +78,13 @@ def serve(
     env = locust_env(profile, None)
     env.update(TUNER_LOAD_REMOTE="1", TUNER_LOAD_WORKER_NAME=name)
     log_path = Path(log_path)
+    try:  # before any Locust starts: an unwritable log is the user's path, not a crash
+        log_path.open("ab").close()
+    except OSError as exc:
+        raise LoadGeneratorError(
+            f"cannot write the Locust log {log_path}: {exc.strerror or exc}; pass --log with a "
+            "path you can write"
+        ) from None
     failures = runs = 0
     while max_runs is None or runs < max_runs:
         runs += 1

@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
-import plotly.graph_objects as go
 from optuna_dashboard import save_note, save_plotly_graph_object
 
 from storage import SampleStore, attach_files
@@ -25,8 +25,10 @@ from tuner.review.data import (
     review_data,
     trial_label,
 )
-from tuner.review.figures import curves_figure, trial_curve_figure
-from tuner.review.images import find_browser, write_pngs
+from tuner.review.images import find_browser, plotting_installed, write_pngs
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 log = logging.getLogger("tuner")
 CURVES_GRAPH_ID = "latency-against-offered-load"
@@ -78,7 +80,7 @@ def annotate_study(study: optuna.Study, config: TunerConfig, samples: SampleStor
         data = review_data(study, samples, o.percentile, o.slo_ms)
         name_objective(study, data.capacity)
         save_note(study, study_note(study, o.percentile))
-        if data.curves:
+        if data.curves and plotting_installed():
             save_plotly_graph_object(study, dashboard_curves(data), graph_object_id=CURVES_GRAPH_ID)
     except Exception as exc:
         log.warning("event=dashboard_note_failed reason=%r", str(exc))
@@ -88,6 +90,8 @@ def dashboard_curves(data: ReviewData) -> go.Figure:
     """The report's curves in the dashboard's half-width card: the legend (a long parameter
     list per trial) gives way to the plot; the colours are said in the title, hover names
     each trial."""
+    from tuner.review.figures import curves_figure
+
     figure = curves_figure(data)
     figure.update_layout(
         showlegend=False,
@@ -139,9 +143,14 @@ def attach_trial_curve(
 ) -> None:
     """`curve.png` (p50/p95/p99 against offered load, the SLO line) attached to the running
     trial and shown in its note, when a Chrome or Chromium is there to draw it."""
+    if not plotting_installed():
+        log.info("event=trial_curve_skipped reason=no_plotting_extra trial=%d", trial.number)
+        return
     if find_browser() is None:
         log.info("event=trial_curve_skipped reason=no_browser trial=%d", trial.number)
         return
+    from tuner.review.figures import trial_curve_figure
+
     try:
         curve = trial_curve(trial, samples)
         if curve is None:

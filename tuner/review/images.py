@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import os
 import shutil
@@ -18,6 +19,16 @@ NO_BROWSER = (
     "writing PNG files needs Chrome or Chromium and none was found; install it "
     "(`apt-get install chromium` on Debian) or set BROWSER_PATH to its executable"
 )
+
+NO_PLOTTING = (
+    "plots need Plotly and kaleido, which the base install leaves out: "
+    "pip install 'tfserving-batching-tuner[report]'"
+)
+
+
+def plotting_installed() -> bool:
+    """The `[report]` extra: Plotly draws, kaleido writes PNGs."""
+    return all(importlib.util.find_spec(name) is not None for name in ("plotly", "kaleido"))
 
 
 def find_browser() -> str | None:
@@ -48,7 +59,7 @@ def browser_session() -> Iterator[None]:
     browser idles between trials; without one, or if it will not start, nothing changes."""
     global _session_open
     browser = find_browser()
-    if browser is None or _session_open:
+    if browser is None or _session_open or not plotting_installed():
         yield
         return
     import kaleido

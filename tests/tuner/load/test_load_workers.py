@@ -60,7 +60,7 @@ def load_worker(config: Path, port: int, name: str, workdir: Path) -> Iterator[s
     """`python -m tuner load-worker` in a session of its own, like a command on another host."""
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "tuner", "load-worker", "--master", f"127.0.0.1:{port}"]
-    cmd += ["--config", str(config), "--name", name, "--log", str(workdir / "locust.log")]
+    cmd += ["--config", str(config), "--worker", name, "--log", str(workdir / "locust.log")]
     with (workdir / "out.log").open("wb") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, cwd=REPO_ROOT, start_new_session=True

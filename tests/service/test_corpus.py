@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from scripts.corpus import NEGATIVE_EMOTICONS, POSITIVE_EMOTICONS, generate
+from service.corpus import NEGATIVE_EMOTICONS, POSITIVE_EMOTICONS, generate
 from service.text import LABELS, tokenize
 
 
