@@ -39,6 +39,7 @@ from tuner.resume import (
     counted_trials,
     fail_reason,
     heartbeat_settings,
+    is_bench_fault,
 )
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
@@ -193,6 +194,11 @@ def signals_held() -> Iterator[None]:
 def say_requeued(trial: optuna.trial.FrozenTrial, config: TunerConfig, say: Callable[[str], None]):
     if fail_reason(trial) == INTERRUPTED:
         say(f"trial {trial.number} was interrupted: it runs again")
+    elif is_bench_fault(trial):
+        say(
+            f"trial {trial.number} failed for a fault of the bench ({fail_reason(trial)}), not "
+            "of its configuration: it runs again and counts only then"
+        )
     else:
         say(
             f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
@@ -383,6 +389,7 @@ def _run(
                     f"n_trials reached with {n} trial(s) still running on other tuners: "
                     "waiting for them (one whose tuner stops runs again here)"
                 ),
+                max_bench_faults_in_a_row=config.study.max_bench_faults_in_a_row,
             )
             trials_run = shared.run(
                 objective,
