@@ -44,10 +44,11 @@ from tuner.resume import (
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
+from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import service_for
 from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
-from tuner.slot import take_slot
+from tuner.slot import study_key, take_slot
 from tuner.study_lock import StudyLock
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.worker import worker_name
@@ -79,6 +80,12 @@ class Parts:
 
 
 REAL_PARTS = Parts()
+
+
+def study_dir(config: TunerConfig) -> Path:
+    """The study's working directory: every slot's is in it (tuner/slot.py), and what its
+    tuners leave running is marked with it (tuner/leftovers.py)."""
+    return config.path(config.study.workdir) / config.study.name
 
 
 def load_search_space(config: TunerConfig) -> SearchSpace:
@@ -277,11 +284,14 @@ def optimize(
             say(f"study {config.study.name!r} in {config.study.storage}: {objective_text(config)}")
             say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
             slot = stack.enter_context(
-                take_slot(config.path(config.study.workdir) / config.study.name)
+                take_slot(study_dir(config), study_key(config.study.storage, config.study.name))
             )
+            reservations = stack.enter_context(PortReservations(slot.owner))
+            grpc, rest = config.server.grpc_port, config.server.rest_port
             ports = study_ports(
-                study, config.server.grpc_port, config.server.rest_port, free_port, slot=slot.index
+                study, grpc, rest, free_port, slot=slot.index, reservations=reservations
             )
+
         if slot.index:
             say(f"working directory {slot.workdir} (another tuner of this study runs on this host)")
         return _run(
@@ -320,7 +330,7 @@ def _run(
     workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
     model_base_path = config.path(config.server.model_base_path)
-    for process in stop_leftovers(workdir):
+    for process in stop_leftovers(study_dir(config)):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")
     try:
         spec = ServerSpec(
@@ -337,7 +347,7 @@ def _run(
             binary_path=config.server.binary_path,
             docker_image=config.server.docker_image,
         )
-        for line in backend.prepare(workdir):
+        for line in backend.prepare(study_dir(config)):
             say(line)
     except (ServerConfigError, ModelServerError) as exc:
         raise ConfigError(f"{config.source}: {exc}") from None
@@ -346,12 +356,18 @@ def _run(
     service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
-    with marking_children(workdir), browser_session():
+    # Marked with the study's directory, not the slot's: a tuner restarted into another slot
+    # still finds what it left running.
+    with marking_children(study_dir(config)), browser_session():
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")
             measurer = parts.measurer(
-                backend, service, profile, config.server.model_name, config.server.warmup_requests
+                backend,
+                service,
+                profile,
+                config.server.model_name,
+                config.server.warmup_requests,
             )
             capacity = (
                 parts.capacity_measurer(

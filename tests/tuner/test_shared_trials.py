@@ -19,9 +19,7 @@ from tests.support.studies import config_for
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed, TunerError
 from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
-from tuner.servers.study_ports import PORTS_ATTR, study_ports
 from tuner.shared_trials import SharedTrials, confirmation_claim
-from tuner.slot import take_slot
 from tuner.study import join_study, load_search_space, make_sampler, open_study
 from tuner.study_lock import StudyLock
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
@@ -141,30 +139,6 @@ def test_a_confirming_tuner_that_fails_leaves_the_pass_to_the_next(tmp_path: Pat
         raise RuntimeError("the model server broke")
     with confirmation_claim(config.study.storage, study, "b") as claim:
         assert claim is None
-
-
-def test_tuners_on_one_host_take_their_own_slots_and_ports(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
-    study = open_study(config, load_search_space(config))
-    ports = iter([5001, 5002, 5001, 5002, 5003, 5004])  # the kernel may hand out a port again
-    with take_slot(tmp_path / "runs" / "s") as first, take_slot(tmp_path / "runs" / "s") as second:
-        assert (first.index, second.index) == (0, 1)
-        assert first.workdir == tmp_path / "runs" / "s"
-        assert second.workdir == tmp_path / "runs" / "s" / "tuner-1"
-
-        def free_port() -> int:
-            return next(ports)
-
-        never_bound = {"in_use": lambda port: False, "host": "h"}
-        mine = study_ports(study, 0, 0, free_port, slot=first.index, **never_bound)
-        theirs = study_ports(study, 0, 0, free_port, slot=second.index, **never_bound)
-    assert mine == (5001, 5002) and theirs == (5003, 5004)
-    assert study.user_attrs[PORTS_ATTR] == {
-        "h": {"grpc": 5001, "rest": 5002},
-        "h#1": {"grpc": 5003, "rest": 5004},
-    }
-    with take_slot(tmp_path / "runs" / "s") as again:  # both tuners ended: slot 0 is free
-        assert again.index == 0
 
 
 def joined(config: TunerConfig) -> tuple[optuna.Study, StudyLock]:
