@@ -43,9 +43,10 @@ from tuner.resume import (
 )
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
+from tuner.server_start import port_mover
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.reservations import PortReservations
-from tuner.servers.study_ports import study_ports
+from tuner.servers.study_ports import ports_again, study_ports
 from tuner.service_process import service_for
 from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
 from tuner.slot import study_key, take_slot
@@ -292,13 +293,21 @@ def optimize(
                 study, grpc, rest, free_port, slot=slot.index, reservations=reservations
             )
 
+        def choose_again(taken: int) -> tuple[int, int] | None:
+            with lock:
+                return ports_again(
+                    study, grpc, rest, free_port, taken, slot=slot.index, reservations=reservations
+                )
+
         if slot.index:
             say(f"working directory {slot.workdir} (another tuner of this study runs on this host)")
         return _run(
             config,
             study,
             lock,
-            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
+            _Plan(
+                space, profile, samples, slot.workdir, worker, ports, choose_again, done, remaining
+            ),
             say,
             parts,
         )
@@ -314,6 +323,8 @@ class _Plan:
     workdir: Path
     worker: str
     ports: tuple[int, int]
+    # the ports again once `taken` turned out held by another process (None: configured)
+    choose_again: Callable[[int], tuple[int, int] | None]
     done: int
     remaining: int
 
@@ -368,6 +379,11 @@ def _run(
                 profile,
                 config.server.model_name,
                 config.server.warmup_requests,
+                move_ports=port_mover(
+                    plan.choose_again,
+                    backend,
+                    lambda target: service.point_at(target, config.service.ready_timeout_s),
+                ),
             )
             capacity = (
                 parts.capacity_measurer(
