@@ -131,11 +131,12 @@ class ServerStarter:
 
     @staticmethod
     def _bench_fault(first: ModelServerError, last: ModelServerError, how: str) -> TrialFailed:
+        failed = trial_failed(last)
         return TrialFailed(
             SERVER_START_FAILED,
             f"the model server did not start {how} ({last}), so the bench is at fault, not "
             f"the configuration; the first failure: {first}",
-            log_tail=last.log_tail,
+            **failed.details,
         )
 
 

@@ -124,12 +124,16 @@ class SharedTrials:
         last = faults[-1]
         detail = str(last.user_attrs.get("fail_detail") or "").splitlines()
         numbers = ", ".join(str(t.number) for t in faults)
+        which = (
+            f"trial {numbers} failed for a reason that is the bench's, not its configuration's"
+            if len(faults) == 1
+            else f"{len(faults)} trials in a row ({numbers}) failed for a reason that is the "
+            "bench's, not their configuration's"
+        )
         raise TunerError(
-            f"{len(faults)} trials in a row ({numbers}) failed for a reason that is the "
-            f"bench's, not their configuration's ({fail_reason(last)}: "
-            f"{detail[0] if detail else 'no detail'}), so this tuner stops rather than fail "
-            "the rest; fix that and run the same command: those trials run again and count "
-            "only then"
+            f"{which} ({fail_reason(last)}: {detail[0] if detail else 'no detail'}), so this "
+            "tuner stops rather than fail the rest; fix that and run the same command: the "
+            "failed trials run again and count only then"
         )
 
     def _released_first(
