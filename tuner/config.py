@@ -40,7 +40,7 @@ class StudyConfig:
     # tuner its own with `--worker`, not in a config file they share.
     worker: str = ""
     # A tuner whose trials fail this many times in a row for a fault of the bench (a port,
-    # a server that starts with no configuration) stops, rather than fail the rest.
+    # a model server that does not start even without one) stops, rather than fail the rest.
     max_bench_faults_in_a_row: int = 3
 
 
