@@ -10,6 +10,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -23,7 +25,7 @@ from tuner.config import TunerConfig, load_config
 from tuner.errors import TrialFailed
 from tuner.process import free_port
 from tuner.resume import BENCH_FAULTS, counted_trials, fail_reason
-from tuner.server_start import CONTROL_DIR, SERVER_START_FAILED, ServerStarter
+from tuner.server_start import CONTROL_DIR, SERVER_START_FAILED, ServerStarter, port_mover
 from tuner.servers import EmbeddedBackend, ServerSpec
 from tuner.servers.study_ports import PORTS_ATTR
 from tuner.study import REAL_PARTS, optimize
@@ -130,6 +132,35 @@ def embedded(model: Path) -> EmbeddedBackend:
     return EmbeddedBackend(
         ServerSpec("sentiment", model, free_port(), free_port(), ready_timeout_s=90.0)
     )
+
+
+def test_a_server_that_exits_because_a_port_was_taken_after_the_check_is_moved(
+    tmp_path: Path, demo_model_dir: Path, holder: list
+) -> None:
+    """The port check passed, then another process bound the gRPC port before the server
+    did: the server exits, the port is found held, and it is chosen again."""
+    backend = embedded(demo_model_dir)
+    first = backend.spec.grpc_port
+    log = tmp_path / "trial" / "server.log"
+
+    def take_it_once_launched() -> None:  # the log's first line is written after the check
+        deadline = time.monotonic() + 60
+        while not (log.exists() and log.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        hold(holder, first)
+
+    taker = threading.Thread(target=take_it_once_launched)
+    taker.start()
+    pointed: list[str] = []
+    move = port_mover(lambda taken: (free_port(), backend.spec.rest_port), backend, pointed.append)
+    try:
+        ServerStarter(backend, move).start(None, {}, tmp_path / "trial")
+        assert backend.is_running() and backend.spec.grpc_port != first
+    finally:
+        taker.join()
+        backend.stop()
+    assert pointed == [backend.grpc_target]
+    assert f"port {first} on 127.0.0.1 is not available" in log.read_text()
 
 
 def test_a_configuration_the_server_does_not_start_with_is_its_own_fault(
