@@ -25,7 +25,13 @@ def runtime_dir(*parts: str) -> Path:
     configured = os.environ.get(RUNTIME_ENV)
     base = Path(configured) if configured else _default_dir()
     path = base.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TunerError(
+            f"cannot create {path} ({exc.strerror}), where tuners on this host share their slot "
+            f"and port locks; set {RUNTIME_ENV} to a directory you can write"
+        ) from None
     return path
 
 

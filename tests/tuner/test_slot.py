@@ -5,7 +5,11 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
+import pytest
+
 from tests.support.studies import config_for
+from tuner.errors import TunerError
+from tuner.runtime_dir import RUNTIME_ENV
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import PORTS_ATTR, study_ports
 from tuner.slot import study_key, take_slot
@@ -80,3 +84,12 @@ def test_a_tuner_of_another_study_never_takes_this_studys_ports(tmp_path: Path) 
     assert stopped == (6005, 6006)
     with PortReservations("a#0") as a:  # study a's next run finds its ports where it left them
         assert study_ports(study_a, 0, 0, lambda: 1 / 0, reservations=a, **NEVER_BOUND) == ports_a
+
+
+def test_a_runtime_directory_that_cannot_be_made_is_one_sentence(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv(RUNTIME_ENV, str(tmp_path / "a-file"))
+    with pytest.raises(TunerError, match=f"set {RUNTIME_ENV} to a directory you can write"):
+        take_slot(tmp_path / "runs" / "s", study_key("sqlite:///x.db", "s"))
