@@ -10,8 +10,26 @@ import pytest
 
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
+from tuner.runtime_dir import RUNTIME_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _session_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """No test (nor a module-scoped fixture) writes to the real runtime directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(RUNTIME_ENV, str(tmp_path_factory.mktemp("runtime")))
+        yield
+
+
+@pytest.fixture(autouse=True)
+def runtime_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test's own host-wide slot and port locks (tuner/runtime_dir.py), inherited by the
+    tuners it starts: tests running side by side never see each other's."""
+    path = tmp_path_factory.mktemp("runtime")
+    monkeypatch.setenv(RUNTIME_ENV, str(path))
+    return path
 
 
 @pytest.fixture(scope="session")

@@ -55,6 +55,10 @@ class StudyConfig:
     worker: str = ""
     """Who measured each trial, when several tuners share the study; "" = host:pid. Give each
     tuner its own with `--worker`, not in a config file they share."""
+    max_bench_faults_in_a_row: int = 3
+    """A tuner whose trials fail this many times in a row for a fault of the bench (a port, a
+    model server that does not start even without the trial's batching file) stops in one
+    sentence, rather than fail the rest."""
 
 
 @dataclass
@@ -310,6 +314,10 @@ def validate(config: TunerConfig) -> None:
     checks = [
         (config.study.n_trials >= 1, "study.n_trials must be at least 1"),
         (config.study.stale_after_s >= 2, "study.stale_after_s must be at least 2"),
+        (
+            config.study.max_bench_faults_in_a_row >= 1,
+            "study.max_bench_faults_in_a_row must be at least 1",
+        ),
         (
             config.study.timeout_s is None or config.study.timeout_s > 0,
             "study.timeout_s must be positive",

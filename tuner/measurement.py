@@ -17,6 +17,7 @@ from model_server.batching_parameters import BatchingParameters
 from service.corpus import generate
 from tuner.errors import TrialFailed
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, LoadResult, run_load
+from tuner.server_start import ServerStarter
 from tuner.servers import ModelServerBackend, ModelServerError
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
@@ -47,8 +48,11 @@ class Measurer:
         profile: LoadProfile,
         model_name: str,
         warmup_requests: int,
+        move_ports: Callable[[int], bool] | None = None,
     ) -> None:
+        """`move_ports`: see ServerStarter (tuner/server_start.py)."""
         self.backend = backend
+        self.starter = ServerStarter(backend, move_ports)
         self.service = service
         self.profile = profile
         self.model_name = model_name
@@ -97,13 +101,7 @@ class Measurer:
         """Restart the model server with the configuration, wait for it and the service, and
         warm up; what every measurement (closed loop or capacity search) starts with."""
         workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.backend.restart(batching, server_flags, workdir)
-        except ModelServerError as exc:
-            details = {"log_tail": exc.log_tail}
-            if getattr(exc, "exit_code", None) is not None:
-                details["exit_code"] = exc.exit_code
-            raise TrialFailed(exc.reason, str(exc), **details) from None
+        self.starter.start(batching, server_flags, workdir)
         self.service.wait_ready(SERVICE_READY_TIMEOUT_S)
         self._warm_up()
         self._service_pid = self.service.pid

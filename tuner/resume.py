@@ -1,12 +1,17 @@
 """Resuming a study: which trials count toward `n_trials`, and which run again.
 
-Two kinds of trial were cut short rather than measured, and both run again, once:
+Three kinds of trial were cut short rather than measured; none counts, and each runs again,
+once (its retry carries `retry_of`, and is itself re-queued only if it too is cut short):
 
 - *interrupted*: Ctrl-C or SIGTERM; the objective recorded `fail_reason = "interrupted"`.
 - *abandoned*: the tuner died without a word (SIGKILL, the OOM killer, a lost machine). Its
   trial stays RUNNING until its heartbeat is `study.stale_after_s` old; then Optuna fails it.
   A finished trial takes no more attributes, so an abandoned trial is the one FAIL trial
   without a `fail_reason` (the objective records one for every failure it sees).
+- a *fault of the bench*: the trial failed for a reason that says nothing about its
+  configuration (`BENCH_FAULTS`), such as a port another process holds. Counting it would let
+  a broken bench fail the whole study in seconds; a tuner that meets several in a row stops
+  instead (tuner/shared_trials.py).
 
 The heartbeat, not "RUNNING at start-up", is what decides: with several tuner hosts on one
 database, another host's trial keeps beating and is never taken for abandoned.
@@ -24,6 +29,24 @@ from tuner.trial_record import REFERENCE_ATTR
 RETRY_ATTR = "retry_of"
 INTERRUPTED = "interrupted"
 ABANDONED = "abandoned"
+
+# The one list of the fail reasons that are faults of the bench, not of the configuration
+# measured: such a trial is re-queued and does not count.
+BENCH_FAULTS: frozenset[str] = frozenset(
+    {
+        # A port the model server needs is held by another process. Even a configured port
+        # (the only kind that still fails a trial: the tuner moves off ports it chose itself)
+        # says nothing about the batching: the user frees it, and the trial runs again.
+        "port_conflict",
+        # The model server does not start even without the trial's batching file and flags
+        # (tuner/server_start.py); one that starts only without them is the configuration's
+        # fault and fails `server_exited` or `never_ready`, which count.
+        "server_start_failed",
+        # The Docker engine stopped answering, or the image can be neither found nor pulled.
+        "backend_unavailable",
+        "image_unavailable",
+    }
+)
 
 
 def heartbeat_settings(stale_after_s: int) -> dict[str, object]:
@@ -43,8 +66,13 @@ def fail_reason(trial: FrozenTrial) -> str | None:
     return trial.user_attrs.get("fail_reason") or ABANDONED
 
 
+def is_bench_fault(trial: FrozenTrial) -> bool:
+    return fail_reason(trial) in BENCH_FAULTS
+
+
 def was_cut_short(trial: FrozenTrial) -> bool:
-    return fail_reason(trial) in (INTERRUPTED, ABANDONED)
+    """Interrupted, abandoned, or failed by the bench: not measured, so measured again."""
+    return fail_reason(trial) in (INTERRUPTED, ABANDONED) or is_bench_fault(trial)
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -70,7 +98,7 @@ def fail_stale_trials(study: optuna.Study) -> list[FrozenTrial]:
 
 def requeue_cut_short(study: optuna.Study) -> list[FrozenTrial]:
     """Enqueue again every trial cut short and not yet re-queued, with its parameters and
-    reference name, so a resumed study measures it (the no-batching reference included).
+    reference name, so the study measures it (the no-batching reference included).
     Returns the trials re-queued."""
     trials = study.get_trials(deepcopy=False)
     retried = {t.user_attrs.get(RETRY_ATTR) for t in trials}

@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -27,10 +28,18 @@ log = logging.getLogger("tuner")
 class ServiceProcess:
     """A service the tuner runs (`command`), or one the user runs (`url` only)."""
 
-    def __init__(self, url: str, command: list[str] | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        url: str,
+        command: list[str] | None,
+        log_path: Path,
+        command_for: Callable[[str], list[str]] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.command = command
         self.log_path = log_path
+        # the command for another model-server address (its ports moved): see point_at
+        self.command_for = command_for
         self.process: subprocess.Popen | None = None
 
     @property
@@ -70,6 +79,17 @@ class ServiceProcess:
                     f"{timeout_s:g} s ({last}); check service.url / service.command"
                 )
             time.sleep(0.2)
+
+    def point_at(self, grpc_target: str, timeout_s: float) -> None:
+        """Restart, on the same port, talking to the model server at `grpc_target`: its
+        ports moved (tuner/server_start.py). A service the user runs is left alone: its model
+        server's ports are configured, and those never move."""
+        if self.command_for is None or self.command is None:
+            return
+        self.stop()
+        self.command = self.command_for(grpc_target)
+        log.warning("event=service_restart grpc_target=%s", grpc_target)
+        self.start(timeout_s)
 
     def wait_ready(self, timeout_s: float) -> None:
         """Until /readyz says the model server is reachable and AVAILABLE (after a restart)."""
@@ -151,20 +171,25 @@ def service_for(
     values = {
         "host": host,
         "port": str(port),
-        "grpc_target": grpc_target,
         "model_name": config.server.model_name,
         "model_base_path": str(model_base_path),
         "workers": str(config.service.workers),
         "python": sys.executable,
     }
-    if config.service.command:
-        try:
-            command = expand_command(config.service.command, values)
-        except ValueError as exc:
-            raise ConfigError(f"{config.source}: service.command {exc}") from None
-    else:
-        if importlib.util.find_spec("tensorflow_serving") is None:
-            raise ConfigError(NO_SERVICE_CLIENT)
-        command = default_command(values)
+    if not config.service.command and importlib.util.find_spec("tensorflow_serving") is None:
+        raise ConfigError(NO_SERVICE_CLIENT)
+
+    def command_for(target: str) -> list[str]:
+        with_target = {**values, "grpc_target": target}
+        if config.service.command:
+            return expand_command(config.service.command, with_target)
+        return default_command(with_target)
+
+    try:
+        command = command_for(grpc_target)
+    except ValueError as exc:
+        raise ConfigError(f"{config.source}: service.command {exc}") from None
     address = f"[{host}]" if ":" in host else host
-    return ServiceProcess(f"http://{address}:{port}", command, workdir / "service.log")
+    return ServiceProcess(
+        f"http://{address}:{port}", command, workdir / "service.log", command_for=command_for
+    )

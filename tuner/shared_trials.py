@@ -14,6 +14,10 @@ each tuner claims its trials one at a time with the study lock held (tuner/study
 
 When the count is reached while other tuners' trials still run, a tuner waits for them: one
 of them may die, and its trial then goes stale, fails `abandoned` and runs again here.
+
+A trial failed by the bench (tuner/resume.py's BENCH_FAULTS) does not count and runs again, so
+a bench that fails every trial would spin; after `max_bench_faults_in_a_row` such trials in a
+row the tuner stops, in one sentence, and leaves them queued for the next run.
 """
 
 from __future__ import annotations
@@ -26,7 +30,14 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.resume import counted_trials, fail_stale_trials, requeue_cut_short
+from tuner.errors import TunerError
+from tuner.resume import (
+    counted_trials,
+    fail_reason,
+    fail_stale_trials,
+    is_bench_fault,
+    requeue_cut_short,
+)
 from tuner.study_lock import StudyLock
 
 CONFIRMING_ATTR = "confirming_worker"
@@ -55,6 +66,8 @@ class SharedTrials:
     sampler_for: Callable[[int], optuna.samplers.BaseSampler] | None = None
     on_requeued: Callable[[FrozenTrial], None] = lambda trial: None
     on_wait: Callable[[int], None] = lambda running: None
+    # stop after this many trials in a row failed by the bench (None: never)
+    max_bench_faults_in_a_row: int | None = None
 
     def run(
         self,
@@ -69,6 +82,14 @@ class SharedTrials:
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
         ran = 0
         waiting = False
+        faults: list[FrozenTrial] = []  # this tuner's last trials, while the bench failed them
+
+        def note(study: optuna.Study, trial: FrozenTrial) -> None:
+            if is_bench_fault(trial):
+                faults.append(trial)
+            else:
+                faults.clear()
+
         while deadline is None or time.monotonic() < deadline:
             with self.lock:
                 for trial in requeue(self.study):
@@ -82,10 +103,11 @@ class SharedTrials:
                         self._released_first(objective),
                         n_trials=1,
                         catch=catch,
-                        callbacks=list(callbacks),
+                        callbacks=[note, *callbacks],
                     )
                     ran += 1
                     waiting = False
+                    self._check_bench(faults)
                     continue
             if running == 0:
                 break
@@ -94,6 +116,25 @@ class SharedTrials:
                 waiting = True
             time.sleep(self.poll_s)
         return ran
+
+    def _check_bench(self, faults: list[FrozenTrial]) -> None:
+        limit = self.max_bench_faults_in_a_row
+        if limit is None or len(faults) < limit:
+            return
+        last = faults[-1]
+        detail = str(last.user_attrs.get("fail_detail") or "").splitlines()
+        numbers = ", ".join(str(t.number) for t in faults)
+        which = (
+            f"trial {numbers} failed for a reason that is the bench's, not its configuration's"
+            if len(faults) == 1
+            else f"{len(faults)} trials in a row ({numbers}) failed for a reason that is the "
+            "bench's, not their configuration's"
+        )
+        raise TunerError(
+            f"{which} ({fail_reason(last)}: {detail[0] if detail else 'no detail'}), so this "
+            "tuner stops rather than fail the rest; fix that and run the same command: the "
+            "failed trials run again and count only then"
+        )
 
     def _released_first(
         self, objective: Callable[[optuna.Trial], float]

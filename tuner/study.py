@@ -40,14 +40,17 @@ from tuner.resume import (
     counted_trials,
     fail_reason,
     heartbeat_settings,
+    is_bench_fault,
 )
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
+from tuner.server_start import port_mover
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
-from tuner.servers.study_ports import study_ports
+from tuner.servers.reservations import PortReservations
+from tuner.servers.study_ports import ports_again, study_ports
 from tuner.service_process import service_for
 from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
-from tuner.slot import take_slot
+from tuner.slot import study_key, take_slot
 from tuner.study_lock import StudyLock
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 from tuner.worker import worker_name
@@ -79,6 +82,12 @@ class Parts:
 
 
 REAL_PARTS = Parts()
+
+
+def study_dir(config: TunerConfig) -> Path:
+    """The study's working directory: every slot's is in it (tuner/slot.py), and what its
+    tuners leave running is marked with it (tuner/leftovers.py)."""
+    return config.path(config.study.workdir) / config.study.name
 
 
 def load_search_space(config: TunerConfig) -> SearchSpace:
@@ -199,6 +208,11 @@ def signals_held() -> Iterator[None]:
 def say_requeued(trial: optuna.trial.FrozenTrial, config: TunerConfig, say: Callable[[str], None]):
     if fail_reason(trial) == INTERRUPTED:
         say(f"trial {trial.number} was interrupted: it runs again")
+    elif is_bench_fault(trial):
+        say(
+            f"trial {trial.number} failed for a fault of the bench ({fail_reason(trial)}), not "
+            "of its configuration: it runs again and counts only then"
+        )
     else:
         say(
             f"trial {trial.number} was abandoned (its tuner stopped without recording it, "
@@ -280,18 +294,29 @@ def optimize(
             )
             say(f"search space {space.name!r}; {done} trials so far, {max(remaining, 0)} to run")
             slot = stack.enter_context(
-                take_slot(config.path(config.study.workdir) / config.study.name)
+                take_slot(study_dir(config), study_key(config.study.storage, config.study.name))
             )
+            reservations = stack.enter_context(PortReservations(slot.owner))
+            grpc, rest = config.server.grpc_port, config.server.rest_port
             ports = study_ports(
-                study, config.server.grpc_port, config.server.rest_port, free_port, slot=slot.index
+                study, grpc, rest, free_port, slot=slot.index, reservations=reservations
             )
+
+        def choose_again(taken: int) -> tuple[int, int] | None:
+            with lock:
+                return ports_again(
+                    study, grpc, rest, free_port, taken, slot=slot.index, reservations=reservations
+                )
+
         if slot.index:
             say(f"working directory {slot.workdir} (another tuner of this study runs on this host)")
         return _run(
             config,
             study,
             lock,
-            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
+            _Plan(
+                space, profile, samples, slot.workdir, worker, ports, choose_again, done, remaining
+            ),
             say,
             parts,
         )
@@ -307,6 +332,8 @@ class _Plan:
     workdir: Path
     worker: str
     ports: tuple[int, int]
+    # the ports again once `taken` turned out held by another process (None: configured)
+    choose_again: Callable[[int], tuple[int, int] | None]
     done: int
     remaining: int
 
@@ -323,7 +350,7 @@ def _run(
     workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
     model_base_path = config.path(config.server.model_base_path)
-    for process in stop_leftovers(workdir):
+    for process in stop_leftovers(study_dir(config)):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")
     try:
         spec = ServerSpec(
@@ -340,7 +367,7 @@ def _run(
             binary_path=config.server.binary_path,
             docker_image=config.server.docker_image,
         )
-        for line in backend.prepare(workdir):
+        for line in backend.prepare(study_dir(config)):
             say(line)
     except (ServerConfigError, ModelServerError) as exc:
         raise ConfigError(f"{config.source}: {exc}") from None
@@ -349,12 +376,23 @@ def _run(
     service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
-    with marking_children(workdir), browser_session():
+    # Marked with the study's directory, not the slot's: a tuner restarted into another slot
+    # still finds what it left running.
+    with marking_children(study_dir(config)), browser_session():
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")
             measurer = parts.measurer(
-                backend, service, profile, config.server.model_name, config.server.warmup_requests
+                backend,
+                service,
+                profile,
+                config.server.model_name,
+                config.server.warmup_requests,
+                move_ports=port_mover(
+                    plan.choose_again,
+                    backend,
+                    lambda target: service.point_at(target, config.service.ready_timeout_s),
+                ),
             )
             capacity = (
                 parts.capacity_measurer(
@@ -392,6 +430,7 @@ def _run(
                     f"n_trials reached with {n} trial(s) still running on other tuners: "
                     "waiting for them (one whose tuner stops runs again here)"
                 ),
+                max_bench_faults_in_a_row=config.study.max_bench_faults_in_a_row,
             )
             trials_run = shared.run(
                 objective,

@@ -24,6 +24,7 @@ from tests.support.processes import any_running, live_command_lines
 from tuner.config import TunerConfig, load_config
 from tuner.errors import TunerError
 from tuner.export import export
+from tuner.resume import counted_trials
 from tuner.study import load_existing_study, optimize
 
 pytestmark = pytest.mark.slow
@@ -150,7 +151,10 @@ def test_impossible_slo_gives_no_feasible_trial_and_export_refuses(tmp_path, dem
         export(study, tmp_path / "b.txt", model_name="sentiment")
 
 
-def test_a_server_that_cannot_start_fails_only_its_trial(tmp_path, demo_model_dir) -> None:
+def test_a_server_that_cannot_start_at_all_stops_the_tuner_and_burns_no_trial(
+    tmp_path, demo_model_dir
+) -> None:
+    """Not even without a batching file: the bench's fault, whatever the trial measures."""
     # The vocabulary is there (the service starts), the SavedModel is not (the server exits).
     broken_model = tmp_path / "broken-model"
     (broken_model / "1" / "assets").mkdir(parents=True)
@@ -158,28 +162,34 @@ def test_a_server_that_cannot_start_fails_only_its_trial(tmp_path, demo_model_di
     (broken_model / "1" / "assets" / "vocab.txt").write_text(vocab)
     config = make_config(tmp_path, demo_model_dir, study={"n_trials": 2})
     config.server.model_base_path = str(broken_model)
-    result = optimize(config, say=lambda line: None)
-    trials = load_existing_study(config).trials
-    assert len(trials) == 2 and result.winner is None
-    for trial in trials:
-        assert trial.state == optuna.trial.TrialState.FAIL
-        assert trial.user_attrs["fail_reason"] == "server_exited"
+    with pytest.raises(TunerError, match=r"^3 trials in a row \(0, 1, 2\) .*server_start_failed"):
+        optimize(config, say=lambda line: None)
+    study = load_existing_study(config)
+    failed = study.get_trials(states=[optuna.trial.TrialState.FAIL])
+    assert len(failed) == 3 and counted_trials(study) == 0
+    for trial in failed:
+        assert trial.user_attrs["fail_reason"] == "server_start_failed"
         assert trial.user_attrs["exit_code"] == 255  # as tensorflow_model_server (main.cc)
         assert "no servable version" in trial.user_attrs["fail_detail"]
 
 
 def test_a_server_that_never_gets_ready_fails_its_trial_and_is_stopped(tmp_path, demo_model_dir):
     config = make_config(
-        tmp_path, demo_model_dir, study={"n_trials": 1}, server={"ready_timeout_s": 0.05}
+        tmp_path,
+        demo_model_dir,
+        study={"n_trials": 1, "max_bench_faults_in_a_row": 1},
+        server={"ready_timeout_s": 0.05},
     )
     # Other test modules keep shared servers running; only what this study starts must go.
     before = {c.pid for c in psutil.Process().children(recursive=True)}
-    result = optimize(config, say=lambda line: None)
+    with pytest.raises(TunerError, match=r"^trial 0 failed for a reason that is the bench's"):
+        optimize(config, say=lambda line: None)
     trial, waiting = load_existing_study(config).trials  # the 2nd reference is still queued
-    assert result.trials_run == 1 and waiting.state == optuna.trial.TrialState.WAITING
+    assert waiting.state == optuna.trial.TrialState.WAITING
     assert trial.state == optuna.trial.TrialState.FAIL
-    assert trial.user_attrs["fail_reason"] == "never_ready"
-    assert "0.05" in trial.user_attrs["fail_detail"]
+    # Not ready twice with no batching file: a server this slow is the bench's fault.
+    assert trial.user_attrs["fail_reason"] == "server_start_failed"
+    assert "not AVAILABLE within 0.05 s" in trial.user_attrs["fail_detail"]
     leftovers = live_command_lines(
         c for c in psutil.Process().children(recursive=True) if c.pid not in before
     )

@@ -25,6 +25,7 @@ from optuna.trial import TrialState
 from storage import SampleStore
 from tests.support.processes import any_running
 from tuner.resume import ABANDONED, RETRY_ATTR, fail_reason
+from tuner.servers.study_ports import PORTS_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 pytestmark = pytest.mark.slow
@@ -32,10 +33,18 @@ REPO = Path(__file__).resolve().parents[2]
 WORKERS = ("tuner-a", "tuner-b", "tuner-c")
 
 
-def write_config(tmp_path: Path, url: str, model: Path, n_trials: int, stale_after_s: int) -> None:
-    (tmp_path / "tuner.toml").write_text(
+def write_config(
+    tmp_path: Path,
+    url: str,
+    model: Path,
+    n_trials: int,
+    stale_after_s: int,
+    name: str = "tuner.toml",
+    study: str = "",
+) -> None:
+    (tmp_path / name).write_text(
         f'[study]\nname = "shared"\nstorage = "{url}"\nn_trials = {n_trials}\n'
-        f'sampler = "random"\nstale_after_s = {stale_after_s}\n'
+        f'sampler = "random"\nstale_after_s = {stale_after_s}\n{study}'
         f'[server]\nbackend = "embedded"\nmodel_base_path = "{model}"\n'
         '[search]\nspace = "quick"\n'
         '[load]\nmode = "closed"\nusers = 4\nspawn_rate = 4.0\nwarmup_s = 1.0\nmeasure_s = 2.0\n'
@@ -44,17 +53,18 @@ def write_config(tmp_path: Path, url: str, model: Path, n_trials: int, stale_aft
     )
 
 
-def start_tuners(tmp_path: Path) -> list[subprocess.Popen]:
+def start_tuners(tmp_path: Path, configs: list[str] | None = None) -> list[subprocess.Popen]:
+    """One tuner per worker name, on `configs` (one each) or all on tuner.toml."""
     return [
         subprocess.Popen(
-            [sys.executable, "-m", "tuner", "optimize", "--worker", name],
+            [sys.executable, "-m", "tuner", "optimize", "--worker", name, "--config", config],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
             env={**os.environ, "PYTHONPATH": str(REPO)},
         )
-        for name in WORKERS
+        for name, config in zip(WORKERS, configs or ["tuner.toml"] * len(WORKERS), strict=True)
     ]
 
 
@@ -114,21 +124,30 @@ def check_the_study(url: str, n_trials: int, outputs: list[str]) -> list[optuna.
     return trials
 
 
-def test_three_tuners_share_one_study(tmp_path, postgres_url, demo_model_dir) -> None:
-    write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=30)
-    tuners = start_tuners(tmp_path)
+def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
+    tmp_path, postgres_url, demo_model_dir
+) -> None:
+    """Issue 16's set-up: each tuner has a config of its own, differing in its seed and
+    workdir. Their slots (and so their ports) are the host's, not the workdir's."""
+    configs = [f"tuner{i}.toml" for i in range(len(WORKERS))]
+    for i, name in enumerate(configs):
+        study = f'seed = {i}\nworkdir = "runs{i}"\n'
+        write_config(tmp_path, postgres_url, demo_model_dir, 4, 30, name=name, study=study)
+    tuners = start_tuners(tmp_path, configs)
     wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials_of(postgres_url)))
-    shown = cli(tmp_path, "show")  # while the others still run
+    shown = cli(tmp_path, "show", "--config", configs[0])  # while the others still run
     outputs = finish(tuners)
 
     assert [p.returncode for p in tuners] == [0, 0, 0], outputs
     assert shown.returncode == 0, shown.stderr[-1500:]
     assert "worker" in shown.stdout.splitlines()[0]
     trials = check_the_study(postgres_url, 4, outputs)
-    assert len(trials) == 4  # no tuner overshot n_trials
+    assert len(trials) == 4  # none failed, and no tuner overshot n_trials
+    ports = optuna.load_study(study_name="shared", storage=postgres_url).user_attrs[PORTS_ATTR]
+    assert len(ports) == 3 and len({p for slot in ports.values() for p in slot.values()}) == 6
     confirming = [out for out in outputs if "confirming the best" in out]
     assert len(confirming) == 1, outputs
-    exported = cli(tmp_path, "export", "--out", str(tmp_path / "b.txt"))
+    exported = cli(tmp_path, "export", "--config", configs[0], "--out", str(tmp_path / "b.txt"))
     # On a contended machine the no-batching reference may win: export says so in a sentence.
     assert exported.returncode == 0 or "no-batching reference" in exported.stderr
     assert "Traceback" not in exported.stderr

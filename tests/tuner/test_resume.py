@@ -12,6 +12,7 @@ from tests.support.studies import config_for, finish, new_study
 from tuner.report import trial_rows
 from tuner.resume import (
     ABANDONED,
+    BENCH_FAULTS,
     RETRY_ATTR,
     counted_trials,
     fail_reason,
@@ -102,3 +103,20 @@ def test_a_running_study_retries_a_trial_another_host_abandoned(tmp_path: Path) 
     assert trials[2].user_attrs[RETRY_ATTR] == 0
     assert trials[2].user_attrs[REFERENCE_ATTR] == NO_BATCHING
     assert counted_trials(host_b) == 2
+
+
+def test_a_trial_the_bench_failed_does_not_count_and_runs_again_once(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    study = new_study(config)
+    finish(study, study.ask(), "port_conflict")  # the no-batching reference
+    assert "port_conflict" in BENCH_FAULTS
+    assert counted_trials(study) == 0
+    assert [t.number for t in requeue_cut_short(study)] == [0]
+    assert requeue_cut_short(study) == []
+    recommended = study.ask()
+    load_search_space(config).suggest(recommended)
+    finish(study, recommended, "server_exited")  # the configuration's own failure counts
+    retry = study.ask()
+    assert (retry.user_attrs[RETRY_ATTR], retry.user_attrs[REFERENCE_ATTR]) == (0, NO_BATCHING)
+    finish(study, retry)
+    assert counted_trials(study) == 2

@@ -4,9 +4,11 @@ objective that measures nothing, so the claim logic is all that runs."""
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -15,10 +17,9 @@ from optuna.trial import TrialState
 
 from tests.support.studies import config_for
 from tuner.config import TunerConfig
+from tuner.errors import TrialFailed, TunerError
 from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
-from tuner.servers.study_ports import PORTS_ATTR, study_ports
 from tuner.shared_trials import SharedTrials, confirmation_claim
-from tuner.slot import take_slot
 from tuner.study import join_study, load_search_space, make_sampler, open_study
 from tuner.study_lock import StudyLock
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
@@ -140,25 +141,75 @@ def test_a_confirming_tuner_that_fails_leaves_the_pass_to_the_next(tmp_path: Pat
         assert claim is None
 
 
-def test_tuners_on_one_host_take_their_own_slots_and_ports(tmp_path: Path) -> None:
-    config = config_for(tmp_path)
-    study = open_study(config, load_search_space(config))
-    ports = iter([5001, 5002, 5001, 5002, 5003, 5004])  # the kernel may hand out a port again
-    with take_slot(tmp_path / "runs" / "s") as first, take_slot(tmp_path / "runs" / "s") as second:
-        assert (first.index, second.index) == (0, 1)
-        assert first.workdir == tmp_path / "runs" / "s"
-        assert second.workdir == tmp_path / "runs" / "s" / "tuner-1"
+def joined(config: TunerConfig) -> tuple[optuna.Study, StudyLock]:
+    space = load_search_space(config)
+    lock = StudyLock(config.study.storage, config.study.name)
+    with lock:
+        study = open_study(config, space)
+        join_study(study, space, config, say=lambda line: None)
+    return study, lock
 
-        def free_port() -> int:
-            return next(ports)
 
-        never_bound = {"in_use": lambda port: False, "host": "h"}
-        mine = study_ports(study, 0, 0, free_port, slot=first.index, **never_bound)
-        theirs = study_ports(study, 0, 0, free_port, slot=second.index, **never_bound)
-    assert mine == (5001, 5002) and theirs == (5003, 5004)
-    assert study.user_attrs[PORTS_ATTR] == {
-        "h": {"grpc": 5001, "rest": 5002},
-        "h#1": {"grpc": 5003, "rest": 5004},
-    }
-    with take_slot(tmp_path / "runs" / "s") as again:  # both tuners ended: slot 0 is free
-        assert again.index == 0
+def measuring(config: TunerConfig, fails: Callable[[int], bool]) -> Callable[[optuna.Trial], float]:
+    """An objective that measures nothing, and fails `port_conflict` (as the objective records
+    a failure) on the calls `fails` picks, counted from 0."""
+    space = load_search_space(config)
+    calls = itertools.count()
+
+    def objective(trial: optuna.Trial) -> float:
+        if REFERENCE_ATTR not in trial.user_attrs:
+            space.suggest(trial)
+        if fails(next(calls)):
+            detail = "port 8500 (server.grpc_port) is already in use on 127.0.0.1"
+            trial.set_user_attr("fail_reason", "port_conflict")
+            trial.set_user_attr("fail_detail", detail)
+            raise TrialFailed("port_conflict", detail)
+        return 1.0
+
+    return objective
+
+
+def check_every_failure_ran_again(study: optuna.Study, n_trials: int) -> None:
+    trials = study.get_trials()
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    assert len(complete) == n_trials and counted_trials(study) == n_trials
+    references = Counter(t.user_attrs.get(REFERENCE_ATTR) for t in complete)
+    assert references[NO_BATCHING] == 1 and references[TF_SERVING_RECOMMENDED] == 1
+    retried = Counter(t.user_attrs.get(RETRY_ATTR) for t in trials if RETRY_ATTR in t.user_attrs)
+    failed = [t.number for t in trials if t.state == TrialState.FAIL]
+    assert sorted(retried) == failed and set(retried.values()) == {1}
+
+
+def test_a_tuner_whose_bench_fails_trials_in_a_row_stops_and_burns_none(tmp_path: Path) -> None:
+    config = config_for(tmp_path, sampler="random")
+    study, lock = joined(config)
+    try:
+        with pytest.raises(TunerError) as stopped:
+            SharedTrials(study, lock, 4, max_bench_faults_in_a_row=3).run(
+                measuring(config, fails=lambda call: True), catch=(TrialFailed,)
+            )
+        assert str(stopped.value).startswith(
+            "3 trials in a row (0, 1, 2) failed for a reason that is the bench's, not their "
+            "configuration's (port_conflict: port 8500 (server.grpc_port) is already in use"
+        )
+        assert counted_trials(study) == 0
+        # The bench is fixed: the next run measures those trials, and the study its 4 trials.
+        SharedTrials(study, lock, 4, max_bench_faults_in_a_row=3).run(
+            measuring(config, fails=lambda call: False), catch=(TrialFailed,)
+        )
+    finally:
+        lock.close()
+    check_every_failure_ran_again(study, 4)
+
+
+def test_bench_faults_between_measured_trials_do_not_stop_the_tuner(tmp_path: Path) -> None:
+    config = config_for(tmp_path, sampler="random")
+    study, lock = joined(config)
+    try:
+        ran = SharedTrials(study, lock, 3, max_bench_faults_in_a_row=2).run(
+            measuring(config, fails=lambda call: call % 2 == 0), catch=(TrialFailed,)
+        )
+    finally:
+        lock.close()
+    assert ran == 6
+    check_every_failure_ran_again(study, 3)

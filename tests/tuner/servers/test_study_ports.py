@@ -6,8 +6,11 @@ import itertools
 from pathlib import Path
 
 from tests.support.studies import config_for, new_study
-from tuner.servers.study_ports import PORTS_ATTR, study_ports
+from tuner.servers.reservations import PortReservations
+from tuner.servers.study_ports import PORTS_ATTR, ports_again, study_ports
 from tuner.study import load_existing_study
+
+NEVER_BOUND = {"in_use": lambda port: False, "host": "h"}
 
 
 def test_free_ports_are_picked_once_and_reused(tmp_path: Path) -> None:
@@ -57,3 +60,23 @@ def test_a_stored_port_taken_since_is_chosen_again(tmp_path: Path) -> None:
         "grpc": 42002,
         "rest": 42001,
     }
+
+
+def test_a_chosen_port_taken_since_is_chosen_again_a_configured_one_is_not(
+    tmp_path: Path,
+) -> None:
+    config = config_for(tmp_path)
+    study = new_study(config)
+    picks = itertools.count(43000)
+    with PortReservations("s#0") as mine:
+        ports = study_ports(study, 0, 0, lambda: next(picks), reservations=mine, **NEVER_BOUND)
+        assert ports == (43000, 43001)
+        moved = ports_again(
+            study, 0, 0, lambda: next(picks), 43000, reservations=mine, **NEVER_BOUND
+        )
+        assert moved == (43002, 43001)
+        assert study.user_attrs[PORTS_ATTR]["h"] == {"grpc": 43002, "rest": 43001}
+        assert ports_again(study, 43002, 0, lambda: 1 / 0, 43002, **NEVER_BOUND) is None
+    with PortReservations("t#0") as another_study:
+        assert another_study.reserve(43000)  # moved off: no longer kept for study s
+        assert not another_study.reserve(43001)
