@@ -109,6 +109,14 @@ class LoadConfig:
     processes: int = LoadProfile.processes
     request_timeout_s: float = LoadProfile.request_timeout_s
     texts_per_request: int = LoadProfile.texts_per_request
+    # A JSON-lines file of TF Serving REST bodies to send to /v1/models/NAME:predict, or
+    # "model-warmup" for the SavedModel's own assets.extra/tf_serving_warmup_requests;
+    # unset (and generate_rows 0) = the demo's texts to /predict.
+    requests: str | None = None
+    # The order the bodies are sent in: "cycle" (file order, round and round) or "random".
+    requests_order: str = LoadProfile.requests_order
+    # > 0: bodies generated from the model's signature, this many rows each.
+    generate_rows: int = 0
     # Load from several machines: > 0 makes each trial's Locust a master that waits for this
     # many `python -m tuner load-worker --master HOST:PORT` processes (README, "Load from
     # several machines").

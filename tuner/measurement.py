@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from model_server.batching_parameters import BatchingParameters
 from scripts.corpus import generate
 from tuner.errors import TrialFailed
@@ -21,6 +19,7 @@ from tuner.servers import ModelServerBackend, ModelServerError
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
 from tuner.service_process import ServiceProcess
+from tuner.warmup import warm_up, warmup_requests
 
 log = logging.getLogger("tuner")
 SERVICE_READY_TIMEOUT_S = 30.0
@@ -141,16 +140,8 @@ class Measurer:
             )
 
     def _warm_up(self) -> None:
-        """A few requests through the whole path, so the first measured second is not the
-        one that pays for connection set-up and TensorFlow's first-call tracing."""
-        with httpx.Client(base_url=self.service.url, timeout=10.0) as client:
-            for i in range(self.warmup_requests):
-                try:
-                    client.post("/predict", json={"text": self._texts[i % len(self._texts)]})
-                except httpx.HTTPError as exc:
-                    raise TrialFailed(
-                        "service_failed", f"a warm-up request to the service failed: {exc}"
-                    ) from None
+        """The load's own requests, every status checked (tuner/warmup.py)."""
+        warm_up(self.service.url, warmup_requests(self.profile, self._texts, self.warmup_requests))
 
     def metrics(self):
         try:

@@ -34,6 +34,7 @@ from tuner.measurement import Measurer
 from tuner.objective import Objective
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
+from tuner.request_source import request_bodies, with_requests
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,
@@ -255,6 +256,9 @@ def optimize(
             f"{config.source}: server.model_base_path {model_base_path} does not exist; "
             "build the demo model with `make model` or point it at your model"
         )
+    bodies = request_bodies(
+        config.load.requests, config.load.generate_rows, model_base_path, config.path
+    )
     worker = worker_name(config.study.worker)
     with _storage_errors():
         lock = StudyLock(config.study.storage, config.study.name)
@@ -282,7 +286,7 @@ def optimize(
             config,
             study,
             lock,
-            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining),
+            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining, bodies),
             say,
             parts,
         )
@@ -300,6 +304,7 @@ class _Plan:
     ports: tuple[int, int]
     done: int
     remaining: int
+    requests: list[bytes] | None = None  # the load's REST bodies; None = the demo's texts
 
 
 def _run(
@@ -313,6 +318,7 @@ def _run(
     space, profile, samples = plan.space, plan.profile, plan.samples
     workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
+    profile = with_requests(profile, plan.requests, workdir, config.server.model_name)
     model_base_path = config.path(config.server.model_base_path)
     for process in stop_leftovers(workdir):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")

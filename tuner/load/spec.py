@@ -92,11 +92,20 @@ class LoadProfile:
     master_bind_host: str = "127.0.0.1"
     master_bind_port: int = 5557
     worker_timeout_s: float = 30.0  # every worker connected and ready within this, or fail
+    # TF Serving REST bodies, one per line, posted to predict_path instead of the demo's
+    # texts to /predict (tuner/request_source.py writes it); "cycle" or "random" order.
+    requests_file: Path | None = None
+    requests_order: str = "cycle"
+    predict_path: str = "/predict"
 
     def __post_init__(self) -> None:
         if self.arrival not in ARRIVALS:
             raise LoadProfileError(
                 f'load.arrival must be "closed" or "poisson", not {self.arrival!r}'
+            )
+        if self.requests_order not in ("cycle", "random"):
+            raise LoadProfileError(
+                f'load.requests_order must be "cycle" or "random", not {self.requests_order!r}'
             )
         if self.users < 1:
             raise LoadProfileError(f"load.users must be at least 1, not {self.users}")
