@@ -117,6 +117,10 @@ class LoadConfig:
     requests_order: str = LoadProfile.requests_order
     # > 0: bodies generated from the model's signature, this many rows each.
     generate_rows: int = 0
+    # Who receives the load: "service" (the prediction service), or straight to the model
+    # server: "rest" (its REST API) or "grpc" (PredictionService/Predict). The last two need
+    # requests or generate_rows.
+    target: str = LoadProfile.target
     # Load from several machines: > 0 makes each trial's Locust a master that waits for this
     # many `python -m tuner load-worker --master HOST:PORT` processes (README, "Load from
     # several machines").

@@ -19,7 +19,7 @@ from tuner.servers import ModelServerBackend, ModelServerError
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
 from tuner.service_process import ServiceProcess
-from tuner.warmup import warm_up, warmup_requests
+from tuner.warmup import warm_up_target
 
 log = logging.getLogger("tuner")
 SERVICE_READY_TIMEOUT_S = 30.0
@@ -71,7 +71,7 @@ class Measurer:
         try:
             result = run_load(
                 self.profile,
-                self.service.url,
+                self.target_url,
                 workdir / "load",
                 on_interval=on_interval,
                 cpu_pids=self.cpu_pids,
@@ -108,6 +108,15 @@ class Measurer:
         self._service_pid = self.service.pid
         self._server_pids = list(self.backend.pids)
 
+    @property
+    def target_url(self) -> str:
+        """Where the load goes (load.target): the service, or the model server itself."""
+        if self.profile.target == "rest":
+            return self.backend.rest_url
+        if self.profile.target == "grpc":
+            return f"http://{self.backend.grpc_target}"
+        return self.service.url
+
     def cpu_pids(self) -> list[int]:
         """The service's and the model server's processes, whose CPU each window reports."""
         return [p for p in (self._service_pid, *self._server_pids) if p is not None]
@@ -141,7 +150,7 @@ class Measurer:
 
     def _warm_up(self) -> None:
         """The load's own requests, every status checked (tuner/warmup.py)."""
-        warm_up(self.service.url, warmup_requests(self.profile, self._texts, self.warmup_requests))
+        warm_up_target(self.profile, self.target_url, self._texts, self.warmup_requests)
 
     def metrics(self):
         try:

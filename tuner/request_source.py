@@ -55,16 +55,75 @@ def request_bodies(
 
 
 def with_requests(
-    profile: LoadProfile, bodies: list[bytes] | None, workdir: Path, model_name: str
+    profile: LoadProfile,
+    bodies: list[bytes] | None,
+    workdir: Path,
+    model_name: str,
+    grpc_bodies: list[bytes] | None = None,
 ) -> LoadProfile:
     """The profile sending `bodies` (written to workdir/requests.jsonl) to the generic
-    endpoint; unchanged when there are none."""
+    endpoint, and over gRPC `grpc_bodies` (serialized PredictRequests, base64 per line);
+    unchanged when there are none."""
     if bodies is None:
         return profile
     workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "requests.jsonl"
     out.write_bytes(b"".join(body + b"\n" for body in bodies))
-    return replace(profile, requests_file=out, predict_path=predict_path(model_name))
+    grpc_out = None
+    if grpc_bodies is not None:
+        grpc_out = workdir / "requests.grpc.b64"
+        grpc_out.write_bytes(b"".join(base64.b64encode(b) + b"\n" for b in grpc_bodies))
+    return replace(
+        profile,
+        requests_file=out,
+        predict_path=predict_path(model_name),
+        grpc_requests_file=grpc_out,
+    )
+
+
+def for_target(
+    target: str, bodies: list[bytes] | None, model_base_path: Path, model_name: str
+) -> list[bytes] | None:
+    """The bodies as serialized PredictRequests when the load goes over gRPC (None else);
+    ConfigError when a target other than the service has no requests to send."""
+    if target == "service":
+        return None
+    if bodies is None:
+        raise ConfigError(
+            f'load.target = "{target}" sends TF Serving requests straight to the model '
+            'server: set load.requests (a file, or "model-warmup") or load.generate_rows'
+        )
+    if target != "grpc":
+        return None
+    return [
+        predict_request(body, number, model_base_path, model_name).SerializeToString()
+        for number, body in enumerate(bodies, 1)
+    ]
+
+
+def predict_request(body: bytes, number: int, model_base_path: Path, model_name: str):
+    """One REST body as the PredictRequest the service would build from it."""
+    from tensorflow_serving.apis import predict_pb2
+
+    from model_server.errors import ServingError
+    from model_server.rest_json import predict_body
+    from model_server.tensors import to_proto
+
+    parsed = predict_body(orjson.loads(body))
+    key = parsed.signature_name or "serving_default"
+    spec = read_signature(_version_dir(model_base_path), key)
+    try:
+        inputs = spec.check(parsed.inputs(spec))
+    except ServingError as exc:
+        raise ConfigError(
+            f"load.requests: request {number} does not fit the model: {exc.message}"
+        ) from None
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = key
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(to_proto(value))
+    return request
 
 
 def jsonl_bodies(path: Path) -> list[bytes]:

@@ -34,7 +34,7 @@ from tuner.measurement import Measurer
 from tuner.objective import Objective
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
-from tuner.request_source import request_bodies, with_requests
+from tuner.request_source import for_target, request_bodies, with_requests
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,
@@ -259,6 +259,7 @@ def optimize(
     bodies = request_bodies(
         config.load.requests, config.load.generate_rows, model_base_path, config.path
     )
+    grpc_bodies = for_target(config.load.target, bodies, model_base_path, config.server.model_name)
     worker = worker_name(config.study.worker)
     with _storage_errors():
         lock = StudyLock(config.study.storage, config.study.name)
@@ -286,7 +287,18 @@ def optimize(
             config,
             study,
             lock,
-            _Plan(space, profile, samples, slot.workdir, worker, ports, done, remaining, bodies),
+            _Plan(
+                space,
+                profile,
+                samples,
+                slot.workdir,
+                worker,
+                ports,
+                done,
+                remaining,
+                bodies,
+                grpc_bodies,
+            ),
             say,
             parts,
         )
@@ -305,6 +317,7 @@ class _Plan:
     done: int
     remaining: int
     requests: list[bytes] | None = None  # the load's REST bodies; None = the demo's texts
+    grpc_requests: list[bytes] | None = None  # the same as PredictRequests, for target grpc
 
 
 def _run(
@@ -318,7 +331,9 @@ def _run(
     space, profile, samples = plan.space, plan.profile, plan.samples
     workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
-    profile = with_requests(profile, plan.requests, workdir, config.server.model_name)
+    profile = with_requests(
+        profile, plan.requests, workdir, config.server.model_name, plan.grpc_requests
+    )
     model_base_path = config.path(config.server.model_base_path)
     for process in stop_leftovers(workdir):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")

@@ -11,6 +11,7 @@ instead of being measured as a rate of errors; a service that cannot be reached 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 import httpx
 
@@ -57,6 +58,41 @@ def warm_up(url: str, requests: Iterator[tuple[str, bytes]], timeout_s: float = 
                     status=response.status_code,
                 )
     return sent
+
+
+def warm_up_target(profile: LoadProfile, url: str, texts: Sequence[str], count: int) -> int:
+    """The warm-up over the load's own target: HTTP to the service or the REST API, or the
+    same requests over gRPC."""
+    if profile.target == "grpc" and profile.grpc_requests_file is not None:
+        return warm_up_grpc(url.split("://", 1)[-1], profile.grpc_requests_file, count)
+    return warm_up(url, warmup_requests(profile, texts, count))
+
+
+def warm_up_grpc(target: str, path: Path, count: int, timeout_s: float = 10.0) -> int:
+    import grpc
+
+    from tuner.load.grpc_predict import PREDICT_METHOD, read_requests
+
+    requests = read_requests(path)
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary(PREDICT_METHOD)
+        for sent in range(1, count + 1):
+            try:
+                call(requests[(sent - 1) % len(requests)], timeout=timeout_s)
+            except grpc.RpcError as exc:
+                code = exc.code()
+                if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+                    raise TrialFailed(
+                        "service_failed",
+                        f"a warm-up request to the model server at {target} failed: "
+                        f"{code.name}: {exc.details()}",
+                    ) from None
+                raise TrialFailed(
+                    WARMUP_FAILED,
+                    f"warm-up request {sent} over gRPC answered {code.name}: {exc.details()}",
+                    status=code.name,
+                ) from None
+    return count
 
 
 def _message(response: httpx.Response) -> str:

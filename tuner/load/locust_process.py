@@ -121,6 +121,9 @@ def locust_env(
         env["TUNER_LOAD_REQUESTS_FILE"] = str(profile.requests_file)
         env["TUNER_LOAD_REQUESTS_ORDER"] = profile.requests_order
         env["TUNER_LOAD_PREDICT_PATH"] = profile.predict_path
+    env["TUNER_LOAD_TARGET"] = profile.target
+    if profile.grpc_requests_file is not None:
+        env["TUNER_LOAD_GRPC_REQUESTS_FILE"] = str(profile.grpc_requests_file)
     if intervals_file is not None:
         env["TUNER_LOAD_INTERVALS_FILE"] = str(intervals_file)
     if control_file is not None:
@@ -152,7 +155,10 @@ def _requests_fingerprint(profile: LoadProfile) -> str:
         data = hashlib.sha256(Path(profile.requests_file).read_bytes()).hexdigest()[:12]
     except OSError:
         data = "missing"
-    return f" requests={data} order={profile.requests_order} path={profile.predict_path}"
+    return (
+        f" requests={data} order={profile.requests_order} path={profile.predict_path}"
+        f" target={profile.target}"
+    )
 
 
 def master_address(profile: LoadProfile) -> str:

@@ -24,9 +24,10 @@ import os
 import random
 from pathlib import Path
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, User, constant, task
 
 from scripts.corpus import generate
+from tuner.load.grpc_predict import PredictSender, read_requests
 from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))
@@ -44,10 +45,22 @@ BODIES = (
     else []
 )
 _HEADERS = {"Content-Type": "application/json"}
+# load.target = "grpc": the same requests as serialized PredictRequests, over gRPC.
+GRPC = os.environ.get("TUNER_LOAD_TARGET") == "grpc"
+GRPC_REQUESTS = (
+    read_requests(os.environ["TUNER_LOAD_GRPC_REQUESTS_FILE"])
+    if GRPC and os.environ.get("TUNER_LOAD_GRPC_REQUESTS_FILE")
+    else []
+)
+if GRPC:
+    import grpc.experimental.gevent
+
+    grpc.experimental.gevent.init_gevent()  # gRPC calls yield to Locust's greenlets
 _user_numbers = itertools.count()
 
 
 class PredictUser(FastHttpUser):
+    abstract = GRPC
     wait_time = constant(0)
     network_timeout = REQUEST_TIMEOUT_S
     connection_timeout = REQUEST_TIMEOUT_S
@@ -66,6 +79,8 @@ class PredictUser(FastHttpUser):
 class OpenLoopPredictUser(OpenLoopUser):
     """One per Locust process; its arrivals share the process's seeded stream of texts."""
 
+    abstract = GRPC
+
     def on_start(self) -> None:
         worker = getattr(self.environment.runner, "worker_index", 0)
         self.rng = random.Random(f"{CORPUS_SEED}/open/{worker}")
@@ -73,6 +88,51 @@ class OpenLoopPredictUser(OpenLoopUser):
 
     def arrival(self) -> None:
         _send(self.client, self.rng, self.next_body)
+
+
+class GrpcPredictUser(User):
+    """Closed loop over gRPC: each user sends its next PredictRequest when the last one ends."""
+
+    abstract = not GRPC
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.sender = PredictSender(_grpc_target(self.host), REQUEST_TIMEOUT_S)
+        self.next_body = itertools.count(next(_user_numbers))
+        self.rng = random.Random(f"{CORPUS_SEED}/grpc/{next(_user_numbers)}")
+
+    def on_stop(self) -> None:
+        self.sender.close()
+
+    @task
+    def predict(self) -> None:
+        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+
+
+class OpenLoopGrpcPredictUser(OpenLoopUser):
+    """Open loop over gRPC: one PredictRequest per arrival, on one shared channel."""
+
+    abstract = not GRPC
+
+    def on_start(self) -> None:
+        worker = getattr(self.environment.runner, "worker_index", 0)
+        self.sender = PredictSender(_grpc_target(self.host), REQUEST_TIMEOUT_S)
+        self.rng = random.Random(f"{CORPUS_SEED}/open-grpc/{worker}")
+        self.next_body = itertools.count(worker)
+
+    def arrival(self) -> None:
+        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+
+
+def _grpc_target(host: str | None) -> str:
+    """host:port of the model server's gRPC port, from Locust's --host URL."""
+    return (host or "").split("://", 1)[-1].rstrip("/")
+
+
+def _pick(items: list, rng: random.Random, next_body: itertools.count):
+    if REQUESTS_ORDER == "random":
+        return rng.choice(items)
+    return items[next(next_body) % len(items)]
 
 
 def _send(client, rng: random.Random, next_body: itertools.count) -> None:
@@ -83,10 +143,7 @@ def _send(client, rng: random.Random, next_body: itertools.count) -> None:
 
 
 def _post_body(client, rng: random.Random, next_body: itertools.count) -> None:
-    if REQUESTS_ORDER == "random":
-        body = rng.choice(BODIES)
-    else:
-        body = BODIES[next(next_body) % len(BODIES)]
+    body = _pick(BODIES, rng, next_body)
     with client.post(PREDICT_PATH, data=body, headers=_HEADERS, catch_response=True) as response:
         if response.status_code == 200:
             problem = _rest_problem(response)
