@@ -27,7 +27,6 @@ from pathlib import Path
 from locust import FastHttpUser, User, constant, task
 
 from scripts.corpus import generate
-from tuner.load.grpc_predict import PredictSender, read_requests
 from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))
@@ -47,15 +46,14 @@ BODIES = (
 _HEADERS = {"Content-Type": "application/json"}
 # load.target = "grpc": the same requests as serialized PredictRequests, over gRPC.
 GRPC = os.environ.get("TUNER_LOAD_TARGET") == "grpc"
-GRPC_REQUESTS = (
-    read_requests(os.environ["TUNER_LOAD_GRPC_REQUESTS_FILE"])
-    if GRPC and os.environ.get("TUNER_LOAD_GRPC_REQUESTS_FILE")
-    else []
-)
-if GRPC:
+GRPC_REQUESTS: list[bytes] = []
+if GRPC:  # grpc is imported only then: the HTTP load's processes stay as they were
     import grpc.experimental.gevent
 
+    from tuner.load.grpc_predict import PredictSender, read_requests
+
     grpc.experimental.gevent.init_gevent()  # gRPC calls yield to Locust's greenlets
+    GRPC_REQUESTS = read_requests(os.environ["TUNER_LOAD_GRPC_REQUESTS_FILE"])
 _user_numbers = itertools.count()
 
 
