@@ -7,6 +7,7 @@ rejects fails the trial at warm-up with the model's own message."""
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import optuna
@@ -16,6 +17,8 @@ import pytest
 from tests.service.test_generic_predict import TABULAR_ROWS
 from tests.tuner.capacity.test_capacity_end_to_end import CAPACITY_LOAD
 from tests.tuner.test_end_to_end import make_config
+from tuner.cli import main
+from tuner.config import load_config
 from tuner.errors import ConfigError
 from tuner.study import load_existing_study, optimize
 
@@ -43,21 +46,6 @@ def tabular_config(tmp_path: Path, example_models, **load):
     return config
 
 
-def test_a_requests_file_is_what_the_study_sends(tmp_path, example_models):
-    requests = tmp_path / "requests.jsonl"
-    requests.write_bytes(
-        b"\n".join(orjson.dumps({"instances": [row]}) for row in TABULAR_ROWS) + b"\n"
-    )
-    config = tabular_config(tmp_path, example_models, requests=str(requests))
-    result = optimize(config, say=lambda line: None)
-    trials = load_existing_study(config).trials
-    assert result.trials_run == 2
-    assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    for trial in trials:
-        assert trial.user_attrs["rps"] > 0 and trial.user_attrs["error_rate"] == 0
-    assert locust_names(tmp_path) == {"/v1/models/tabular:predict"}
-
-
 def test_a_request_the_model_rejects_fails_the_trial_at_warmup(tmp_path, example_models):
     requests = tmp_path / "requests.jsonl"
     bad = {**TABULAR_ROWS[0], "clicks": "many"}
@@ -83,26 +71,54 @@ def straight_config(tmp_path: Path, example_models, kind: str, target: str, **lo
     )
 
 
-def test_capacity_over_grpc_straight_to_the_model_server(tmp_path, example_models):
-    config = straight_config(tmp_path, example_models, "image", "grpc", **CAPACITY_LOAD)
+CLOSED_LOAD = {"mode": "closed", "users": 8, "spawn_rate": 8.0, "warmup_s": 1.0, "measure_s": 3.0}
+
+
+@pytest.mark.parametrize(
+    ("kind", "target", "load", "sent_to"),
+    [
+        ("demo", "service", CLOSED_LOAD, "/v1/models/demo:predict"),
+        ("image", "grpc", CAPACITY_LOAD, "/tensorflow.serving.PredictionService/Predict"),
+        ("text", "service", CLOSED_LOAD, "/v1/models/text:predict"),
+    ],
+)
+def test_init_then_a_short_optimize(
+    tmp_path, example_models, demo_model_dir, capsys, kind, target, load, sent_to
+):
+    """init's config, shortened (2 trials, tiny windows, no confirmation), runs as it is."""
+    model = demo_model_dir if kind == "demo" else example_models[kind]
+    if kind == "demo":  # the model's name is its directory's: give the demo its own
+        model = Path(shutil.copytree(model, tmp_path / "demo"))
+    out = tmp_path / "tuner.toml"
+    assert main(["init", "--model", str(model), "--out", str(out)]) == 0, capsys.readouterr()
+    overrides = {
+        "study": {"n_trials": 2, "storage": f"sqlite:///{tmp_path / 'tuning.db'}"},
+        "server": {"backend": "embedded"},
+        "load": {**load, "target": target},
+        "confirm": {"top_k": 0},
+        "objective": {"slo_ms": 1000.0},  # the figures are not the point on a busy machine
+    }
+    config = load_config(out, overrides)
     result = optimize(config, say=lambda line: None)
     trials = load_existing_study(config).trials
     assert result.trials_run == 2
     for trial in trials:
         assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_detail")
-        assert trial.user_attrs["capacity_rps"] > 0
-        assert trial.user_attrs["capacity_curve"][0]["goodput_rps"] > 0
-    names = locust_names(tmp_path)
-    assert names == {"/tensorflow.serving.PredictionService/Predict"}
+        assert trial.value > 0
+    assert locust_names(tmp_path) == {sent_to}
 
 
-def test_closed_loop_over_rest_straight_to_the_model_server(tmp_path, example_models):
-    config = straight_config(tmp_path, example_models, "text", "rest")
+def test_a_requests_file_over_rest_straight_to_the_model_server(tmp_path, example_models):
+    requests = tmp_path / "requests.jsonl"
+    requests.write_bytes(
+        b"\n".join(orjson.dumps({"instances": [row]}) for row in TABULAR_ROWS) + b"\n"
+    )
+    config = tabular_config(tmp_path, example_models, requests=str(requests), target="rest")
     optimize(config, say=lambda line: None)
     trials = load_existing_study(config).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert all(t.user_attrs["error_rate"] == 0 for t in trials)
-    assert locust_names(tmp_path) == {"/v1/models/text:predict"}
+    assert locust_names(tmp_path) == {"/v1/models/tabular:predict"}
 
 
 def test_a_straight_target_without_requests_is_one_sentence(tmp_path, example_models):
