@@ -23,6 +23,7 @@ from model_server.tensors import dtype_name
 from tuner.errors import ConfigError, TunerError
 from tuner.request_source import (
     MODEL_WARMUP,
+    check_batchable,
     generated_bodies,
     predict_path,
     read_signature,
@@ -71,12 +72,7 @@ def inspect_model(base_path: Path) -> ModelSummary:
         )
     version_dir = base_path / str(versions[0])
     signature = read_signature(version_dir, SIGNATURE)
-    if not signature.batched:
-        shapes = {k: list(s.shape) if s.shape else s.shape for k, s in signature.inputs.items()}
-        raise ConfigError(
-            f"batching cannot apply to {base_path}: its inputs {shapes} have no free leading "
-            "batch dimension, so TF Serving serves it unbatched and there is nothing to tune"
-        )
+    check_batchable(base_path)
     return ModelSummary(
         base_path,
         base_path.resolve().name,

@@ -240,6 +240,25 @@ def _values(dtype: np.dtype, shape: tuple[int, ...], rng: random.Random, nprng) 
     return nprng.integers(0, 10, shape).tolist()
 
 
+def check_batchable(model_base_path: Path) -> None:
+    """ConfigError when the model's serving_default inputs have no batch dimension: TF
+    Serving can only serve it unbatched, so there is no batching to tune. A model without
+    that signature, or one this cannot read, is left to the model server to judge."""
+    from model_server.model import DEFAULT_SIGNATURE
+
+    try:
+        spec = read_signature(_version_dir(model_base_path), DEFAULT_SIGNATURE)
+    except ConfigError:
+        return
+    if not spec.batched:
+        shapes = {k: list(s.shape) if s.shape else s.shape for k, s in spec.inputs.items()}
+        raise ConfigError(
+            f"batching cannot apply to {model_base_path}: its inputs {shapes} have no free "
+            "leading batch dimension, so TF Serving serves it unbatched and there is nothing "
+            "to tune"
+        )
+
+
 def _corpus() -> list[str]:
     """The demo's deterministic review corpus: realistic strings of varied length."""
     from scripts.corpus import generate

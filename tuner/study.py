@@ -34,7 +34,7 @@ from tuner.measurement import Measurer
 from tuner.objective import Objective
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
-from tuner.request_source import for_target, request_bodies, with_requests
+from tuner.request_source import check_batchable, for_target, request_bodies, with_requests
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,
@@ -256,6 +256,7 @@ def optimize(
             f"{config.source}: server.model_base_path {model_base_path} does not exist; "
             "build the demo model with `make model` or point it at your model"
         )
+    check_batchable(model_base_path)
     bodies = request_bodies(
         config.load.requests, config.load.generate_rows, model_base_path, config.path
     )

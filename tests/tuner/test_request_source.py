@@ -98,3 +98,13 @@ def test_model_warmup_without_a_file_and_two_sources_are_refused(example_models,
         request_bodies("model-warmup", 0, example_models["image"], Path)
     with pytest.raises(ConfigError, match="both set"):
         request_bodies("x.jsonl", 2, example_models["image"], Path)
+
+
+def test_optimize_refuses_a_model_batching_cannot_apply_to(tmp_path, example_models):
+    from tests.tuner.test_end_to_end import make_config
+    from tuner.study import optimize
+
+    config = make_config(tmp_path, example_models["unbatched"])
+    with pytest.raises(ConfigError, match="batching cannot apply"):
+        optimize(config, say=lambda line: None)
+    assert not (tmp_path / "tuning.db").exists()  # refused before any study was created
