@@ -12,6 +12,7 @@ shape. Answers are TF Serving's: `predictions` (row form) or `outputs` (columnar
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -53,25 +54,33 @@ class GenericPredictor:
         self.max_body_bytes = max_body_bytes
         self._latest: _Signatures | None = None
         self._pinned: dict[int, _Signatures] = {}
+        self._reading = asyncio.Lock()
 
     async def signatures(self, version: int | None) -> _Signatures:
-        cached = self._latest if version is None else self._pinned.get(version)
+        cached = self._cached(version)
         if cached is not None:
             return cached
-        served, signature_map = await self.client.signature_defs(version)
-        fresh = _Signatures(
-            served,
-            {
-                key: signature_spec(key, sig)
-                for key, sig in signature_map.signature_def.items()
-                if not key.startswith("__")
-            },
-        )
-        if version is None:
-            self._latest = fresh
-        else:
-            self._pinned[version] = fresh
-        return fresh
+        async with self._reading:  # after a restart, one read for all the waiting requests
+            cached = self._cached(version)
+            if cached is not None:
+                return cached
+            served, signature_map = await self.client.signature_defs(version)
+            fresh = _Signatures(
+                served,
+                {
+                    key: signature_spec(key, sig)
+                    for key, sig in signature_map.signature_def.items()
+                    if not key.startswith("__")
+                },
+            )
+            if version is None:
+                self._latest = fresh
+            else:
+                self._pinned[version] = fresh
+            return fresh
+
+    def _cached(self, version: int | None) -> _Signatures | None:
+        return self._latest if version is None else self._pinned.get(version)
 
     def forget(self, version: int | None) -> None:
         """Drop a cached signature so the next request reads it again."""
@@ -94,7 +103,7 @@ class GenericPredictor:
             timings.preprocess = sent - started
             try:
                 response = await self.client.send(grpc_request)
-            except errors.ServiceError:
+            except (errors.ModelServerUnavailable, errors.InvalidInput):
                 self.forget(version)  # a restarted server may serve another version
                 raise
             finally:
