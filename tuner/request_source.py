@@ -11,7 +11,6 @@ read, so both send exactly the same bodies. Without any of them the demo's texts
 from __future__ import annotations
 
 import base64
-import random
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,13 @@ import orjson
 
 from tuner.errors import ConfigError
 from tuner.load.spec import LoadProfile
+from tuner.model_signature import generated_bodies, read_signature, version_dir
 
 MODEL_WARMUP = "model-warmup"
-ORDERS = ("cycle", "random")
-GENERATED_BODIES = 64
 
 
 def predict_path(model_name: str) -> str:
     return f"/v1/models/{model_name}:predict"
-
-
-def read_bodies(path: Path) -> list[bytes]:
-    """The materialized request file: one JSON body per line."""
-    return [line for line in path.read_bytes().splitlines() if line.strip()]
 
 
 def request_bodies(
@@ -46,11 +39,11 @@ def request_bodies(
     if generate_rows < 0:
         raise ConfigError(f"load.generate_rows must be >= 0, not {generate_rows}")
     if requests == MODEL_WARMUP:
-        return warmup_bodies(_version_dir(model_base_path))
+        return warmup_bodies(version_dir(model_base_path))
     if requests:
         return jsonl_bodies(resolve(requests))
     if generate_rows:
-        return generated_bodies(_version_dir(model_base_path), generate_rows)
+        return generated_bodies(version_dir(model_base_path), generate_rows)
     return None
 
 
@@ -111,7 +104,7 @@ def predict_request(body: bytes, number: int, model_base_path: Path, model_name:
 
     parsed = predict_body(orjson.loads(body))
     key = parsed.signature_name or "serving_default"
-    spec = read_signature(_version_dir(model_base_path), key)
+    spec = read_signature(version_dir(model_base_path), key)
     try:
         inputs = spec.check(parsed.inputs(spec))
     except ServingError as exc:
@@ -197,102 +190,3 @@ def _jsonable(array: np.ndarray) -> Any:
         return {"b64": base64.b64encode(item).decode()}
 
     return convert(array.tolist())
-
-
-def generated_bodies(version_dir: Path, rows: int, seed: int = 0) -> list[bytes]:
-    """Bodies of `rows` rows each, values of each input's dtype and shape."""
-    from model_server.model import DEFAULT_SIGNATURE
-
-    spec = read_signature(version_dir, DEFAULT_SIGNATURE)
-    if not spec.batched:
-        raise ConfigError(
-            f"load.generate_rows: the model's inputs have no batch dimension "
-            f"({ {k: list(s.shape or []) for k, s in spec.inputs.items()} }); give requests "
-            "in a file (load.requests) instead"
-        )
-    rng = random.Random(seed)
-    nprng = np.random.default_rng(seed)
-    bodies = []
-    for _ in range(GENERATED_BODIES):
-        inputs = {}
-        for name, tensor in spec.inputs.items():
-            dims = tensor.shape[1:] if tensor.shape else ()
-            if any(d < 0 for d in dims):
-                raise ConfigError(
-                    f"load.generate_rows: input {name!r} has shape {list(tensor.shape)} with a "
-                    "free dimension besides the batch; give requests in a file (load.requests)"
-                )
-            shape = (rows, *dims)
-            inputs[name] = _values(tensor.dtype, shape, rng, nprng)
-        bodies.append(orjson.dumps({"inputs": inputs}))
-    return bodies
-
-
-def _values(dtype: np.dtype, shape: tuple[int, ...], rng: random.Random, nprng) -> Any:
-    count = int(np.prod(shape))
-    if dtype.kind == "O":
-        texts = [rng.choice(_corpus()) for _ in range(count)]
-        return np.array(texts, dtype=object).reshape(shape).tolist()
-    if dtype.kind == "f":
-        return nprng.random(shape).astype(np.float32).round(4).tolist()
-    if dtype.kind == "b":
-        return nprng.integers(0, 2, shape).astype(bool).tolist()
-    return nprng.integers(0, 10, shape).tolist()
-
-
-def check_batchable(model_base_path: Path) -> None:
-    """ConfigError when the model's serving_default inputs have no batch dimension: TF
-    Serving can only serve it unbatched, so there is no batching to tune. A model without
-    that signature, or one this cannot read, is left to the model server to judge."""
-    from model_server.model import DEFAULT_SIGNATURE
-
-    try:
-        spec = read_signature(_version_dir(model_base_path), DEFAULT_SIGNATURE)
-    except ConfigError:
-        return
-    if not spec.batched:
-        shapes = {k: list(s.shape) if s.shape else s.shape for k, s in spec.inputs.items()}
-        raise ConfigError(
-            f"batching cannot apply to {model_base_path}: its inputs {shapes} have no free "
-            "leading batch dimension, so TF Serving serves it unbatched and there is nothing "
-            "to tune"
-        )
-
-
-def _corpus() -> list[str]:
-    """The demo's deterministic review corpus: realistic strings of varied length."""
-    from scripts.corpus import generate
-
-    return [text for text, _ in generate(256, seed=7)]
-
-
-def read_signature(version_dir: Path, key: str):
-    """A signature's spec from saved_model.pb alone (no TensorFlow graph loaded)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
-    from model_server.signature_spec import signature_spec
-
-    proto = saved_model_pb2.SavedModel()
-    try:
-        proto.ParseFromString((version_dir / "saved_model.pb").read_bytes())
-    except Exception as exc:
-        raise ConfigError(f"cannot read the SavedModel at {version_dir}: {exc}") from None
-    for meta_graph in proto.meta_graphs:
-        if "serve" in meta_graph.meta_info_def.tags and key in meta_graph.signature_def:
-            return signature_spec(key, meta_graph.signature_def[key])
-    raise ConfigError(
-        f"the SavedModel at {version_dir} has no {key!r} signature tagged 'serve'; "
-        "TF Serving calls that one by default"
-    )
-
-
-def _version_dir(model_base_path: Path) -> Path:
-    from model_server.preflight import servable_versions
-
-    versions = servable_versions(model_base_path)
-    if not versions:
-        raise ConfigError(
-            f"no servable version under {model_base_path}: expected a numeric subdirectory "
-            "(e.g. 1/) holding saved_model.pb"
-        )
-    return model_base_path / str(versions[0])

@@ -31,10 +31,11 @@ from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
 from tuner.load import LoadProfile
 from tuner.measurement import Measurer
+from tuner.model_signature import check_batchable
 from tuner.objective import Objective
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
-from tuner.request_source import check_batchable, for_target, request_bodies, with_requests
+from tuner.request_source import for_target, request_bodies, with_requests
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,

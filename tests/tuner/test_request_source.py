@@ -18,7 +18,8 @@ from model_server.tensors import to_proto
 from scripts.example_models import write_warmup
 from tuner.errors import ConfigError
 from tuner.load import LoadProfile
-from tuner.request_source import read_signature, request_bodies, with_requests
+from tuner.model_signature import read_signature
+from tuner.request_source import request_bodies, with_requests
 
 
 def checked(body: bytes, spec: SignatureSpec) -> dict[str, np.ndarray]:
