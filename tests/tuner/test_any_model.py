@@ -108,12 +108,30 @@ def test_init_then_a_short_optimize(
     assert locust_names(tmp_path) == {sent_to}
 
 
-def test_a_requests_file_over_rest_straight_to_the_model_server(tmp_path, example_models):
+def test_init_then_a_requests_file_over_rest(tmp_path, example_models, capsys):
+    """The tabular model through init, with the team's own requests file sent straight to the
+    model server's REST API: the edits a user makes to init's config for that."""
     requests = tmp_path / "requests.jsonl"
     requests.write_bytes(
         b"\n".join(orjson.dumps({"instances": [row]}) for row in TABULAR_ROWS) + b"\n"
     )
-    config = tabular_config(tmp_path, example_models, requests=str(requests), target="rest")
+    out = tmp_path / "tuner.toml"
+    model = str(example_models["tabular"])
+    assert main(["init", "--model", model, "--out", str(out)]) == 0, capsys.readouterr()
+    overrides = {
+        "study": {"n_trials": 2, "storage": f"sqlite:///{tmp_path / 'tuning.db'}"},
+        "server": {"backend": "embedded"},
+        "load": {
+            **CLOSED_LOAD,
+            "target": "rest",
+            "requests": "requests.jsonl",  # relative to the config file
+            "generate_rows": 0,
+            "requests_order": "random",
+        },
+        "confirm": {"top_k": 0},
+        "objective": {"slo_ms": 1000.0},
+    }
+    config = load_config(out, overrides)
     optimize(config, say=lambda line: None)
     trials = load_existing_study(config).trials
     assert [t.state for t in trials] == [optuna.trial.TrialState.COMPLETE] * 2
