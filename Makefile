@@ -7,7 +7,7 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-docker bench-parallel clean
+.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
+	@echo "make bench-any-model [BENCH_ARGS=--short] - the image model: tuned vs references at its own SLO"
 	@echo "make bench-parallel - 1, 2 and 3 tuners sharing a study on PostgreSQL; storage per trial"
 	@echo "make bench-docker - image sizes, build, start-to-AVAILABLE and stop times in a container"
 
@@ -86,6 +87,9 @@ bench-parallel: $(STAMP) $(MODEL)
 # The capacity benchmark alone; BENCH_ARGS=--short checks it works in a few minutes.
 bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
+
+bench-any-model: $(STAMP)
+	$(PY) bench/any_model_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* tuning.db.lock-* batching_parameters.txt batching_parameters.recheck.toml report.html bench/out build

@@ -33,6 +33,8 @@ class Flags:
     tensorflow_inter_op_parallelism: int
     bind_address: str
     monitoring_config_file: Path | None
+    enable_model_warmup: bool = True
+    num_request_iterations_for_warmup: int = 1
 
 
 def _bool(text: str) -> bool:
@@ -58,10 +60,18 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
 # argparse names the type function in its messages ("invalid port value: 'x'").
 _bool.__name__ = "boolean"
 _port.__name__ = "port"
 _non_negative.__name__ = "non-negative integer"
+_positive.__name__ = "positive integer"
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -166,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="accepted for compatibility; metrics are always on the REST port",
     )
+    add(
+        "--enable_model_warmup",
+        type=_bool,
+        nargs="?",
+        const=True,
+        default=True,
+        metavar="true|false",
+        help="replay the SavedModel's assets.extra/tf_serving_warmup_requests at load "
+        "(default true); a failing record fails the load",
+    )
+    add(
+        "--num_request_iterations_for_warmup",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="times each warm-up record is replayed (default 1)",
+    )
     known = {a.dest for a in parser._actions}
     for name in TF_SERVING_FLAGS:
         if name not in known:
@@ -208,4 +235,6 @@ def parse_flags(argv: list[str]) -> Flags:
         tensorflow_inter_op_parallelism=args.tensorflow_inter_op_parallelism,
         bind_address=args.bind_address,
         monitoring_config_file=args.monitoring_config_file,
+        enable_model_warmup=args.enable_model_warmup,
+        num_request_iterations_for_warmup=args.num_request_iterations_for_warmup,
     )

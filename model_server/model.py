@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,9 +18,9 @@ import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
-from model_server.errors import ServingError, invalid_argument
+from model_server.errors import ServingError
 from model_server.preflight import servable_versions
-from model_server.tensors import dtype_name, numpy_dtype, numpy_dtype_name
+from model_server.signature_spec import SignatureSpec, signature_spec
 
 log = logging.getLogger("model_server")
 
@@ -33,47 +32,9 @@ class ModelLoadError(RuntimeError):
     """The model cannot be served; the message names the path and the reason."""
 
 
-@dataclass(frozen=True)
-class TensorSpec:
-    name: str
-    dtype: np.dtype
-    dtype_code: int
-    shape: tuple[int, ...] | None  # -1 for unknown dims; None for unknown rank
-
-
 @dataclass
-class Signature:
-    name: str
-    inputs: dict[str, TensorSpec]
-    outputs: dict[str, TensorSpec]
-    function: object  # a ConcreteFunction taking the inputs as keyword arguments
-
-    def check(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """The inputs, or INVALID_ARGUMENT naming the first wrong name, dtype or shape.
-
-        Dtypes must match exactly, as in TF Serving: a silent int64 -> int32 cast could wrap.
-        (REST converts JSON values to the signature's dtypes before this check.)
-        """
-        missing = sorted(set(self.inputs) - set(inputs))
-        extra = sorted(set(inputs) - set(self.inputs))
-        if missing or extra:
-            raise invalid_argument(
-                f"signature {self.name!r} takes inputs {sorted(self.inputs)}; "
-                f"missing {missing}, unexpected {extra}"
-            )
-        for name, value in inputs.items():
-            spec = self.inputs[name]
-            if value.dtype != spec.dtype and not (spec.dtype.kind == "O" == value.dtype.kind):
-                raise invalid_argument(
-                    f"input {name!r} must be {dtype_name(spec.dtype_code)}, "
-                    f"got {numpy_dtype_name(value.dtype)}"
-                )
-            if not _shape_matches(spec.shape, value.shape):
-                raise invalid_argument(
-                    f"input {name!r} must have shape {list(spec.shape)} (-1 = any), "
-                    f"got {list(value.shape)}"
-                )
-        return dict(inputs)
+class Signature(SignatureSpec):
+    function: object = None  # a ConcreteFunction taking the inputs as keyword arguments
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Blocking; called from batch threads. TensorFlow releases the GIL while it runs.
@@ -105,14 +66,6 @@ def op_error_message(message: str) -> str:
     return " ".join(_EAGER_NOISE.sub(" ", message).split())
 
 
-def _shape_matches(want: tuple[int, ...] | None, got: tuple[int, ...]) -> bool:
-    if want is None:
-        return True
-    if len(want) != len(got):
-        return False
-    return all(w in (-1, g) for w, g in zip(want, got, strict=True))
-
-
 @dataclass
 class LoadedModel:
     name: str
@@ -129,15 +82,6 @@ def find_versions(base_path: Path) -> list[int]:
     if not base_path.is_dir():
         raise ModelLoadError(f"model base path {base_path} does not exist or is not a directory")
     return servable_versions(base_path)
-
-
-def _spec(info: meta_graph_pb2.TensorInfo, name: str) -> TensorSpec:
-    shape = (
-        None
-        if info.tensor_shape.unknown_rank
-        else tuple(int(d.size) for d in info.tensor_shape.dim)
-    )
-    return TensorSpec(name, numpy_dtype(info.dtype), info.dtype, shape)
 
 
 def load_model(name: str, base_path: Path) -> LoadedModel:
@@ -169,11 +113,9 @@ def load_model(name: str, base_path: Path) -> LoadedModel:
     for key, sig in signature_defs.items():
         if key not in loaded.signatures:
             continue
+        spec = signature_spec(key, sig)
         signatures[key] = Signature(
-            name=key,
-            inputs={k: _spec(v, k) for k, v in sig.inputs.items()},
-            outputs={k: _spec(v, k) for k, v in sig.outputs.items()},
-            function=loaded.signatures[key],
+            spec.name, spec.inputs, spec.outputs, function=loaded.signatures[key]
         )
     if not signatures:
         raise ModelLoadError(f"{path} has no callable signature")

@@ -23,6 +23,7 @@ import numpy as np
 import psutil
 import uvicorn
 
+from model_server import warmup
 from model_server.batching_parameters import BatchingParameters
 from model_server.flags import EXIT_CANNOT_START, Flags
 from model_server.grpc_api import add_services
@@ -64,6 +65,8 @@ def _listening_socket(host: str, port: int) -> socket.socket:
 
 def _warm_up(model: LoadedModel) -> None:
     """One call per signature, so the first client does not pay for the first run's setup.
+
+    Only for models without a warm-up file of their own (TF Serving would do nothing there).
 
     Zeros (empty strings) may be inputs a model rejects; that only costs the warm-up, as
     with TF Serving's optional warm-up records, so it is logged and serving goes on.
@@ -218,5 +221,8 @@ async def serve(
 def _load(flags: Flags) -> LoadedModel:
     log.info("event=loading model=%s base_path=%s", flags.model_name, flags.model_base_path)
     model = load_model(flags.model_name, flags.model_base_path.resolve())
-    _warm_up(model)
+    if flags.enable_model_warmup and warmup.warmup_path(model.path).is_file():
+        warmup.replay(model, flags.num_request_iterations_for_warmup)
+    else:
+        _warm_up(model)
     return model

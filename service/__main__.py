@@ -12,7 +12,9 @@ import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
+from model_server.preflight import servable_versions
 from service.config import ConfigError, Settings, parse_settings
 
 
@@ -31,8 +33,18 @@ def _check_port(host: str, port: int) -> str | None:
 
 
 def _check_vocabulary(settings: Settings) -> str | None:
-    from service.text import Vocabulary
+    """A model directory is required; the demo's vocabulary only when it is there (a model
+    without one is served by /v1/models/NAME:predict alone)."""
+    from service.text import VOCAB_ASSET, Vocabulary
 
+    versions = servable_versions(Path(settings.model_base_path))
+    if (
+        versions
+        and not (
+            Path(settings.model_base_path) / str(versions[0]) / "assets" / VOCAB_ASSET
+        ).exists()
+    ):
+        return None
     try:
         Vocabulary.from_model_dir(settings.model_base_path)
     except (OSError, ValueError) as exc:

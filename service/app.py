@@ -1,4 +1,4 @@
-"""The Starlette app: POST /predict, GET /healthz, GET /readyz.
+"""The Starlette app: POST /predict, POST /v1/models/NAME:predict, GET /healthz, GET /readyz.
 
 `create_app(settings)` builds one app; `create_app_from_env()` is the factory uvicorn calls in
 each worker process (settings travel through SERVICE_* variables, see `service.config`).
@@ -23,6 +23,7 @@ from service import errors
 from service.access_log import AccessLog
 from service.client import Inference, ModelClient
 from service.config import Settings
+from service.generic import GenericPredictor
 from service.logs import logger
 from service.middleware import ERROR_KEY, TIMINGS_KEY, RequestLogMiddleware
 from service.payload import parse_texts, read_body
@@ -50,10 +51,13 @@ class PredictionService:
             signature_name=settings.signature_name,
         )
         self.vocabulary: Vocabulary | None = None
+        self.generic = GenericPredictor(
+            self.client, settings.signature_name, settings.max_body_bytes
+        )
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        self.vocabulary = Vocabulary.from_model_dir(self.settings.model_base_path)
+        self.vocabulary = _demo_vocabulary(self.settings)
         self.access_log.start()
         await self.client.open()
         logger.info(
@@ -82,7 +86,12 @@ class PredictionService:
             body = await read_body(request, self.settings.max_body_bytes)
             texts, single = parse_texts(body, self.settings.max_texts)
             timings.texts = len(texts)
-            assert self.vocabulary is not None
+            if self.vocabulary is None:
+                raise errors.NotFound(
+                    f"POST /predict serves the demo's sentiment model, and "
+                    f"{self.settings.model_base_path} has no vocabulary asset; "
+                    f"use POST /v1/models/{self.settings.model_name}:predict."
+                )
             tokens = self.vocabulary.encode_batch(texts)
             sent = perf_counter()
             timings.preprocess = sent - started
@@ -147,6 +156,19 @@ class PredictionService:
         return _json({"ready": True, "model": self.settings.model_name, "version": status.version})
 
 
+def _demo_vocabulary(settings: Settings) -> Vocabulary | None:
+    """The demo model's vocabulary for /predict; None for any other model (only the generic
+    endpoint serves it)."""
+    try:
+        return Vocabulary.from_model_dir(settings.model_base_path)
+    except FileNotFoundError:
+        logger.info(
+            "no demo vocabulary: /predict is off, /v1/models/NAME:predict serves the model",
+            extra={"event": "demo_endpoint_off", "model_base_path": str(settings.model_base_path)},
+        )
+        return None
+
+
 async def healthz(request: Request) -> Response:
     return _json({"status": "ok"})
 
@@ -157,7 +179,8 @@ async def http_error(request: Request, exc: Exception) -> Response:
     failure: errors.ServiceError
     if exc.status_code == 404:
         failure = errors.NotFound(
-            f"There is no {request.url.path}; use POST /predict, GET /healthz or GET /readyz."
+            f"There is no {request.url.path}; use POST /predict, "
+            "POST /v1/models/NAME:predict, GET /healthz or GET /readyz."
         )
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
@@ -182,6 +205,7 @@ def create_app(settings: Settings) -> Starlette:
             Route("/predict", service.predict, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", service.readyz, methods=["GET"]),
+            Route("/v1/models/{target:path}", service.generic.predict, methods=["POST"]),
         ],
         middleware=[Middleware(RequestLogMiddleware, access_log=service.access_log)],
         exception_handlers={HTTPException: http_error},

@@ -20,6 +20,7 @@ import grpc
 import numpy as np
 from tensorflow.core.framework import types_pb2
 from tensorflow_serving.apis import (
+    get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
@@ -83,12 +84,16 @@ class ModelClient:
         self._channel: grpc.aio.Channel | None = None
         self._predict = None
         self._status = None
+        self._metadata = None
 
     async def open(self) -> None:
         """Create the channel (needs the running event loop) and start connecting."""
         self._channel = grpc.aio.insecure_channel(self.target, options=CHANNEL_OPTIONS)
         self._predict = prediction_service_pb2_grpc.PredictionServiceStub(self._channel).Predict
         self._status = model_service_pb2_grpc.ModelServiceStub(self._channel).GetModelStatus
+        self._metadata = prediction_service_pb2_grpc.PredictionServiceStub(
+            self._channel
+        ).GetModelMetadata
         # Connect in the background so the first request does not pay for the handshake.
         self._channel.get_state(try_to_connect=True)
 
@@ -121,6 +126,40 @@ class ModelClient:
         return Inference(
             self.read_output(response, tokens.shape[0]), response.model_spec.version.value
         )
+
+    async def send(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
+        """A client's own PredictRequest: an INVALID_ARGUMENT is the client's 400 (TF Serving's
+        REST status for it) with the server's words; other failures as `error_from_rpc`."""
+        if self._predict is None:
+            raise errors.ModelServerUnavailable("The service is shutting down; retry shortly.")
+        try:
+            return await self._predict(request, timeout=self.deadline_s, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.INVALID_ARGUMENT:
+                raise errors.InvalidInput(
+                    f"The model server rejected the input: {(exc.details() or '').strip()}",
+                    cause=f"INVALID_ARGUMENT: {(exc.details() or '')[:300]}",
+                ) from None
+            raise self.error_from_rpc(exc) from None
+
+    async def signature_defs(
+        self, version: int | None
+    ) -> tuple[int, get_model_metadata_pb2.SignatureDefMap]:
+        """The model version and its SignatureDefs, from GetModelMetadata."""
+        if self._metadata is None:
+            raise errors.ModelServerUnavailable("The service is shutting down; retry shortly.")
+        request = get_model_metadata_pb2.GetModelMetadataRequest()
+        request.model_spec.name = self.model_name
+        if version is not None:
+            request.model_spec.version.value = version
+        request.metadata_field.append("signature_def")
+        try:
+            response = await self._metadata(request, timeout=self.deadline_s, wait_for_ready=False)
+        except grpc.aio.AioRpcError as exc:
+            raise self.error_from_rpc(exc) from None
+        signature_map = get_model_metadata_pb2.SignatureDefMap()
+        response.metadata["signature_def"].Unpack(signature_map)
+        return response.model_spec.version.value, signature_map
 
     async def model_status(self, timeout_s: float) -> ModelStatus:
         if self._status is None:

@@ -118,7 +118,7 @@ _OPTIONS: dict[str, _Option] = {
         "--model-base-path",
         "SERVICE_MODEL_BASE_PATH",
         Path,
-        "model directory whose newest version's assets/vocab.txt is the vocabulary",
+        "model directory; its newest version's assets/vocab.txt, when there, enables /predict",
     ),
     "signature_name": _Option(
         "--signature-name", "SERVICE_SIGNATURE_NAME", str, "SavedModel signature to call"

@@ -52,6 +52,13 @@ class InvalidRequest(ServiceError):
     code = "invalid_request"
 
 
+class InvalidInput(ServiceError):
+    """A TF Serving REST body that does not fit the model's signature (400, as TF Serving)."""
+
+    status = 400
+    code = "invalid_input"
+
+
 class BodyTooLarge(ServiceError):
     status = 413
     code = "body_too_large"

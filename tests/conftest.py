@@ -43,6 +43,16 @@ def demo_model_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def example_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The example SavedModels (image, tabular, text, unbatched), built once per session;
+    tests that change one copy it first."""
+    from scripts.example_models import BUILDERS
+
+    root = tmp_path_factory.mktemp("example-models")
+    return {kind: build(root / kind) for kind, build in BUILDERS.items()}
+
+
+@pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
     """A real PostgreSQL server for the session, on a unix socket; stopped at the end."""
     with running_postgres() as server:

@@ -1,4 +1,5 @@
-"""`tuner optimize | show | export | report | load-worker` (also `python -m tuner`): parsing and
+"""`tuner init | optimize | show | export | report | load-worker` (also `python -m tuner`): parsing
+and
 printing only.
 
 Every command is one call into the library. User errors print one sentence and exit 2
@@ -104,6 +105,22 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         if winning_trial(study)[0].params:
             print("export it with: tuner export --out batching_parameters.txt")
     print(f"review every trial: {_dashboard_command(config)}")
+    return 0
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    from tuner.init_config import suggested_slo_ms, write_config
+
+    print(f"inspecting {args.model} and timing one request on the embedded model server ...")
+    out, summary, latency_ms = write_config(Path(args.model), Path(args.out), args.force)
+    for line in summary.describe():
+        print(f"  {line}")
+    source = "its warm-up file" if summary.has_warmup_file else "requests from its signature"
+    print(
+        f"one request: {latency_ms:.1f} ms; suggested SLO p95 <= "
+        f"{suggested_slo_ms(latency_ms):g} ms; load: {source}"
+    )
+    print(f"wrote {out}; run: python -m tuner optimize --config {out}")
     return 0
 
 
@@ -260,6 +277,21 @@ def build_parser(prog: str = "tuner") -> argparse.ArgumentParser:
         "for several tuners sharing one study",
     )
     p.set_defaults(func=cmd_optimize)
+
+    p = sub.add_parser(
+        "init",
+        help="write a tuner.toml for your SavedModel",
+        description="Inspect a SavedModel (BASE/<N>/saved_model.pb, its serving_default "
+        "signature), time one request on the embedded model server and write a commented "
+        "tuner.toml: the requests (the model's warm-up file, or generated from the "
+        "signature), an SLO suggested from the measured latency, the space and the backend. "
+        "`python -m tuner optimize --config FILE` then runs it as it is.",
+    )
+    p.add_argument("--model", required=True, metavar="DIR", help="the model's base path")
+    p.add_argument("--out", default=DEFAULT_CONFIG, help="file to write (default tuner.toml)")
+    p.add_argument("--force", action="store_true", help="replace --out if it exists")
+    p.add_argument("-v", "--verbose", action="store_true", help="log every event")
+    p.set_defaults(func=cmd_init)
 
     p = sub.add_parser(
         "show",

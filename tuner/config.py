@@ -180,6 +180,18 @@ class LoadConfig:
     """The client timeout of one request (timed-out requests fail with code `timeout`)."""
     texts_per_request: int = LoadProfile.texts_per_request
     """1 posts `{"text": ...}`; more posts `{"texts": [...]}`."""
+    requests: str | None = None
+    """A JSON-lines file of TF Serving REST bodies to send to `/v1/models/NAME:predict`, or
+    `"model-warmup"` for the SavedModel's own `assets.extra/tf_serving_warmup_requests`; unset
+    (and `generate_rows` 0) = the demo's texts to `/predict`."""
+    requests_order: str = LoadProfile.requests_order
+    """The order the bodies are sent in: `cycle` (file order, round and round) or `random`."""
+    generate_rows: int = 0
+    """> 0: bodies generated from the model's signature, this many rows each."""
+    target: str = LoadProfile.target
+    """Who receives the load: `service` (the prediction service), or straight to the model
+    server: `rest` (its REST API) or `grpc` (PredictionService/Predict); the last two need
+    `requests` or `generate_rows`."""
     workers: int = LoadProfile.workers
     """Load from several machines: > 0 makes each trial's Locust a master that waits for this
     many `tuner load-worker --master HOST:PORT` processes; excludes `load.processes > 1`."""

@@ -11,8 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from model_server.batching_parameters import BatchingParameters
 from service.corpus import generate
 from tuner.errors import TrialFailed
@@ -22,6 +20,7 @@ from tuner.servers import ModelServerBackend, ModelServerError
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
 from tuner.service_process import ServiceProcess
+from tuner.warmup import warm_up_target
 
 log = logging.getLogger("tuner")
 SERVICE_READY_TIMEOUT_S = 30.0
@@ -76,7 +75,7 @@ class Measurer:
         try:
             result = run_load(
                 self.profile,
-                self.service.url,
+                self.target_url,
                 workdir / "load",
                 on_interval=on_interval,
                 cpu_pids=self.cpu_pids,
@@ -106,6 +105,15 @@ class Measurer:
         self._warm_up()
         self._service_pid = self.service.pid
         self._server_pids = list(self.backend.pids)
+
+    @property
+    def target_url(self) -> str:
+        """Where the load goes (load.target): the service, or the model server itself."""
+        if self.profile.target == "rest":
+            return self.backend.rest_url
+        if self.profile.target == "grpc":
+            return f"http://{self.backend.grpc_target}"
+        return self.service.url
 
     def cpu_pids(self) -> list[int]:
         """The service's and the model server's processes, whose CPU each window reports."""
@@ -139,16 +147,8 @@ class Measurer:
             )
 
     def _warm_up(self) -> None:
-        """A few requests through the whole path, so the first measured second is not the
-        one that pays for connection set-up and TensorFlow's first-call tracing."""
-        with httpx.Client(base_url=self.service.url, timeout=10.0) as client:
-            for i in range(self.warmup_requests):
-                try:
-                    client.post("/predict", json={"text": self._texts[i % len(self._texts)]})
-                except httpx.HTTPError as exc:
-                    raise TrialFailed(
-                        "service_failed", f"a warm-up request to the service failed: {exc}"
-                    ) from None
+        """The load's own requests, every status checked (tuner/warmup.py)."""
+        warm_up_target(self.profile, self.target_url, self._texts, self.warmup_requests)
 
     def metrics(self):
         try:

@@ -32,9 +32,11 @@ from tuner.errors import ConfigError, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
 from tuner.load import LoadProfile
 from tuner.measurement import Measurer
+from tuner.model_signature import check_batchable
 from tuner.objective import Objective
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
+from tuner.request_source import for_target, request_bodies, with_requests
 from tuner.resume import (
     INTERRUPTED,
     counted_trials,
@@ -275,6 +277,16 @@ def optimize(
             f"{config.source}: server.model_base_path {model_base_path} does not exist; "
             "build the demo model with `make model` or point it at your model"
         )
+    check_batchable(model_base_path)
+    bodies = request_bodies(
+        config.load.requests, config.load.generate_rows, model_base_path, config.path
+    )
+    if bodies is not None and config.load.workers:
+        raise ConfigError(
+            f"{config.source}: load.requests and load.generate_rows are not supported with "
+            "load.workers yet (the load hosts would send the demo's texts); remove one of them"
+        )
+    grpc_bodies = for_target(config.load.target, bodies, model_base_path, config.server.model_name)
     worker = worker_name(config.study.worker)
     with _storage_errors():
         lock = StudyLock(config.study.storage, config.study.name)
@@ -315,7 +327,17 @@ def optimize(
             study,
             lock,
             _Plan(
-                space, profile, samples, slot.workdir, worker, ports, choose_again, done, remaining
+                space,
+                profile,
+                samples,
+                slot.workdir,
+                worker,
+                ports,
+                choose_again,
+                done,
+                remaining,
+                bodies,
+                grpc_bodies,
             ),
             say,
             parts,
@@ -336,6 +358,8 @@ class _Plan:
     choose_again: Callable[[int], tuple[int, int] | None]
     done: int
     remaining: int
+    requests: list[bytes] | None = None  # the load's REST bodies; None = the demo's texts
+    grpc_requests: list[bytes] | None = None  # the same as PredictRequests, for target grpc
 
 
 def _run(
@@ -349,6 +373,9 @@ def _run(
     space, profile, samples = plan.space, plan.profile, plan.samples
     workdir, worker = plan.workdir, plan.worker
     (grpc_port, rest_port), done, remaining = plan.ports, plan.done, plan.remaining
+    profile = with_requests(
+        profile, plan.requests, workdir, config.server.model_name, plan.grpc_requests
+    )
     model_base_path = config.path(config.server.model_base_path)
     for process in stop_leftovers(study_dir(config)):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")

@@ -63,7 +63,7 @@ class CapacityMeasurer:
         """Raises TrialFailed with the fail_reason when the configuration cannot be measured."""
         generator = OpenLoopGenerator(
             self.profile,
-            self.measurer.service.url,
+            self.measurer.target_url,
             workdir / "load",
             cpu_pids=self.measurer.cpu_pids,
         )

@@ -117,6 +117,13 @@ def locust_env(
         TUNER_LOAD_FINGERPRINT=fingerprint(profile),
         TUNER_LOAD_PARENT_PID=str(os.getpid()),
     )
+    if profile.requests_file is not None:
+        env["TUNER_LOAD_REQUESTS_FILE"] = str(profile.requests_file)
+        env["TUNER_LOAD_REQUESTS_ORDER"] = profile.requests_order
+        env["TUNER_LOAD_PREDICT_PATH"] = profile.predict_path
+    env["TUNER_LOAD_TARGET"] = profile.target
+    if profile.grpc_requests_file is not None:
+        env["TUNER_LOAD_GRPC_REQUESTS_FILE"] = str(profile.grpc_requests_file)
     if intervals_file is not None:
         env["TUNER_LOAD_INTERVALS_FILE"] = str(intervals_file)
     if control_file is not None:
@@ -136,6 +143,21 @@ def fingerprint(profile: LoadProfile) -> str:
         f"workers={profile.workers} max_in_flight={profile.max_in_flight} "
         f"interval_s={profile.interval_s:g} texts_per_request={profile.texts_per_request} "
         f"request_timeout_s={profile.request_timeout_s:g} locustfile={code}"
+        f"{_requests_fingerprint(profile)}"
+    )
+
+
+def _requests_fingerprint(profile: LoadProfile) -> str:
+    """The request bodies' hash, so a worker with another requests file is refused."""
+    if profile.requests_file is None:
+        return ""
+    try:
+        data = hashlib.sha256(Path(profile.requests_file).read_bytes()).hexdigest()[:12]
+    except OSError:
+        data = "missing"
+    return (
+        f" requests={data} order={profile.requests_order} path={profile.predict_path}"
+        f" target={profile.target}"
     )
 
 

@@ -1,4 +1,10 @@
-"""The tuner's default load: varied, realistic texts posted to the service's /predict.
+"""The tuner's default load: the configured REST bodies, or else varied, realistic texts
+posted to the service's /predict.
+
+With TUNER_LOAD_REQUESTS_FILE (JSON lines of TF Serving REST bodies, written by
+tuner/request_source.py) each request posts the next body ("cycle", file order) or a random
+one (TUNER_LOAD_REQUESTS_ORDER=random) to TUNER_LOAD_PREDICT_PATH, and a 200 must carry
+`predictions` or `outputs`. Without it, the demo's texts go to /predict.
 
 Two user classes, one per `load.arrival` (the interval reporter keeps the mode's class):
 PredictUser is the closed loop without think time, so `users` is the number of requests in
@@ -16,8 +22,9 @@ from __future__ import annotations
 import itertools
 import os
 import random
+from pathlib import Path
 
-from locust import FastHttpUser, constant, task
+from locust import FastHttpUser, User, constant, task
 
 from service.corpus import generate
 from tuner.load.open_loop import OpenLoopUser
@@ -27,33 +34,130 @@ REQUEST_TIMEOUT_S = float(os.environ.get("TUNER_LOAD_REQUEST_TIMEOUT_S", "10"))
 CORPUS_SIZE = int(os.environ.get("TUNER_LOAD_CORPUS_SIZE", "2000"))
 CORPUS_SEED = int(os.environ.get("TUNER_LOAD_CORPUS_SEED", "0"))
 
-TEXTS = [text for text, _label in generate(CORPUS_SIZE, seed=CORPUS_SEED)]
+REQUESTS_FILE = os.environ.get("TUNER_LOAD_REQUESTS_FILE")
+REQUESTS_ORDER = os.environ.get("TUNER_LOAD_REQUESTS_ORDER", "cycle")
+PREDICT_PATH = os.environ.get("TUNER_LOAD_PREDICT_PATH", "/predict")
+TEXTS = [] if REQUESTS_FILE else [text for text, _label in generate(CORPUS_SIZE, seed=CORPUS_SEED)]
+BODIES = (
+    [line for line in Path(REQUESTS_FILE).read_bytes().splitlines() if line.strip()]
+    if REQUESTS_FILE
+    else []
+)
+_HEADERS = {"Content-Type": "application/json"}
+# load.target = "grpc": the same requests as serialized PredictRequests, over gRPC.
+GRPC = os.environ.get("TUNER_LOAD_TARGET") == "grpc"
+GRPC_REQUESTS: list[bytes] = []
+if GRPC:  # grpc is imported only then: the HTTP load's processes stay as they were
+    import grpc.experimental.gevent
+
+    from tuner.load.grpc_predict import PredictSender, read_requests
+
+    grpc.experimental.gevent.init_gevent()  # gRPC calls yield to Locust's greenlets
+    GRPC_REQUESTS = read_requests(os.environ["TUNER_LOAD_GRPC_REQUESTS_FILE"])
 _user_numbers = itertools.count()
 
 
 class PredictUser(FastHttpUser):
+    abstract = GRPC
     wait_time = constant(0)
     network_timeout = REQUEST_TIMEOUT_S
     connection_timeout = REQUEST_TIMEOUT_S
 
     def on_start(self) -> None:
         worker = getattr(self.environment.runner, "worker_index", 0)
-        self.rng = random.Random(f"{CORPUS_SEED}/{worker}/{next(_user_numbers)}")
+        number = next(_user_numbers)
+        self.rng = random.Random(f"{CORPUS_SEED}/{worker}/{number}")
+        self.next_body = itertools.count(number)
 
     @task
     def predict(self) -> None:
-        _predict(self.client, self.rng)
+        _send(self.client, self.rng, self.next_body)
 
 
 class OpenLoopPredictUser(OpenLoopUser):
     """One per Locust process; its arrivals share the process's seeded stream of texts."""
 
+    abstract = GRPC
+
     def on_start(self) -> None:
         worker = getattr(self.environment.runner, "worker_index", 0)
         self.rng = random.Random(f"{CORPUS_SEED}/open/{worker}")
+        self.next_body = itertools.count(worker)
 
     def arrival(self) -> None:
-        _predict(self.client, self.rng)
+        _send(self.client, self.rng, self.next_body)
+
+
+class GrpcPredictUser(User):
+    """Closed loop over gRPC: each user sends its next PredictRequest when the last one ends."""
+
+    abstract = not GRPC
+    wait_time = constant(0)
+
+    def on_start(self) -> None:
+        self.sender = PredictSender(_grpc_target(self.host), REQUEST_TIMEOUT_S)
+        self.next_body = itertools.count(next(_user_numbers))
+        self.rng = random.Random(f"{CORPUS_SEED}/grpc/{next(_user_numbers)}")
+
+    def on_stop(self) -> None:
+        self.sender.close()
+
+    @task
+    def predict(self) -> None:
+        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+
+
+class OpenLoopGrpcPredictUser(OpenLoopUser):
+    """Open loop over gRPC: one PredictRequest per arrival, on one shared channel."""
+
+    abstract = not GRPC
+
+    def on_start(self) -> None:
+        worker = getattr(self.environment.runner, "worker_index", 0)
+        self.sender = PredictSender(_grpc_target(self.host), REQUEST_TIMEOUT_S)
+        self.rng = random.Random(f"{CORPUS_SEED}/open-grpc/{worker}")
+        self.next_body = itertools.count(worker)
+
+    def arrival(self) -> None:
+        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+
+
+def _grpc_target(host: str | None) -> str:
+    """host:port of the model server's gRPC port, from Locust's --host URL."""
+    return (host or "").split("://", 1)[-1].rstrip("/")
+
+
+def _pick(items: list, rng: random.Random, next_body: itertools.count):
+    if REQUESTS_ORDER == "random":
+        return rng.choice(items)
+    return items[next(next_body) % len(items)]
+
+
+def _send(client, rng: random.Random, next_body: itertools.count) -> None:
+    if BODIES:
+        _post_body(client, rng, next_body)
+    else:
+        _predict(client, rng)
+
+
+def _post_body(client, rng: random.Random, next_body: itertools.count) -> None:
+    body = _pick(BODIES, rng, next_body)
+    with client.post(PREDICT_PATH, data=body, headers=_HEADERS, catch_response=True) as response:
+        if response.status_code == 200:
+            problem = _rest_problem(response)
+            if problem:
+                response.failure(problem)
+
+
+def _rest_problem(response) -> str | None:
+    """Why a 200 response is not TF Serving's predict answer, or None when it is one."""
+    try:
+        body = response.json()
+    except ValueError:
+        return "response body is not JSON"
+    if not isinstance(body, dict) or not ({"predictions", "outputs"} & set(body)):
+        return "response has no predictions or outputs"
+    return None
 
 
 def _predict(client, rng: random.Random) -> None:

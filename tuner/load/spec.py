@@ -42,6 +42,7 @@ def _whole_multiple(value: float, step: float) -> bool:
 
 
 ARRIVALS = ("closed", "poisson")
+TARGETS = ("service", "rest", "grpc")
 
 
 def whole_intervals(seconds: float, interval_s: float, name: str, minimum: int) -> int:
@@ -92,11 +93,29 @@ class LoadProfile:
     master_bind_host: str = "127.0.0.1"
     master_bind_port: int = 5557
     worker_timeout_s: float = 30.0  # every worker connected and ready within this, or fail
+    # TF Serving REST bodies, one per line, posted to predict_path instead of the demo's
+    # texts to /predict (tuner/request_source.py writes it); "cycle" or "random" order.
+    requests_file: Path | None = None
+    requests_order: str = "cycle"
+    predict_path: str = "/predict"
+    # Who receives the load: "service" (the Starlette service), "rest" (the model server's
+    # REST API) or "grpc" (its PredictionService; grpc_requests_file holds the bodies as
+    # serialized PredictRequests, base64, one per line).
+    target: str = "service"
+    grpc_requests_file: Path | None = None
 
     def __post_init__(self) -> None:
         if self.arrival not in ARRIVALS:
             raise LoadProfileError(
                 f'load.arrival must be "closed" or "poisson", not {self.arrival!r}'
+            )
+        if self.requests_order not in ("cycle", "random"):
+            raise LoadProfileError(
+                f'load.requests_order must be "cycle" or "random", not {self.requests_order!r}'
+            )
+        if self.target not in TARGETS:
+            raise LoadProfileError(
+                f'load.target must be "service", "rest" or "grpc", not {self.target!r}'
             )
         if self.users < 1:
             raise LoadProfileError(f"load.users must be at least 1, not {self.users}")

@@ -1,0 +1,95 @@
+"""`python -m tuner init --model DIR`: a model it cannot tune is one sentence and exit 2;
+a model it can tune gets a config whose SLO comes from a measured request (the end-to-end
+runs of those configs are in test_any_model.py)."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from tuner.cli import main
+from tuner.config import load_config
+from tuner.init_config import suggested_slo_ms
+
+
+def run_init(capsys, *args: str) -> tuple[int, str, str]:
+    code = main(["init", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def saved_model_without_serving_default(base: Path) -> Path:
+    import tensorflow as tf
+
+    class Other(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+        def double(self, x):
+            return {"y": x * 2}
+
+    module = Other()
+    tf.saved_model.save(module, str(base / "1"), signatures={"double": module.double})
+    return base
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda tmp, models: tmp / "missing", "is not a directory"),
+        (lambda tmp, models: shutil.copytree(models["image"] / "1", tmp / "flat"), "no version"),
+        (lambda tmp, models: saved_model_without_serving_default(tmp / "other"), "serving_def"),
+        (lambda tmp, models: models["unbatched"], "batching cannot apply"),
+        (lambda tmp, models: garbage_model(tmp / "garbage"), "cannot read the SavedModel"),
+    ],
+    ids=["missing", "no_version_dir", "no_serving_signature", "no_batch_dim", "unreadable"],
+)
+def test_a_model_it_cannot_tune_is_one_sentence_and_exit_2(
+    capsys, tmp_path, example_models, make, expected
+):
+    model = Path(make(tmp_path, example_models))
+    out = tmp_path / "tuner.toml"
+    code, _, err = run_init(capsys, "--model", str(model), "--out", str(out))
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and expected in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
+def garbage_model(base: Path) -> Path:
+    (base / "1").mkdir(parents=True)
+    (base / "1" / "saved_model.pb").write_bytes(b"\x00\xff not a protobuf at all \xff" * 3)
+    return base
+
+
+def test_an_existing_config_is_not_replaced_without_force(capsys, tmp_path, example_models):
+    out = tmp_path / "tuner.toml"
+    out.write_text("# mine\n")
+    code, _, err = run_init(capsys, "--model", str(example_models["image"]), "--out", str(out))
+    assert code == 2 and "--force" in err and out.read_text() == "# mine\n"
+
+
+def test_the_config_uses_the_models_warmup_file_and_a_measured_slo(
+    capsys, tmp_path, example_models
+):
+    from scripts.example_models import write_warmup
+    from tests.model_server.test_warmup import image_request
+
+    model = Path(shutil.copytree(example_models["image"], tmp_path / "image"))
+    write_warmup(model / "1", [image_request(1)])
+    out = tmp_path / "tuner.toml"
+    code, printed, _ = run_init(capsys, "--model", str(model), "--out", str(out))
+    assert code == 0, printed
+    data = tomllib.loads(out.read_text())
+    assert data["load"]["requests"] == "model-warmup"
+    assert data["server"]["model_base_path"] == "image"  # relative to the config's directory
+    latency = float(printed.split("one request: ")[1].split(" ms")[0])
+    assert latency > 0 and data["objective"]["slo_ms"] == suggested_slo_ms(latency)
+    assert "input image: DT_FLOAT [-1, 32, 32, 3]" in out.read_text()
+    config = load_config(out, {})  # a valid config as it is
+    assert config.path(config.server.model_base_path) == model.resolve()
+
+
+def test_suggested_slo_is_five_times_one_request_rounded_up_to_5_ms():
+    assert suggested_slo_ms(10.2) == 55.0
+    assert suggested_slo_ms(1.0) == 20.0  # a floor: scheduling noise dominates below it
