@@ -7,6 +7,9 @@ Two kinds of trial were cut short rather than measured, and both run again, once
   trial stays RUNNING until its heartbeat is `study.stale_after_s` old; then Optuna fails it.
   A finished trial takes no more attributes, so an abandoned trial is the one FAIL trial
   without a `fail_reason` (the objective records one for every failure it sees).
+- *a fault of the bench*: a part that is not the configuration died under it (the tuner's
+  service, Locust: `BENCH_FAULTS`). Such a trial runs again once; a retry that meets a fault
+  of the bench again counts as failed, so a bench that keeps breaking cannot loop forever.
 
 The heartbeat, not "RUNNING at start-up", is what decides: with several tuner hosts on one
 database, another host's trial keeps beating and is never taken for abandoned.
@@ -24,6 +27,10 @@ from tuner.trial_record import REFERENCE_ATTR
 RETRY_ATTR = "retry_of"
 INTERRUPTED = "interrupted"
 ABANDONED = "abandoned"
+# Failures that say nothing about the configuration: the service or the load generator died
+# while it was measured (docs/concepts/faults.md). A model server that exits is not one: a
+# configuration can crash it (e.g. out of memory), so `server_exited` counts as measured.
+BENCH_FAULTS: frozenset[str] = frozenset({"service_failed", "load_generator_failed"})
 
 
 def heartbeat_settings(stale_after_s: int) -> dict[str, object]:
@@ -44,7 +51,11 @@ def fail_reason(trial: FrozenTrial) -> str | None:
 
 
 def was_cut_short(trial: FrozenTrial) -> bool:
-    return fail_reason(trial) in (INTERRUPTED, ABANDONED)
+    """Interrupted, abandoned, or failed by the bench (unless it was itself a retry of that)."""
+    reason = fail_reason(trial)
+    if reason in BENCH_FAULTS:
+        return RETRY_ATTR not in trial.user_attrs
+    return reason in (INTERRUPTED, ABANDONED)
 
 
 def counted_trials(study: optuna.Study) -> int:

@@ -12,6 +12,7 @@ from tests.support.studies import config_for, finish, new_study
 from tuner.report import trial_rows
 from tuner.resume import (
     ABANDONED,
+    BENCH_FAULTS,
     RETRY_ATTR,
     counted_trials,
     fail_reason,
@@ -102,3 +103,22 @@ def test_a_running_study_retries_a_trial_another_host_abandoned(tmp_path: Path) 
     assert trials[2].user_attrs[RETRY_ATTR] == 0
     assert trials[2].user_attrs[REFERENCE_ATTR] == NO_BATCHING
     assert counted_trials(host_b) == 2
+
+
+def test_a_fault_of_the_bench_runs_again_once_and_its_retry_counts(tmp_path: Path) -> None:
+    study = new_study(config_for(tmp_path))
+    no_batching = study.ask()
+    finish(study, no_batching, "service_failed")  # the service died under it
+    assert counted_trials(study) == 0
+    assert [t.number for t in requeue_cut_short(study)] == [0]
+    assert requeue_cut_short(study) == []
+    recommended = study.ask()
+    load_search_space(config_for(tmp_path)).suggest(recommended)
+    finish(study, recommended, "server_exited")  # may be the configuration's: it counts
+    retry = study.ask()
+    assert retry.user_attrs[RETRY_ATTR] == 0
+    finish(study, retry, "load_generator_failed")  # the bench broke again: no third run
+    assert requeue_cut_short(study) == []
+    assert counted_trials(study) == 2
+    assert {"service_failed", "load_generator_failed"} <= BENCH_FAULTS
+    assert "server_exited" not in BENCH_FAULTS
