@@ -36,6 +36,9 @@ class StudyConfig:
     workdir: str = "runs"
     # A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: run it again.
     stale_after_s: int = 60
+    # A database that stops answering mid-study (restart, failover, a lock) is retried with a
+    # growing backoff for this long before the tuner stops, its running trial left to resume.
+    storage_retry_s: float = 60.0
     # Who measured each trial, when several tuners share the study; "" = host:pid. Give each
     # tuner its own with `--worker`, not in a config file they share.
     worker: str = ""
@@ -231,6 +234,7 @@ def validate(config: TunerConfig) -> None:
     checks = [
         (config.study.n_trials >= 1, "study.n_trials must be at least 1"),
         (config.study.stale_after_s >= 2, "study.stale_after_s must be at least 2"),
+        (config.study.storage_retry_s >= 0, "study.storage_retry_s must be 0 or more"),
         (
             config.study.timeout_s is None or config.study.timeout_s > 0,
             "study.timeout_s must be positive",
