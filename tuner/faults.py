@@ -68,9 +68,9 @@ def check_service(service: ServiceProcess, failures_by_code: Mapping[str, int]) 
 
 
 def check_server_answers(backend: ModelServerBackend, model_name: str) -> None:
-    """A step in which no request succeeded may be a hung model server (alive, ports open,
-    answering nothing): ask it for the model's status, and fail `server_unresponsive` when
-    it does not answer within SERVER_PROBE_S."""
+    """A hung model server (alive, ports open, answering nothing) fails a step on latency or
+    errors like an overloaded one: ask it for the model's status, and fail the trial
+    `server_unresponsive` when it does not answer within SERVER_PROBE_S."""
     with grpc.insecure_channel(backend.grpc_target, options=CHANNEL_OPTIONS) as channel:
         state = model_state(channel, model_name, timeout=SERVER_PROBE_S)
     if state == "AVAILABLE":
@@ -78,7 +78,7 @@ def check_server_answers(backend: ModelServerBackend, model_name: str) -> None:
     raise TrialFailed(
         "server_unresponsive",
         f"the model server stopped answering during the load test (GetModelStatus: {state} "
-        f"within {SERVER_PROBE_S:g} s), so no request succeeded; it is stopped and started "
-        f"again for the next trial (log: {backend.log_path})",
+        f"within {SERVER_PROBE_S:g} s), so the step's figures are not its configuration's; "
+        f"it is stopped and started again for the next trial (log: {backend.log_path})",
         log_tail=backend.log_tail(),
     )

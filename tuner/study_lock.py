@@ -183,8 +183,8 @@ class _AdvisoryLock:
         return self._retry(attempt, "study_lock")
 
     def release(self) -> None:
-        conn = self._conn() if self._connection is not None else None
-        if conn is None:
+        conn = self._connection
+        if conn is None:  # dropped: the lock went with the connection
             return
         try:
             conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})

@@ -97,8 +97,9 @@ def test_a_model_server_killed_mid_window_fails_its_trial_and_the_next_restarts_
 
 def test_a_hung_model_server_fails_its_step_and_is_stopped(tmp_path, demo_model_dir) -> None:
     config = fault_config(tmp_path, demo_model_dir, n_trials=2)
-    # SIGSTOP as the window starts: alive, ports open, answering nothing.
-    fault = Fault(config, signal_part("model_server", signal.SIGSTOP), trial=0, after=1)
+    # SIGSTOP after the window's first interval: alive, ports open, answering nothing, with
+    # some of the step's requests already answered.
+    fault = Fault(config, signal_part("model_server", signal.SIGSTOP), trial=0, after=2)
     try:
         _said, before = run_with(config, fault)
     finally:
