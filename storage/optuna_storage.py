@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 StaleTrialCallback = Callable[[optuna.Study, optuna.trial.FrozenTrial], None]
 
 
-# Not retried: version checks and upgrades happen once, at opening, where failing fast is right.
+# Not wrapped: version checks and upgrades happen once, at opening, where failing fast is
+# right; record_heartbeat wraps itself, since it must never raise in its thread.
 _NOT_RETRIED = {"remove_session", "upgrade", "get_current_version", "get_head_version"}
 _NOT_RETRIED |= {"get_all_versions", "check_trial_is_updatable", "record_heartbeat"}
 

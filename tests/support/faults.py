@@ -48,9 +48,9 @@ def intervals_seen(config: TunerConfig, trial: int, step: int) -> int:
         return 0
     count = 0
     for line in text.splitlines():
-        with contextlib.suppress(ValueError):
-            if json.loads(line).get("step") == step and "index" in json.loads(line):
-                count += 1
+        with contextlib.suppress(ValueError):  # a line being written
+            data = json.loads(line)
+            count += data.get("step") == step and "index" in data
     return count
 
 
