@@ -7,7 +7,7 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel clean
+.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel bench-faults clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
@@ -19,6 +19,7 @@ help:
 	@echo "make bench-any-model [BENCH_ARGS=--short] - the image model: tuned vs references at its own SLO"
 	@echo "make bench-parallel - 1, 2 and 3 tuners sharing a study on PostgreSQL; storage per trial"
 	@echo "make bench-docker - image sizes, build, start-to-AVAILABLE and stop times in a container"
+	@echo "make bench-faults [BENCH_ARGS=--short] - a study with parts of the bench killed mid-step"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -90,6 +91,10 @@ bench-capacity: $(STAMP) $(MODEL)
 
 bench-any-model: $(STAMP)
 	$(PY) bench/any_model_bench.py $(BENCH_ARGS)
+
+# A 12-trial study with a fault every 3 trials; BENCH_ARGS=--short checks it in a few minutes.
+bench-faults: $(STAMP) $(MODEL)
+	$(PY) bench/faults.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) models artifacts runs tuning.db tuning.db-* tuning.db.lock-* batching_parameters.txt batching_parameters.recheck.toml report.html bench/out build

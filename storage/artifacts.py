@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import mimetypes
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from optuna.storages import BaseStorage
 
 from storage.errors import StorageError
 
-__all__ = ["attach_files", "open_artifact_store"]
+__all__ = ["attach_files", "open_artifact_store", "unwritable"]
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,22 @@ def open_artifact_store(path: Path) -> FileSystemArtifactStore:
             "choose a writable directory"
         ) from None
     return FileSystemArtifactStore(str(path))
+
+
+def unwritable(artifact_store: object) -> str | None:
+    """Why files cannot be written into a file-system store right now (its directory gone,
+    replaced by a file, read-only, full), or None. Checked by writing, since permissions do
+    not stop root."""
+    base = getattr(artifact_store, "_base_path", None)
+    if base is None:
+        return None
+    try:
+        with tempfile.NamedTemporaryFile(dir=base, prefix=".write-check-") as probe:
+            probe.write(b"x")
+            probe.flush()
+    except OSError as exc:
+        return f"cannot write into the artifact directory {base} ({exc.strerror or exc})"
+    return None
 
 
 def _mimetype(path: Path) -> str | None:

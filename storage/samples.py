@@ -34,6 +34,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 from storage import sqlite, steps
 from storage.errors import as_storage_error
+from storage.retry import Retrier
 from storage.steps import StoredStep
 
 __all__ = ["SAMPLES_TABLE", "IntervalSampleLike", "SampleStore", "StoredSample", "StoredStep"]
@@ -161,12 +162,14 @@ class SampleStore:
         *,
         busy_timeout_s: float = sqlite.DEFAULT_BUSY_TIMEOUT_S,
         worker: str | None = None,
+        retry_s: float = 0.0,
     ):
         self._url = url
         self.worker = worker
         self._busy_timeout_s = busy_timeout_s
+        self._retry = Retrier(url, retry_s)  # a database that stops answering for a while
         try:
-            kwargs: dict[str, Any] = {}
+            kwargs: dict[str, Any] = {"pool_pre_ping": True}
             if sqlite.is_sqlite(url):
                 sqlite.prepare_file(url, busy_timeout_s)
                 kwargs = sqlite.engine_kwargs(url, busy_timeout_s)
@@ -208,11 +211,16 @@ class SampleStore:
             & (_SampleRow.phase == phase)
             & (_SampleRow.repeat == int(repeat))
         )
-        with self._errors(), Session(self._engine) as session, session.begin():
-            session.execute(
-                delete(_SampleRow).where(key, _SampleRow.idx.in_([r["idx"] for r in rows]))
-            )
-            session.add_all([_SampleRow(**r) for r in rows])
+
+        def replace() -> None:
+            with Session(self._engine) as session, session.begin():
+                session.execute(
+                    delete(_SampleRow).where(key, _SampleRow.idx.in_([r["idx"] for r in rows]))
+                )
+                session.add_all([_SampleRow(**r) for r in rows])
+
+        with self._errors():
+            self._retry(replace, "samples.write")
 
     def read(
         self, study_name: str, trial_number: int | None = None, *, phase: str | None = None
@@ -226,8 +234,13 @@ class SampleStore:
         query = query.order_by(
             _SampleRow.trial_number, _SampleRow.phase, _SampleRow.repeat, _SampleRow.idx
         )
-        with self._errors(), Session(self._engine) as session:
-            return [_stored(row) for row in session.scalars(query)]
+
+        def fetch() -> list[StoredSample]:
+            with Session(self._engine) as session:
+                return [_stored(row) for row in session.scalars(query)]
+
+        with self._errors():
+            return self._retry(fetch, "samples.read")
 
     def write_steps(
         self,
@@ -240,13 +253,18 @@ class SampleStore:
     ) -> None:
         """Store a capacity curve (one dict per step, as in the `capacity_curve` user attr)."""
         with self._errors():
-            steps.write(self._engine, study_name, trial_number, points, phase, repeat)
+            self._retry(
+                lambda: steps.write(self._engine, study_name, trial_number, points, phase, repeat),
+                "steps.write",
+            )
 
     def read_steps(
         self, study_name: str, trial_number: int | None = None, *, phase: str | None = None
     ) -> list[StoredStep]:
         with self._errors():
-            return steps.read(self._engine, study_name, trial_number, phase)
+            return self._retry(
+                lambda: steps.read(self._engine, study_name, trial_number, phase), "steps.read"
+            )
 
     @contextlib.contextmanager
     def _errors(self) -> Iterator[None]:

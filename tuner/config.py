@@ -52,6 +52,9 @@ class StudyConfig:
     stale_after_s: int = 60
     """A RUNNING trial whose tuner wrote no heartbeat for this long was abandoned: it fails
     `abandoned` and runs again (trials beat every quarter of it)."""
+    storage_retry_s: float = 60.0
+    """A database that stops answering mid-study (restart, failover, a lock) is retried with a
+    growing backoff for this long before the tuner stops, its running trial left to resume."""
     worker: str = ""
     """Who measured each trial, when several tuners share the study; "" = host:pid. Give each
     tuner its own with `--worker`, not in a config file they share."""
@@ -326,6 +329,7 @@ def validate(config: TunerConfig) -> None:
     checks = [
         (config.study.n_trials >= 1, "study.n_trials must be at least 1"),
         (config.study.stale_after_s >= 2, "study.stale_after_s must be at least 2"),
+        (config.study.storage_retry_s >= 0, "study.storage_retry_s must be 0 or more"),
         (
             config.study.max_bench_faults_in_a_row >= 1,
             "study.max_bench_faults_in_a_row must be at least 1",

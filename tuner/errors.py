@@ -22,3 +22,10 @@ class TrialFailed(Exception):
         super().__init__(message)
         self.reason = reason
         self.details = details
+
+
+class StorageLost(BaseException):
+    """The study's database stopped answering in the middle of a trial (its retries spent).
+    Not the trial's failure, and not an Exception: Optuna would try to record the trial as
+    failed in the very database that is gone. It leaves the trial RUNNING, for the next run
+    to resume once its heartbeat is stale; the CLI prints its one sentence."""

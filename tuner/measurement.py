@@ -14,9 +14,10 @@ from pathlib import Path
 from model_server.batching_parameters import BatchingParameters
 from service.corpus import generate
 from tuner.errors import TrialFailed
+from tuner.faults import check_server, check_server_answers, check_service
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, LoadResult, run_load
 from tuner.server_start import ServerStarter
-from tuner.servers import ModelServerBackend, ModelServerError
+from tuner.servers import ModelServerBackend
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
 from tuner.service_process import ServiceProcess
@@ -83,7 +84,7 @@ class Measurer:
         except LoadGeneratorError as exc:
             raise load_failed(exc) from None
         after = self.metrics()
-        self.check_server()
+        self.check_bench(result)
         cpu = result.cpu_percent_by_pid
         return Measurement(
             load=result,
@@ -101,6 +102,7 @@ class Measurer:
         warm up; what every measurement (closed loop or capacity search) starts with."""
         workdir.mkdir(parents=True, exist_ok=True)
         self.starter.start(batching, server_flags, workdir)
+        self.service.ensure_running(SERVICE_READY_TIMEOUT_S)  # it died in an earlier trial
         self.service.wait_ready(SERVICE_READY_TIMEOUT_S)
         self._warm_up()
         self._service_pid = self.service.pid
@@ -133,18 +135,14 @@ class Measurer:
             return self._server_cpu_meter.percent()
         return sum(values) if values else None
 
-    def check_server(self) -> None:
-        """A model server that died under load fails the trial: its figures are not its own."""
-        try:
-            running = self.backend.is_running()
-        except ModelServerError as exc:  # e.g. the Docker engine stopped answering
-            raise TrialFailed(exc.reason, str(exc)) from None
-        if not running:
-            raise TrialFailed(
-                "server_exited",
-                "the model server exited during the load test",
-                log_tail=self.backend.log_tail(),
-            )
+    def check_bench(self, result: LoadResult) -> None:
+        """After a step: raise TrialFailed when a part of the bench, not the configuration,
+        made its figures (tuner/faults.py)."""
+        check_server(self.backend)
+        check_service(self.service, result.failures_by_code)
+        # Milliseconds for a live server, even a loaded one; a hung one may have answered
+        # the step's first requests, so every step asks.
+        check_server_answers(self.backend, self.model_name)
 
     def _warm_up(self) -> None:
         """The load's own requests, every status checked (tuner/warmup.py)."""

@@ -15,12 +15,13 @@ import optuna
 
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, Suggestion
-from storage import SampleStore, attach_files
+from storage import SampleStore, StorageError, attach_files
+from storage.artifacts import unwritable
 from tuner.capacity.measure import CapacityMeasurer, StepWriter
 from tuner.capacity.record import capacity_attrs, constraints
 from tuner.capacity.step import CurvePoint
 from tuner.config import TunerConfig
-from tuner.errors import TrialFailed
+from tuner.errors import StorageLost, TrialFailed
 from tuner.load import IntervalSample
 from tuner.measurement import Measurement, Measurer
 from tuner.pruning import EarlyStop
@@ -74,6 +75,7 @@ class Objective:
     capacity: CapacityMeasurer | None = None  # capacity mode; None = the closed loop
     worker: str | None = None  # this tuner's name, recorded on each trial (tuner/worker.py)
     _stop_reason: str | None = None
+    _artifact_problem: str | None = None  # the last artifact failure logged
 
     def __call__(self, trial: optuna.Trial) -> float:
         if self.worker:
@@ -89,6 +91,7 @@ class Objective:
         same = same_params_as(trial)
         if same is not None:  # samplers repeat themselves in small spaces: say so
             trial.set_user_attr(SAME_PARAMS_ATTR, same)
+        lost = False
         try:
             if self.capacity is not None:
                 return self._capacity_trial(trial, batching, server_flags, workdir)
@@ -109,12 +112,16 @@ class Objective:
             raise
         except optuna.TrialPruned:
             raise
-        except Exception as exc:  # a bug or a broken database: still say why the trial failed
+        except StorageError as exc:  # retried for study.storage_retry_s: the database is gone
+            lost = True
+            raise StorageLost(str(exc)) from None
+        except Exception as exc:  # a bug: still say why the trial failed
             trial.set_user_attr("fail_reason", "tuner_error")
             trial.set_user_attr("fail_detail", f"{type(exc).__name__}: {exc}")
             raise
         finally:
-            self._attach(trial, workdir)
+            if not lost:
+                self._attach(trial, workdir)
 
     def _reporter(self, trial: optuna.Trial):
         """Reports each measured interval's throughput to Optuna (the dashboard plots it) and
@@ -201,15 +208,33 @@ class Objective:
         return outcome.capacity_rps
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
-        attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)
-        files = [workdir / "batching_parameters.txt", workdir / "server.log"]
-        load_dir = workdir / "load"
-        if load_dir.is_dir():
-            files += sorted(p for p in load_dir.iterdir() if p.suffix in (".csv", ".log"))
-        try:
-            attach_files(trial, self.storage, self.artifact_store, [f for f in files if f.exists()])
-        except Exception as exc:  # a missing artifact must not lose the measurement
-            log.warning("event=artifacts_failed trial=%d reason=%r", trial.number, str(exc))
+        """The trial's files into the artifact store; a store that cannot take them (full,
+        read-only, gone) never loses the measurement: the trial records why in
+        `artifacts_failed`, and the log says it once per cause, not once per trial."""
+        problem = unwritable(self.artifact_store)
+        if problem is None:
+            attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)
+            files = [workdir / "batching_parameters.txt", workdir / "server.log"]
+            load_dir = workdir / "load"
+            if load_dir.is_dir():
+                files += sorted(p for p in load_dir.iterdir() if p.suffix in (".csv", ".log"))
+            try:
+                attach_files(
+                    trial, self.storage, self.artifact_store, [f for f in files if f.exists()]
+                )
+            except Exception as exc:  # a store that fails mid-write must not lose the trial
+                problem = str(exc)
+        if problem is None:
+            return
+        trial.set_user_attr("artifacts_failed", problem)
+        if problem != self._artifact_problem:
+            self._artifact_problem = problem
+            log.warning(
+                "event=artifacts_failed trial=%d reason=%r (the measurement is stored; later "
+                "trials failing for the same reason are not logged again)",
+                trial.number,
+                problem,
+            )
 
 
 def _with_tail(message: str, details: dict[str, object]) -> str:

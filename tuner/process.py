@@ -50,6 +50,9 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, kill_event: str) -> int
     line written when the wait ran out (e.g. "server_kill backend=binary")."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
+        # A stopped (SIGSTOPped, hung) group would hold the SIGTERM until the wait runs out.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGCONT)
         try:
             proc.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:

@@ -45,6 +45,11 @@ BENCH_FAULTS: frozenset[str] = frozenset(
         # The Docker engine stopped answering, or the image can be neither found nor pulled.
         "backend_unavailable",
         "image_unavailable",
+        # The tuner's own service or the load generator died while a step was measured
+        # (docs/concepts/faults.md). A model server that exits is not one: a configuration can
+        # crash it (e.g. out of memory), so `server_exited` counts as measured.
+        "service_failed",
+        "load_generator_failed",
     }
 )
 

@@ -55,6 +55,30 @@ class ServiceProcess:
             log.info("event=service_start pid=%d url=%s", self.process.pid, self.url)
         self._wait("/healthz", timeout_s)
 
+    def exit_code(self) -> int | None:
+        """The exit code of the service the tuner runs once it has died; None while it runs
+        (and always for a service the user runs, which the tuner cannot see)."""
+        return self.process.poll() if self.process is not None else None
+
+    def answers(self, timeout_s: float = 2.0) -> bool:
+        """Whether /healthz answers at all: for a service the user runs, the only sign of life."""
+        try:
+            httpx.get(self.url + "/healthz", timeout=timeout_s)
+        except httpx.HTTPError:
+            return False
+        return True
+
+    def ensure_running(self, timeout_s: float) -> int | None:
+        """Start the tuner's service again if it died (what it left behind is killed first,
+        the port is the same); returns the dead one's exit code, None when it was running."""
+        proc = self.process
+        if self.command is None or proc is None or proc.poll() is None:
+            return None
+        code = stop_group(proc, 0, "service_kill")  # its workers, should any be left
+        log.warning("event=service_restart exit_code=%s url=%s", code, self.url)
+        self.start(timeout_s)
+        return code
+
     def _wait(self, path: str, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
         last = "no answer"

@@ -28,7 +28,7 @@ from tuner.capacity.measure import CapacityMeasurer
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
-from tuner.errors import ConfigError, TrialFailed, TunerError
+from tuner.errors import ConfigError, StorageLost, TrialFailed, TunerError
 from tuner.leftovers import marking_children, stop_leftovers
 from tuner.load import LoadProfile
 from tuner.measurement import Measurer
@@ -103,8 +103,13 @@ def load_search_space(config: TunerConfig) -> SearchSpace:
 
 def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.Study:
     """The configured study, created when missing (with a sampler when `space` is given), on a
-    storage whose trials beat, so a tuner that dies without a word leaves no trial RUNNING."""
-    storage = _open_storage(config, **heartbeat_settings(config.study.stale_after_s))
+    storage whose trials beat, so a tuner that dies without a word leaves no trial RUNNING,
+    and whose calls ride out a database away for up to `study.storage_retry_s`."""
+    storage = _open_storage(
+        config,
+        retry_s=config.study.storage_retry_s,
+        **heartbeat_settings(config.study.stale_after_s),
+    )
     sampler = make_sampler(config, space) if space is not None else None
     return optuna.create_study(
         study_name=config.study.name,
@@ -208,7 +213,8 @@ def signals_held() -> Iterator[None]:
 
 
 def say_requeued(trial: optuna.trial.FrozenTrial, config: TunerConfig, say: Callable[[str], None]):
-    if fail_reason(trial) == INTERRUPTED:
+    reason = fail_reason(trial)
+    if reason == INTERRUPTED:
         say(f"trial {trial.number} was interrupted: it runs again")
     elif is_bench_fault(trial):
         say(
@@ -289,14 +295,18 @@ def optimize(
     grpc_bodies = for_target(config.load.target, bodies, model_base_path, config.server.model_name)
     worker = worker_name(config.study.worker)
     with _storage_errors():
-        lock = StudyLock(config.study.storage, config.study.name)
+        lock = StudyLock(
+            config.study.storage, config.study.name, retry_s=config.study.storage_retry_s
+        )
     with contextlib.ExitStack() as stack:
         stack.callback(lock.close)
         with _storage_errors(), lock:  # the lock meets the database first
             # Under the lock: tuners started at once on a new database would race to create
             # Optuna's tables and ours.
             study = open_study(config, space)
-            samples = SampleStore(config.study.storage, worker=worker)
+            samples = SampleStore(
+                config.study.storage, worker=worker, retry_s=config.study.storage_retry_s
+            )
             stack.callback(samples.close)
             done = join_study(study, space, config, say)
             remaining = config.study.n_trials - done
@@ -473,7 +483,7 @@ def _run(
                         say(why_not)
                         winner = study.user_attrs.get(WINNER_ATTR)
             annotate_study(study, config, samples)
-        except StorageError as exc:
+        except (StorageError, StorageLost) as exc:
             raise TunerError(str(exc)) from None
         finally:
             with signals_held():  # a second Ctrl-C must not leave a server behind

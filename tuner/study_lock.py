@@ -16,6 +16,7 @@ lives, so there is no coordinator to run, and it dies with its holder:
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -30,6 +31,7 @@ from sqlalchemy.pool import NullPool
 
 from storage import sqlite
 from storage.errors import StorageError, as_storage_error, safe_url
+from storage.retry import Retrier, unreachable
 
 log = logging.getLogger(__name__)
 POLL_S = 0.05
@@ -46,11 +48,13 @@ class _Lock(Protocol):
 class StudyLock:
     """`with lock:` waits up to `timeout_s` for every other tuner of the study to let go."""
 
-    def __init__(self, url: str, study_name: str, *, timeout_s: float = 120.0) -> None:
+    def __init__(
+        self, url: str, study_name: str, *, timeout_s: float = 120.0, retry_s: float = 0.0
+    ) -> None:
         self.url = url
         self.study_name = study_name
         self.timeout_s = timeout_s
-        self._lock = _lock_for(url, study_name)
+        self._lock = _lock_for(url, study_name, retry_s)
         self._held = False
 
     def acquire(self) -> None:
@@ -100,7 +104,7 @@ def lock_key(study_name: str) -> int:
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _lock_for(url: str, study_name: str) -> _Lock:
+def _lock_for(url: str, study_name: str, retry_s: float = 0.0) -> _Lock:
     if sqlite.is_sqlite(url):
         path = sqlite.sqlite_file(url)
         if path is None:
@@ -113,7 +117,7 @@ def _lock_for(url: str, study_name: str) -> _Lock:
     except Exception as exc:
         raise as_storage_error(exc, url) from None
     if backend == "postgresql":
-        return _AdvisoryLock(url, lock_key(study_name))
+        return _AdvisoryLock(url, lock_key(study_name), retry_s)
     return _LocalLock(url)
 
 
@@ -137,35 +141,61 @@ class _FileLock:
 
 
 class _AdvisoryLock:
-    def __init__(self, url: str, key: int) -> None:
+    """The lock lives as long as its connection: when the server restarts, the connection is
+    gone and the lock with it, so a call that finds it dead opens a new one (retried while
+    the server is away, storage/retry.py)."""
+
+    def __init__(self, url: str, key: int, retry_s: float = 0.0) -> None:
         self._url = url
         self._key = key
         self._engine = create_engine(url, poolclass=NullPool)
         self._connection: Connection | None = None
+        self._retry = Retrier(url, retry_s)
 
     def _conn(self) -> Connection:
         if self._connection is None:
             try:
                 self._connection = self._engine.connect()
             except Exception as exc:
+                if unreachable(exc):
+                    raise
                 raise as_storage_error(exc, self._url) from None
         return self._connection
 
+    def _drop(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+            self._connection = None
+
     def try_acquire(self) -> bool:
-        conn = self._conn()
-        got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key}).scalar()
-        conn.commit()
-        return bool(got)
+        def attempt() -> bool:
+            conn = self._conn()
+            try:
+                got = conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": self._key})
+                value = got.scalar()
+                conn.commit()
+            except Exception:
+                self._drop()
+                raise
+            return bool(value)
+
+        return self._retry(attempt, "study_lock")
 
     def release(self) -> None:
-        conn = self._conn()
-        conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
-        conn.commit()
+        conn = self._connection
+        if conn is None:  # dropped: the lock went with the connection
+            return
+        try:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self._key})
+            conn.commit()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            self._drop()  # the connection died, and the server released its lock with it
 
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._drop()
         self._engine.dispose()
 
 

@@ -12,6 +12,7 @@ from optuna.artifacts import download_artifact, get_all_artifact_meta
 from optuna_dashboard import wsgi
 
 from storage import StorageError, attach_files, open_artifact_store, open_storage
+from storage.artifacts import unwritable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -108,3 +109,13 @@ def test_artifact_directory_that_cannot_be_created(tmp_path: Path) -> None:
     blocker.write_text("x")
     with pytest.raises(StorageError, match="cannot create the artifact directory"):
         open_artifact_store(blocker / "artifacts")
+
+
+def test_a_store_whose_directory_became_unwritable_says_why(tmp_path: Path) -> None:
+    store = open_artifact_store(tmp_path / "artifacts")
+    assert unwritable(store) is None
+    (tmp_path / "artifacts").rmdir()
+    (tmp_path / "artifacts").write_text("a file where the directory was: even root cannot\n")
+    problem = unwritable(store)
+    assert problem is not None and "Not a directory" in problem
+    assert str(tmp_path / "artifacts") in problem

@@ -25,6 +25,17 @@ class PostgresServer:
         self._server = server
         self.admin_url = _psycopg(server.get_uri())  # type: ignore[attr-defined]
 
+    def stop(self) -> None:
+        """Stop the server (fast: open connections are cut), as a restart or failover does."""
+        from pgserver._commands import pg_ctl
+
+        server = self._server
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)  # type: ignore[attr-defined]
+
+    def start(self) -> None:
+        """Start it again on the same data directory and socket."""
+        self._server.ensure_postgres_running()  # type: ignore[attr-defined]
+
     def new_database(self, prefix: str = "tuner_test") -> str:
         name = f"{prefix}_{next(_database_numbers)}"
         engine = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")

@@ -120,3 +120,24 @@ def test_a_trial_the_bench_failed_does_not_count_and_runs_again_once(tmp_path: P
     assert (retry.user_attrs[RETRY_ATTR], retry.user_attrs[REFERENCE_ATTR]) == (0, NO_BATCHING)
     finish(study, retry)
     assert counted_trials(study) == 2
+
+
+def test_a_dead_service_or_load_generator_is_the_bench_and_its_retry_runs_again(
+    tmp_path: Path,
+) -> None:
+    """A retry the bench fails again is not burned either: it runs again, and a tuner that
+    meets such faults in a row stops instead (tuner/shared_trials.py)."""
+    config = config_for(tmp_path)
+    study = new_study(config)
+    finish(study, study.ask(), "service_failed")  # the service died under the reference
+    assert [t.number for t in requeue_cut_short(study)] == [0]
+    recommended = study.ask()  # the other reference, queued before the retry
+    load_search_space(config).suggest(recommended)
+    finish(study, recommended)
+    retry = study.ask()
+    assert retry.user_attrs[RETRY_ATTR] == 0
+    finish(study, retry, "load_generator_failed")  # the bench broke again
+    assert [t.number for t in requeue_cut_short(study)] == [2]
+    assert counted_trials(study) == 1
+    assert {"service_failed", "load_generator_failed"} <= BENCH_FAULTS
+    assert "server_exited" not in BENCH_FAULTS

@@ -159,7 +159,7 @@ class StepRunner:
         result = self.generator.step(rate, on_interval=on_interval)
         after = self.metrics()
         if self.measurer is not None:
-            self.measurer.check_server()
+            self.measurer.check_bench(result)
         self.samples[len(self.samples)] = list(result.samples)
         before = scrapes.get("before")
         cpu = result.cpu_percent_by_pid

@@ -7,6 +7,7 @@ Locust, so it is tested directly.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 TIMEOUT = "timeout"
 CONNECTION = "connection"
@@ -52,3 +53,12 @@ def classify_failure(
     if not status_code:
         return CONNECTION
     return INVALID_RESPONSE
+
+
+def from_dead_process(failures_by_code: Mapping[str, int]) -> bool:
+    """True when a step's failures are mostly connection errors (refused, reset): what a
+    target whose process died gives, and what an overloaded but live one does not (it answers
+    with errors or late). The caller confirms the process is really gone before it calls the
+    step a fault of the bench rather than a measurement."""
+    connection = failures_by_code.get(CONNECTION, 0)
+    return connection > 0 and 2 * connection >= sum(failures_by_code.values())

@@ -158,6 +158,11 @@ class ModelServerBackend(ABC):
     @abstractmethod
     def is_running(self) -> bool: ...
 
+    def exit_code(self) -> int | None:
+        """How the server ended, once it has (negative: the signal that killed it); None
+        while it runs or where the backend cannot tell."""
+        return None
+
     def prepare(self, workdir: Path) -> list[str]:
         """Once per run, before the first trial and any port check: clean up what a killed
         tuner of the study (`workdir`) left behind; one line per thing done, for the user."""

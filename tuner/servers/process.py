@@ -92,6 +92,9 @@ class ProcessBackend(ModelServerBackend):
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
+    def exit_code(self) -> int | None:
+        return self._proc.poll() if self._proc is not None else None
+
     @property
     def pids(self) -> list[int]:
         if not self.is_running():

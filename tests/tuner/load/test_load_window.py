@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tuner.load.classify import classify_failure, error_code, is_timeout
+from tuner.load.classify import classify_failure, error_code, from_dead_process, is_timeout
 from tuner.load.runner import judge_saturation
 from tuner.load.spec import IntervalSample, LoadProfile, LoadProfileError
 from tuner.load.window import IntervalMerger, percentile, settling, window_figures
@@ -168,3 +168,19 @@ def test_window_figures_count_arrivals_only_in_open_loop() -> None:
     assert (figures.arrivals, figures.skipped, figures.late, figures.in_flight_max) == (10, 1, 2, 4)
     closed = window_figures(IntervalMerger(sources=1).add(line(1, 0, [1.0])), 1.0)
     assert closed.arrivals is None and closed.skipped is None and closed.in_flight_max is None
+
+
+@pytest.mark.parametrize(
+    ("failures_by_code", "dead"),
+    [
+        ({"connection": 40}, True),  # refused and reset: nothing listens any more
+        ({"connection": 20, "timeout": 20}, True),
+        ({"connection": 3, "model_server_unavailable": 90}, False),  # a live service's errors
+        ({"timeout": 50}, False),  # late, not gone
+        ({}, False),
+    ],
+)
+def test_a_step_failing_on_connection_errors_points_at_a_dead_process(
+    failures_by_code, dead
+) -> None:
+    assert from_dead_process(failures_by_code) is dead

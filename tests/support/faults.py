@@ -1,0 +1,170 @@
+"""Injecting a fault into a running study at a chosen moment of a step, and checking what it
+left: the tests of tests/tuner/test_faults.py and bench/faults.py share these.
+
+The moment is read from the trial's own interval stream (`<workdir>/trial-NNNN/load/
+intervals.jsonl`, one line per interval of each step as Locust measures it), so "after the
+first measured interval of step 0 of trial 1" is a point inside that step's window, whatever
+the machine's speed. The fault is done to the real process (found by its command line among
+the tuner's children), never through a flag of the product.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import psutil
+from optuna.trial import TrialState
+
+from storage import SampleStore
+from tests.support.processes import live_command_lines
+from tuner.config import TunerConfig
+
+# Which child of the tuner each part is, by its command line.
+PARTS = {
+    "model_server": lambda cmd: "-m model_server" in cmd,
+    "service": lambda cmd: "-m service" in cmd,
+    "locust": lambda cmd: "-m locust" in cmd,
+}
+
+
+def study_workdir(config: TunerConfig) -> Path:
+    return config.path(config.study.workdir) / config.study.name
+
+
+def intervals_seen(config: TunerConfig, trial: int, step: int) -> int:
+    """How many intervals of `step` the trial's Locust has written so far."""
+    path = study_workdir(config) / f"trial-{trial:04d}" / "load" / "intervals.jsonl"
+    try:
+        text = path.read_text()
+    except OSError:
+        return 0
+    count = 0
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):  # a line being written
+            data = json.loads(line)
+            count += data.get("step") == step and "index" in data
+    return count
+
+
+def part_of(tuner_pid: int, part: str) -> psutil.Process | None:
+    """The running `part` among the tuner's descendants (the outermost one: Locust's master,
+    not its workers)."""
+    wanted = PARTS[part]
+    try:
+        children = psutil.Process(tuner_pid).children(recursive=True)
+    except psutil.Error:
+        return None
+    for child in children:
+        with contextlib.suppress(psutil.Error):
+            if child.status() != psutil.STATUS_ZOMBIE and wanted(" ".join(child.cmdline())):
+                return child
+    return None
+
+
+class Fault(threading.Thread):
+    """Runs `action()` once trial `trial`'s step `step` has written `after` intervals (its
+    warm-up is the first `warmup` of them); `done` is set after it ran, `result` is what it
+    returned, `error` what it raised."""
+
+    def __init__(
+        self,
+        config: TunerConfig,
+        action: Callable[[], object],
+        *,
+        trial: int,
+        step: int = 0,
+        after: int = 1,
+        timeout_s: float = 400.0,
+    ) -> None:
+        super().__init__(daemon=True)
+        self.config = config
+        self.action = action
+        self.trial, self.step, self.after = trial, step, after
+        self.timeout_s = timeout_s
+        self.done = threading.Event()
+        self.cancelled = threading.Event()
+        self.result: object = None
+        self.error: BaseException | None = None
+        self.at: float | None = None
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        while intervals_seen(self.config, self.trial, self.step) < self.after:
+            if self.cancelled.is_set() or time.monotonic() > deadline:
+                return
+            time.sleep(0.05)
+        self.at = time.monotonic()
+        try:
+            self.result = self.action()
+        except BaseException as exc:  # reported by the test, which cannot see this thread's
+            self.error = exc
+        self.done.set()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+
+
+def signal_part(part: str, sig: signal.Signals, tuner_pid: int | None = None) -> Callable:
+    """An action: send `sig` to the tuner's `part`; returns (pid, command line)."""
+
+    def act() -> tuple[int, str]:
+        process = part_of(tuner_pid or os.getpid(), part)
+        if process is None:
+            raise AssertionError(f"no {part} process to signal")
+        cmdline = " ".join(process.cmdline())
+        process.send_signal(sig)
+        return process.pid, cmdline
+
+    return act
+
+
+def new_children(before: set[int]) -> list[psutil.Process]:
+    return [c for c in psutil.Process().children(recursive=True) if c.pid not in before]
+
+
+def leftovers(before: set[int], wait_s: float = 10.0) -> list[str]:
+    """Command lines of processes started since `before` (children of this process) still
+    running after `wait_s`: what a fault left behind."""
+    children = new_children(before)
+    _, alive = psutil.wait_procs(children, timeout=wait_s)
+    return live_command_lines(alive)
+
+
+def trials(config: TunerConfig) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=config.study.name, storage=config.study.storage).trials
+
+
+def check_records(config: TunerConfig) -> list[optuna.trial.FrozenTrial]:
+    """No trial left RUNNING, and the samples/steps tables match the trials: every row names
+    a trial of the study, and a finished capacity trial has exactly its curve's steps."""
+    stored = trials(config)
+    states = [(t.number, t.state.name, t.user_attrs.get("fail_reason")) for t in stored]
+    assert not [t for t in stored if t.state == TrialState.RUNNING], states
+    numbers = {t.number for t in stored}
+    with SampleStore(config.study.storage) as store:
+        samples = store.read(config.study.name)
+        steps = store.read_steps(config.study.name, phase="trial")
+    assert {s.trial_number for s in samples} <= numbers
+    assert {s.trial_number for s in steps} <= numbers
+    for trial in stored:
+        curve = trial.user_attrs.get("capacity_curve")
+        if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and curve is not None:
+            rows = sorted(s.step for s in steps if s.trial_number == trial.number)
+            assert rows == [p["step"] for p in curve], (trial.number, rows, curve)
+            stepped = {
+                s.step for s in samples if s.trial_number == trial.number and s.phase == "trial"
+            }
+            assert stepped == set(rows), (trial.number, stepped, rows)
+    return stored
+
+
+def finished(stored: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
+    return [t for t in stored if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
