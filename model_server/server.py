@@ -23,6 +23,7 @@ import numpy as np
 import psutil
 import uvicorn
 
+from model_server import pauses
 from model_server.batching_parameters import BatchingParameters
 from model_server.flags import EXIT_CANNOT_START, Flags
 from model_server.grpc_api import add_services
@@ -202,7 +203,10 @@ async def serve(
         ",".join(model.signatures),
         time.time() - psutil.Process().create_time(),
     )
+    # TF Serving has no collector: ours must not pause where it would not (pauses.py).
+    lag_probe = pauses.start("model_server")
     await stop.wait()
+    lag_probe.cancel()
 
     log.info("event=stopping grace_s=%g", GRACE_S)
     if rest_server is not None:

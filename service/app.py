@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import errors
+from service import errors, pauses
 from service.access_log import AccessLog
 from service.client import Inference, ModelClient
 from service.config import Settings
@@ -56,6 +56,7 @@ class PredictionService:
         self.vocabulary = Vocabulary.from_model_dir(self.settings.model_base_path)
         self.access_log.start()
         await self.client.open()
+        lag_probe = pauses.start("service")  # start-up is done: freeze, then watch
         logger.info(
             "service started",
             extra={
@@ -71,6 +72,7 @@ class PredictionService:
         try:
             yield
         finally:
+            lag_probe.cancel()
             await self.client.close()
             self.access_log.close()
             logger.info("service stopped", extra={"event": "service_stopped"})

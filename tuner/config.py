@@ -98,6 +98,11 @@ class LoadConfig:
         LoadProfile.max_in_flight
     )  # the generator's ceiling; hitting it fails the step
     low_check_fraction: float = 0.25  # one step at this share of the capacity (0 = none)
+    # stop a search once its capacity's 95% interval is within +-this share of the capacity
+    precision: float = 0.05
+    # a step whose SLO percentile's 95% interval holds the SLO is measured up to this much
+    # longer before its verdict stands (None = twice step_measure_s, 0 = never)
+    step_extra_s: float | None = None
     # The fields a LoadProfile has keep its defaults (tuner/capacity/settings.py copies them
     # over by name).
     users: int = LoadProfile.users
@@ -329,6 +334,16 @@ def _load_checks(config: TunerConfig) -> list[tuple[bool, str]]:
             f"(load.step_warmup_s + load.step_measure_s = {c.step_warmup_s + c.step_measure_s:g})",
         ),
         (c.max_in_flight >= 1, f"load.max_in_flight must be at least 1, not {c.max_in_flight}"),
+        (
+            0 < c.precision < 1,
+            f"load.precision must be a fraction between 0 and 1 (0.05 = +-5%), not {c.precision:g}",
+        ),
+        (
+            c.step_extra_s is None
+            or (c.step_extra_s >= 0 and _whole(c.step_extra_s, c.interval_s)),
+            f"load.step_extra_s ({c.step_extra_s}) must be 0 or a whole multiple of "
+            f"load.interval_s ({c.interval_s:g})",
+        ),
         (
             0 <= c.low_check_fraction < 1,
             "load.low_check_fraction must be a fraction from 0 (no low-rate check) to below 1",

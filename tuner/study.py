@@ -24,6 +24,7 @@ from storage import (
     open_storage,
 )
 from tuner.capacity.measure import CapacityMeasurer
+from tuner.capacity.pauses import pause_log
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
@@ -340,7 +341,8 @@ def _run(
     service = parts.service_for(config, backend.grpc_target, model_base_path, workdir)
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
-    with marking_children(workdir), browser_session():
+    # Every process of the bench reports its pauses to one file (tuner/capacity/pauses.py).
+    with marking_children(workdir), browser_session(), pause_log(workdir / "pauses.jsonl"):
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")

@@ -55,6 +55,8 @@ class SearchSettings:
     growth: float = 2.0
     low_check_fraction: float = 0.25  # 0 = no low-rate check
     second_look_within: float = 2.0  # a failed probe this close to the SLO runs again; 0 = never
+    step_extra_s: float = 0.0  # an undecided window is measured up to this much longer
+    precision: float = 0.05  # stop once the capacity's 95% interval is within +-this (relative)
 
 
 @dataclass

@@ -63,7 +63,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert curve and set(curve[0]) >= CURVE_KEYS
         assert len(curve) == a["search_steps"] <= 4 + 2  # the low-rate check and its retry
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
-        assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"])
+        assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
     for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
         a = trial.user_attrs
