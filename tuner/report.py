@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from tuner.backend_note import summary_tag
+from tuner.capacity.record import ci_text
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.progress import describe_params
 from tuner.resume import RETRY_ATTR, fail_reason
@@ -114,6 +115,9 @@ def _capacity_row(t: optuna.trial.FrozenTrial, row: tuple[str, ...]) -> tuple[st
         if curve:
             cells[3] = f"<{curve[0]['target_rps']:.1f}"
         cells[-2] = "-"
+    elif a.get("capacity_ci_rps") and cells[3] != "-":
+        low, high = a["capacity_ci_rps"]
+        cells[3] += f" [{low:.0f}-{'' if high is None else f'{high:.0f}'}]"
     return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
 
@@ -165,9 +169,10 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         how = "single run, not confirmed"
     capacity = "capacity_rps" in trial.user_attrs
     if capacity:
+        ci = "" if winner and winner.get("confirmed") else ci_text(trial.user_attrs)
         line = (
-            f"winner: trial {trial.number} ({describe_params(trial)}) capacity {rps:.1f} req/s "
-            f"at {percentile} {_f(latency)} ms ({how})"
+            f"winner: trial {trial.number} ({describe_params(trial)}) capacity {rps:.1f} req/s"
+            f"{ci} at {percentile} {_f(latency)} ms ({how})"
         )
     else:
         line = (

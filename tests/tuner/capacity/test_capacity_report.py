@@ -85,7 +85,11 @@ def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
 
     line = trial_line(study, best, config)
     capacity = best.user_attrs["capacity_rps"]
-    assert f"capacity {capacity:.1f} req/s at p95 " in line and "feasible" in line
+    low, high = best.user_attrs["capacity_ci_rps"]
+    assert low <= capacity <= high  # the crossing of 750 req/s lies in its interval
+    assert low <= 750.0 <= high
+    ci = f"(95% CI {low:.0f}-{high:.0f}, +-{best.user_attrs['capacity_precision']:.1%})"
+    assert f"capacity {capacity:.1f} req/s {ci} at p95 " in line and "feasible" in line
     assert f"| best capacity {capacity:.1f} req/s" in line
     assert "PRUNED (1 step(s)" in trial_line(study, pruned, config)
     assert "cannot beat the best capacity so far" in trial_line(study, pruned, config)
@@ -97,11 +101,14 @@ def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
     ]  # fmt: skip
     pruned_row = table[2 + pruned.number].split()
     assert pruned_row[1] == "PRUNED" and pruned_row[3].startswith("<")
+    assert f"{capacity:.1f} [{low:.0f}-{high:.0f}]" in table[2 + best.number]
 
     summary = winner_summary(study, "p95")
     ratio_base = capacity / base.user_attrs["capacity_rps"]
     ratio_tf = capacity / tf.user_attrs["capacity_rps"]
-    assert summary.startswith(f"winner: trial {best.number} (max=32) capacity {capacity:.1f}")
+    assert summary.startswith(
+        f"winner: trial {best.number} (max=32) capacity {capacity:.1f} req/s {ci}"
+    )
     assert f"{ratio_base:.2f}x no batching (trial {base.number}: " in summary
     assert f"{ratio_tf:.2f}x TF Serving's recommended start (trial {tf.number}: " in summary
     assert ratio_base == pytest.approx(5.0, rel=0.1) and ratio_tf == pytest.approx(2.5, rel=0.1)
