@@ -19,7 +19,8 @@ probe = pauses.watch("service")
 tuned = pauses.tune_collector()
 junk = [[i] for i in range(300_000)]  # enough to be collected slowly
 gc.collect()
-print(json.dumps({"tuned": tuned, "frozen": gc.get_freeze_count(), "thresholds": gc.get_threshold()}))
+state = {"frozen": gc.get_freeze_count(), "thresholds": gc.get_threshold()}
+print(json.dumps({"tuned": tuned, **state}))
 """
 
 
