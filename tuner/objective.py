@@ -198,7 +198,7 @@ class Objective:
         values = constraints(outcome, o.percentile, o.slo_ms, o.max_error_rate)
         record_constraints(trial, values)
         trial.set_user_attr("feasible", meets(values))
-        return outcome.capacity_rps
+        return attrs["capacity_rps"]  # rounded, as show and the dashboard read it
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
         attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)

@@ -8,6 +8,7 @@ from tuner.backend_note import summary_tag
 from tuner.capacity.record import ci_text
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.progress import describe_params
+from tuner.ratios import ratio_between, tie_text
 from tuner.resume import RETRY_ATTR, fail_reason
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.worker import WORKER_ATTR
@@ -179,7 +180,7 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
             f"winner: trial {trial.number} ({describe_params(trial)}) "
             f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
         )
-    line += summary_tag(trial)
+    line += summary_tag(trial) + tie_text(study, winner)
     if trial.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING:
         return line + "; batching did not beat it: keep serving without --enable_batching"
     if capacity:
@@ -190,7 +191,8 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         base, base_latency, how = reference_figures(
             study, reference, percentile, reference.user_attrs.get(f"{percentile}_ms")
         )
-        ratio = f" = {rps / base:.2f}x" if base else ""
+        quoted = ratio_between(study, trial, reference, rps, base)
+        ratio = f" = {quoted.text()}" if quoted else ""
         line += (
             f"; no batching (trial {reference.number}): {base:.1f} req/s, "
             f"{percentile} {_f(base_latency)} ms{how}{ratio}"
@@ -246,9 +248,14 @@ def versus_references(
             study, ref, percentile, ref.user_attrs.get("latency_at_capacity_ms")
         )
         if base and ref.user_attrs.get("capacity_rps"):
+            quoted = (
+                ratio_between(study, study.trials[winner], ref, value, base)
+                if (winner is not None)
+                else None
+            )
             parts.append(
-                f"{value / base:.2f}x {name} (trial {ref.number}: {base:.1f} req/s at "
-                f"{percentile} {_f(latency)} ms{how})"
+                f"{quoted.text() if quoted else f'{value / base:.2f}x'} {name} (trial "
+                f"{ref.number}: {base:.1f} req/s at {percentile} {_f(latency)} ms{how})"
             )
         else:
             parts.append(f"{name} (trial {ref.number}) has no capacity within the SLO")
