@@ -210,9 +210,7 @@ class StepRunner:
             latency_ci_ms=(
                 result.percentile_ci_ms.get(self.criteria.percentile) if self.criteria else None
             ),
-            extended_s=max(0.0, round(result.duration_s - measure_s, 3))
-            if not result.stopped_early
-            else 0.0,
+            extended_s=max(0.0, round(result.duration_s - measure_s, 3)),
             pause_max_ms=self._longest_pauses(result.window_mono),
         )
 
