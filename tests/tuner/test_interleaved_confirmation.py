@@ -38,7 +38,7 @@ def test_two_targets_of_different_capacity_are_ranked_and_told_apart(tmp_path: P
 
 def test_two_identical_targets_are_tied(tmp_path: Path) -> None:
     study, winner, _, lines = confirmed(tmp_path, noisy(300.0, 300.0), repeats=5)
-    point, low, high = winner["versus_runner_up"]
+    _, low, high = winner["versus_runner_up"]
     assert low < 1.0 < high
     assert winner["tied_with"] == [1 - winner["trial"]]
     assert f"{TIED} with trial {1 - winner['trial']}" in winner_summary(study, "p95")
