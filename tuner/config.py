@@ -16,6 +16,8 @@ from typing import Any
 
 from tuner.errors import ConfigError
 from tuner.load.spec import LoadProfile
+from tuner.servers.base import ServerConfigError
+from tuner.servers.cpus import parse_cpus
 from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
@@ -63,6 +65,9 @@ class ServerConfig:
     extra_flags: dict[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
     warmup_requests: int = 20
+    # the model server's CPU budget: a CPU list ("0", "0-1") it is pinned to, or a count;
+    # TF's thread flags are sized to it unless set (docker: cpuset_cpus / nano_cpus)
+    cpus: str | int | None = None
 
 
 @dataclass
@@ -280,6 +285,10 @@ def validate(config: TunerConfig) -> None:
         checks.append(
             (0 <= port <= 65535, f"{port_key} must be a port (1-65535) or 0 for a free one")
         )
+    try:
+        parse_cpus(config.server.cpus)
+    except ServerConfigError as exc:
+        checks.append((False, str(exc)))
     bad_flag = unknown_flag_message(config.server.extra_flags, "server.extra_flags")
     checks.append((bad_flag is None, bad_flag or ""))
     for ok, message in checks:

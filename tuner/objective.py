@@ -86,6 +86,8 @@ class Objective:
         trial.set_user_attr("batching_file", render(batching) if batching else None)
         trial.set_user_attr("server_flags", server_flags)
         trial.set_user_attr("backend", self.measurer.backend.name)
+        cpus = getattr(getattr(self.measurer.backend, "spec", None), "cpus", None)
+        trial.set_user_attr("server_cpus", cpus.describe() if cpus is not None else None)
         same = same_params_as(trial)
         if same is not None:  # samplers repeat themselves in small spaces: say so
             trial.set_user_attr(SAME_PARAMS_ATTR, same)

@@ -44,6 +44,7 @@ from tuner.resume import (
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
+from tuner.servers.cpus import parse_cpus
 from tuner.servers.study_ports import study_ports
 from tuner.service_process import service_for
 from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
@@ -325,6 +326,7 @@ def _run(
             rest_port=rest_port,
             extra_flags=config.server.extra_flags,
             ready_timeout_s=config.server.ready_timeout_s,
+            cpus=parse_cpus(config.server.cpus),
         )
         backend, why = parts.create_backend(
             config.server.backend,
