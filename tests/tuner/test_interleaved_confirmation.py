@@ -10,7 +10,7 @@ from pathlib import Path
 
 from tests.tuner.test_confirm_optimize_scripted import confirmed
 from tuner.fake_measurer import Served
-from tuner.ratios import TIED, ratio
+from tuner.ratios import TIED, ratio, tie_text
 from tuner.report import winner_summary
 
 
@@ -43,6 +43,7 @@ def test_two_identical_targets_are_tied(tmp_path: Path) -> None:
     assert winner["tied_with"] == [1 - winner["trial"]]
     assert f"{TIED} with trial {1 - winner['trial']}" in winner_summary(study, "p95")
     assert any(TIED in line for line in lines)
+    assert tie_text(study, winner).startswith(f"; {TIED} with trial")  # export says it too
 
 
 def test_the_ratio_is_paired_by_round_and_bootstrapped() -> None:
