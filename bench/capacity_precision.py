@@ -46,7 +46,7 @@ from model_server.pauses import ENV_TUNING  # noqa: E402
 from storage import SampleStore  # noqa: E402
 from tuner.capacity.pauses import PauseLog  # noqa: E402
 from tuner.study import load_search_space, open_study, optimize  # noqa: E402
-from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -58,6 +58,7 @@ BATCHED = {
     "allowed_batch_sizes": "powers_of_two",
     "tensorflow_intra_op_parallelism": 0,
 }
+KIND = "bench_kind"  # which of the three configurations a trial measured
 SPIKE = 3.0  # an interval whose p95 is over 3x its step's median interval p95
 
 
@@ -157,14 +158,13 @@ def run_interleaved(out: Path, args: argparse.Namespace) -> dict:
         order = list(configs)
         rng.shuffle(order)
         for kind in order:  # a reference label: never pruned, each a whole search
-            study.enqueue_trial(configs[kind], user_attrs={REFERENCE_ATTR: f"bench_{kind}"})
+            label = NO_BATCHING if kind == "no_batching" else "bench_repeat"
+            study.enqueue_trial(configs[kind], user_attrs={REFERENCE_ATTR: label, KIND: kind})
     optimize(config, say=say("interleaved"))
     results = {}
     for kind in configs:
         trials = [
-            t
-            for t in study.get_trials()
-            if t.state == COMPLETE and t.user_attrs.get(REFERENCE_ATTR) == f"bench_{kind}"
+            t for t in study.get_trials() if t.state == COMPLETE and t.user_attrs.get(KIND) == kind
         ]
         capacities = [t.user_attrs["capacity_rps"] for t in trials]
         covered = []
