@@ -93,6 +93,6 @@ def start(process: str):
     task is returned for the caller to cancel at shutdown."""
     import asyncio
 
+    tune_collector()  # first: its own full collection is start-up, not a pause to report
     probe = watch(process)
-    tune_collector()
     return asyncio.create_task(watch_loop(probe))

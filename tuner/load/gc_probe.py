@@ -12,8 +12,8 @@ from model_server import pauses
 
 
 def start(process: str = "load_generator") -> None:
+    pauses.tune_collector()  # first: its own full collection is start-up, not a pause
     probe = pauses.watch(process)
-    pauses.tune_collector()
     if probe.path is not None:
         gevent.spawn(_lag, probe)
 
