@@ -65,3 +65,18 @@ def test_a_window_knows_the_longest_pause_of_each_process(tmp_path: Path) -> Non
     assert hit_by(longest, 10.0) == "a 95 ms pause of the service hit the window"
     assert hit_by({"tuner": 400.0}, 10.0) is None  # the tuner's pauses delay no request
     assert hit_by(longest, 100.0) is None
+
+
+def test_a_study_s_pause_log_is_set_for_its_children_and_restored(tmp_path: Path) -> None:
+    import gc
+    import os
+
+    from tuner.capacity.pauses import pause_log
+
+    before = os.environ.get("TUNER_PAUSE_LOG")
+    with pause_log(tmp_path / "p" / "pauses.jsonl") as log:
+        assert os.environ["TUNER_PAUSE_LOG"] == str(tmp_path / "p" / "pauses.jsonl")
+        assert gc.get_freeze_count() > 0  # the tuner's own start-up objects
+        assert log.read() == []
+    assert os.environ.get("TUNER_PAUSE_LOG") == before
+    assert gc.get_freeze_count() == 0
