@@ -30,16 +30,21 @@ ATTEMPTS = 2  # a stall of the shared machine can fail one search's step
 
 
 def test_a_step_after_an_overload_is_measured_as_if_it_came_first(tmp_path: Path) -> None:
-    with (
-        stub_target("--service-s", str(SERVICE_S)) as stub,
-        OpenLoopGenerator(DEEP, stub.url, tmp_path) as generator,
-    ):
-        runner = StepRunner(generator, DEEP, criteria=CRITERIA)
-        overloaded = runner(400.0)  # twice the capacity: the queue fills to the ceiling
-        after = runner(100.0)  # half the capacity: p95 ~ 13 ms + the round trip, SLO 30 ms
-    assert overloaded.in_flight_limit_hit or (overloaded.p95_ms or 0) > CRITERIA.slo_ms
-    assert after.drain_s is not None and after.drain_s > 0.3  # the backlog's own length
-    assert after.p95_ms is not None and after.p95_ms < CRITERIA.slo_ms, after
+    seen = []
+    for attempt in range(ATTEMPTS):
+        with (
+            stub_target("--service-s", str(SERVICE_S)) as stub,
+            OpenLoopGenerator(DEEP, stub.url, tmp_path / f"a{attempt}") as generator,
+        ):
+            runner = StepRunner(generator, DEEP, criteria=CRITERIA)
+            overloaded = runner(400.0)  # twice the capacity: the queue fills to the ceiling
+            after = runner(100.0)  # half the capacity: p95 ~ 13 ms + the round trip
+        assert overloaded.in_flight_limit_hit or (overloaded.p95_ms or 0) > CRITERIA.slo_ms
+        assert after.drain_s is not None and after.drain_s > 0.3  # the backlog's own length
+        seen.append((after.p95_ms, after.drain_s))
+        if after.p95_ms is not None and after.p95_ms < CRITERIA.slo_ms:
+            break
+    assert after.p95_ms is not None and after.p95_ms < CRITERIA.slo_ms, seen
 
 
 def test_a_search_from_above_lands_in_the_md1_band(tmp_path: Path) -> None:
