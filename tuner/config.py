@@ -93,7 +93,9 @@ class LoadConfig:
     start_rps: float = 100.0  # the first probe when the study has no feasible capacity yet
     min_rps: float = 5.0
     max_rps: float = 5000.0
-    resolution: float = 0.05  # bisect until the pass/fail rates are within 5% of each other
+    # the probe of the incumbent runs this far below it (a configuration within it is not
+    # thrown away on one step); the bisection itself stops at load.precision
+    resolution: float = 0.05
     growth: float = 2.0  # bracketing: multiply (or divide) the rate by this per step
     max_steps: int = 8
     max_trial_s: float = 120.0  # no step starts that would end after this

@@ -12,15 +12,19 @@ load steps as possible.
    yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
    and nothing has passed, it shrinks by `growth` (down to `min_rps`).
-3. Bisect. Between the highest passing rate and the lowest failing rate above it, at their
-   geometric mean, until they are within `resolution` (relative) of each other.
+3. Bisect. With `precision` (the config always sets it): the capacity's 95% interval
+   (interval.py: bounded by decided verdicts) at the geometric mean of its widest stretch
+   between measured rates, until its relative half-width is within `precision` (or nothing
+   is left to split but undecided steps). Without it: between the highest passing rate and
+   the lowest failing rate above it, until they are within `resolution` of each other.
 4. Low-rate check. A batch timeout that helps a loaded server adds latency at low traffic; so
    unless a step at or below `low_check_fraction` of the capacity's rate was already measured,
    one more step runs there, and once more if it fails (a low rate has few requests, so one
    stall of the machine can fail it; a rate measured twice counts by its latest step).
 
-Capacity is the goodput of the highest passing step *with every tested step below it
-passing*: a configuration that passes at a high rate but fails at a lower one does not serve
+Capacity is where the SLO is crossed above the highest passing step *with every tested
+step below it passing* (interval.py interpolates it; `capacity_step_rps` keeps that step's
+goodput): a configuration that passes at a high rate but fails at a lower one does not serve
 traffic within the SLO, and the search says so (`non_monotone`) instead of hiding it. Every
 search is bounded by `max_steps` and by `max_trial_s` (a step is not started when the time
 left is shorter than a step has taken so far).
