@@ -164,6 +164,9 @@ async def serve(
         log.info("event=stopped exit_code=%d", EXIT_CANNOT_START)
         raise StartupError(failure) from None  # the last line of the log, as the one to read
     servable.set_loaded(model)
+    # TF Serving has no collector: ours must not pause where it would not (pauses.py). Tuned
+    # before anything listens, so its one full collection delays no request.
+    lag_probe = pauses.start("model_server")
 
     # The REST socket first: if the gRPC bind then fails, closing one socket undoes everything.
     rest_socket = _listening_socket(host, flags.rest_api_port) if flags.rest_api_port else None
@@ -203,8 +206,6 @@ async def serve(
         ",".join(model.signatures),
         time.time() - psutil.Process().create_time(),
     )
-    # TF Serving has no collector: ours must not pause where it would not (pauses.py).
-    lag_probe = pauses.start("model_server")
     await stop.wait()
     lag_probe.cancel()
 
