@@ -78,6 +78,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/load_workers_bench.py
 	$(PY) bench/tuner_bench.py
 	$(PY) bench/capacity_bench.py
+	$(PY) bench/capacity_precision.py
 	$(PY) bench/parallel_tuners_bench.py
 	$(PY) bench/review_bench.py
 
@@ -85,9 +86,11 @@ bench: $(STAMP) $(MODEL)
 bench-parallel: $(STAMP) $(MODEL)
 	$(PY) bench/parallel_tuners_bench.py $(BENCH_ARGS)
 
-# The capacity benchmark alone; BENCH_ARGS=--short checks it works in a few minutes.
+# The capacity benchmarks alone (tuned vs references, then precision: pauses, interleaved
+# searches, probes); BENCH_ARGS=--short checks they work in a few minutes.
 bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
+	$(PY) bench/capacity_precision.py $(BENCH_ARGS)
 
 bench-any-model: $(STAMP)
 	$(PY) bench/any_model_bench.py $(BENCH_ARGS)

@@ -23,7 +23,7 @@ import numpy as np
 import psutil
 import uvicorn
 
-from model_server import warmup
+from model_server import pauses, warmup
 from model_server.batching_parameters import BatchingParameters
 from model_server.flags import EXIT_CANNOT_START, Flags
 from model_server.grpc_api import add_services
@@ -166,6 +166,9 @@ async def serve(
         log.info("event=stopped exit_code=%d", EXIT_CANNOT_START)
         raise StartupError(failure) from None  # the last line of the log, as the one to read
     servable.set_loaded(model)
+    # TF Serving has no collector: ours must not pause where it would not (pauses.py). Tuned
+    # before anything listens, so its one full collection delays no request.
+    lag_probe = pauses.start("model_server")
 
     # The REST socket first: if the gRPC bind then fails, closing one socket undoes everything.
     rest_socket = _listening_socket(host, flags.rest_api_port) if flags.rest_api_port else None
@@ -206,6 +209,7 @@ async def serve(
         time.time() - psutil.Process().create_time(),
     )
     await stop.wait()
+    lag_probe.cancel()
 
     log.info("event=stopping grace_s=%g", GRACE_S)
     if rest_server is not None:

@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import errors
+from service import errors, pauses
 from service.access_log import AccessLog
 from service.client import Inference, ModelClient
 from service.config import Settings
@@ -60,6 +60,7 @@ class PredictionService:
         self.vocabulary = _demo_vocabulary(self.settings)
         self.access_log.start()
         await self.client.open()
+        lag_probe = pauses.start("service")  # start-up is done: freeze, then watch
         logger.info(
             "service started",
             extra={
@@ -75,6 +76,7 @@ class PredictionService:
         try:
             yield
         finally:
+            lag_probe.cancel()
             await self.client.close()
             self.access_log.close()
             logger.info("service stopped", extra={"event": "service_stopped"})

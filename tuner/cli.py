@@ -147,6 +147,8 @@ def cmd_export(args: argparse.Namespace) -> int:
     print(f"wrote {result.path} from trial {result.trial}, the {how}, {value}")
     if result.versus:
         print(f"against the reference points: {result.versus}")
+    if result.tie:
+        print(f"note: the winner is {result.tie}; either serves as well on this measurement")
     print(f"serve it with TensorFlow Serving:\n  {result.server_command}")
     print(f"or with the embedded server:\n  {result.embedded_command}")
     if result.backend_note:

@@ -20,6 +20,8 @@ from typing import Any
 
 from tuner.errors import ConfigError
 from tuner.load.spec import LoadProfile
+from tuner.servers.base import ServerConfigError
+from tuner.servers.cpus import parse_cpus
 from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
@@ -106,6 +108,10 @@ class ServerConfig:
     """How long a server may take to be AVAILABLE before the trial fails `never_ready`."""
     warmup_requests: int = 20
     """Requests through the service after each restart, before the load."""
+    cpus: str | int | None = None
+    """The model server's CPU budget: a CPU list (`"0"`, `"0-1"`) it is pinned to, or a count;
+    TF's thread flags are sized to it unless set (docker: `cpuset_cpus` / `nano_cpus`). None =
+    every CPU of the host. See [Precision](../concepts/precision.md)."""
 
 
 @dataclass
@@ -145,7 +151,8 @@ class LoadConfig:
     max_rps: float = 5000.0
     """The search never goes above this rate (req/s)."""
     resolution: float = 0.05
-    """Bisect until the passing and failing rates are within this fraction of each other."""
+    """The probe of the incumbent runs this far below it, so a configuration within it is not
+    thrown away on one step; the bisection itself stops at `load.precision`."""
     growth: float = 2.0
     """Bracketing: the rate is multiplied (or divided) by this per step until a step fails
     (passes)."""
@@ -163,6 +170,12 @@ class LoadConfig:
     low_check_fraction: float = 0.25
     """One more step at this share of the capacity's rate, unless a step that low was measured
     (0 = none)."""
+    precision: float = 0.05
+    """Stop a search once its capacity's 95% interval is within +-this share of the capacity
+    (in (0, 1))."""
+    step_extra_s: float | None = None
+    """A step whose SLO percentile's 95% interval holds the SLO is measured up to this many
+    seconds longer before its verdict stands (none = twice `step_measure_s`, 0 = never)."""
     # The fields a LoadProfile has keep its defaults (tuner/capacity/settings.py copies them
     # over by name).
     users: int = LoadProfile.users
@@ -378,6 +391,10 @@ def validate(config: TunerConfig) -> None:
         checks.append(
             (0 <= port <= 65535, f"{port_key} must be a port (1-65535) or 0 for a free one")
         )
+    try:
+        parse_cpus(config.server.cpus)
+    except ServerConfigError as exc:
+        checks.append((False, str(exc)))
     bad_flag = unknown_flag_message(config.server.extra_flags, "server.extra_flags")
     checks.append((bad_flag is None, bad_flag or ""))
     for ok, message in checks:
@@ -432,6 +449,16 @@ def _load_checks(config: TunerConfig) -> list[tuple[bool, str]]:
             f"(load.step_warmup_s + load.step_measure_s = {c.step_warmup_s + c.step_measure_s:g})",
         ),
         (c.max_in_flight >= 1, f"load.max_in_flight must be at least 1, not {c.max_in_flight}"),
+        (
+            0 < c.precision < 1,
+            f"load.precision must be a fraction between 0 and 1 (0.05 = +-5%), not {c.precision:g}",
+        ),
+        (
+            c.step_extra_s is None
+            or (c.step_extra_s >= 0 and _whole(c.step_extra_s, c.interval_s)),
+            f"load.step_extra_s ({c.step_extra_s}) must be 0 or a whole multiple of "
+            f"load.interval_s ({c.interval_s:g})",
+        ),
         (
             0 <= c.low_check_fraction < 1,
             "load.low_check_fraction must be a fraction from 0 (no low-rate check) to below 1",

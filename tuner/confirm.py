@@ -1,4 +1,5 @@
-"""The confirmation pass: re-measure the best few feasible trials; choose on the medians.
+"""The confirmation pass: re-measure the best few feasible trials in interleaved rounds;
+choose on the medians, and say when the finalists cannot be told apart.
 
 One lucky run should not pick the production configuration, and one unlucky run of a
 reference point should not inflate the ratios quoted against it: the two references are
@@ -10,6 +11,7 @@ attrs (`confirmation`, `winner`) and in the samples table with phase "confirm".
 from __future__ import annotations
 
 import logging
+import random
 import statistics
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +25,7 @@ from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measurement import Measurer
+from tuner.ratios import TIED, ratio
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     REFERENCE_ATTR,
@@ -34,6 +37,7 @@ from tuner.trial_record import (
 
 log = logging.getLogger("tuner")
 WINNER_ATTR = "winner"
+ROUNDS_ATTR = "confirmation_rounds"  # study attr: interleaved rounds run so far
 
 
 def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
@@ -66,54 +70,81 @@ def confirm(
     say: Callable[[str], None],
 ) -> dict | None:
     """Re-measure and store the winner; None when no trial is feasible. In capacity mode
-    each run is a whole capacity search, started at the trial's own capacity, never pruned."""
+    each run is a whole capacity search, started at the trial's own capacity, never pruned.
+
+    Randomized multiple interleaved trials (Abedi & Brecht, ICPE'17): `repeats` rounds, each
+    measuring every finalist and reference once in a fresh random order, so a drift of the
+    machine (a warming CPU, a neighbour's load) falls on all of them alike instead of on
+    whichever was measured last, and each round pairs them (tuner/ratios.py)."""
     candidates = best_feasible(study, config.confirm.top_k)
     if not candidates:
         say("confirmation pass skipped: no trial is feasible")
         return None
     references = reference_points(study, candidates) if config.confirm.references else []
+    configs = [*candidates, *references]
     what = "capacity " if isinstance(measurer, CapacityMeasurer) else ""
     say(
         f"confirming {'the capacity of ' if what else ''}the best {len(candidates)} feasible "
         "trials"
         + (f" and {len(references)} reference point(s)" if references else "")
-        + f" ({config.confirm.repeats} more run(s) each; the winner is chosen on medians)"
+        + f" in {config.confirm.repeats} interleaved round(s), each in a random order "
+        "(the winner is chosen on medians)"
     )
     percentile = config.objective.percentile
     results: dict[str, dict] = dict(study.user_attrs.get(CONFIRMATION_ATTR) or {})
-    for trial in [*candidates, *references]:
-        # The trial's own run is one of the measurements the medians are taken over, and so
-        # are the runs of an earlier confirmation pass (a resumed study adds to them).
-        earlier = results.get(str(trial.number), {}).get("runs")
-        runs = list(earlier) if earlier else [_run(trial.user_attrs, percentile)]
-        first = len(runs) - 1
-        for repeat in range(first, first + config.confirm.repeats):
-            target = workdir / f"confirm-trial-{trial.number:04d}-{repeat}"
+    # The trial's own run is one of the measurements the medians are taken over, and so
+    # are the runs of an earlier confirmation pass (a resumed study adds to them).
+    runs = {
+        t.number: list(
+            results.get(str(t.number), {}).get("runs") or [_run(t.user_attrs, percentile)]
+        )
+        for t in configs
+    }
+    first = max(study.user_attrs.get(ROUNDS_ATTR, 0), *(len(r) - 1 for r in runs.values()))
+    rng = random.Random(f"{config.study.seed}/{first}")
+    for number in range(first, first + config.confirm.repeats):
+        order = list(configs)
+        rng.shuffle(order)
+        shown = number - first + 1
+        say(
+            f"  round {shown}/{config.confirm.repeats}: " + ", ".join(f"#{t.number}" for t in order)
+        )
+        for trial in order:
+            target = workdir / f"confirm-trial-{trial.number:04d}-{number}"
             try:
-                attrs = _measure(measurer, study.study_name, trial, config, samples, repeat, target)
+                attrs = _measure(measurer, study.study_name, trial, config, samples, number, target)
             except TrialFailed as exc:
-                say(f"  confirm #{trial.number} run {repeat + 1}: failed ({exc.reason}): {exc}")
+                say(f"  confirm #{trial.number} round {shown}: failed ({exc.reason}): {exc}")
                 continue
-            runs.append(_run(attrs, percentile))
+            runs[trial.number].append(_run(attrs, percentile, number))
+            run = runs[trial.number][-1]
             say(
-                f"  confirm #{trial.number} run {repeat + 1 - first}/{config.confirm.repeats}: "
-                f"{what}{runs[-1]['rps']:.1f} req/s, {percentile} "
-                f"{_fmt(runs[-1]['latency_ms'])} ms"
+                f"  confirm #{trial.number} round {shown}/{config.confirm.repeats}: "
+                f"{what}{run['rps']:.1f} req/s, {percentile} {_fmt(run['latency_ms'])} ms"
             )
-        if len(runs) > 1:
-            results[str(trial.number)] = summarize(trial.number, runs, config)
+        study.set_user_attr(ROUNDS_ATTR, number + 1)
+    for trial in configs:
+        if len(runs[trial.number]) > 1:
+            results[str(trial.number)] = summarize(trial.number, runs[trial.number], config)
     study.set_user_attr(CONFIRMATION_ATTR, results)
     candidate_numbers = {t.number for t in candidates}
     confirmed = [r for r in results.values() if r["feasible"] and r["trial"] in candidate_numbers]
     if confirmed:
-        best = max(confirmed, key=lambda r: r["median_rps"])
+        ranked = sorted(confirmed, key=lambda r: r["median_rps"], reverse=True)
+        best = ranked[0]
         winner = {
             "trial": best["trial"],
             "median_rps": best["median_rps"],
             f"median_{percentile}_ms": best[f"median_{percentile}_ms"],
             "runs": len(best["rps"]),
             "confirmed": True,
+            **_versus_runner_up(best, ranked[1:]),
         }
+        if winner.get("tied_with"):
+            say(
+                f"trial {best['trial']} has the highest median, but it is {TIED} with trial(s) "
+                + ", ".join(f"#{n}" for n in winner["tied_with"])
+            )
     else:
         # Nothing held up when re-measured: say so, and fall back to the best single run.
         say("no candidate stayed feasible when re-measured: the winner is the best single run")
@@ -126,6 +157,25 @@ def confirm(
         }
     study.set_user_attr(WINNER_ATTR, winner)
     return winner
+
+
+def _versus_runner_up(best: dict, others: list[dict]) -> dict:
+    """The winner against the next best (paired, tuner/ratios.py), and the finalists it cannot
+    be told apart from."""
+    if not others:
+        return {}
+    tied = []
+    first = None
+    for other in others:
+        r = ratio(best["runs"], other["runs"])
+        if r is None:
+            continue
+        first = first or (other["trial"], r)
+        if r.tied:
+            tied.append(other["trial"])
+    if first is None:
+        return {}
+    return {"runner_up": first[0], "versus_runner_up": first[1].as_list(), "tied_with": tied}
 
 
 def _measure(
@@ -154,11 +204,15 @@ def _measure(
     return measurement_attrs(closed)
 
 
-def _run(attrs: dict, percentile: str) -> dict:
+def _run(attrs: dict, percentile: str, round_number: int | None = None) -> dict:
+    """One measurement: the round it was part of (None: the trial's own run, unpaired) and,
+    in capacity mode, its 95% interval."""
     return {
         "rps": attrs["rps"],
         "latency_ms": attrs.get(f"{percentile}_ms"),
         "error_rate": attrs["error_rate"],
+        "round": round_number,
+        "ci": attrs.get("capacity_ci_rps"),
     }
 
 

@@ -12,6 +12,7 @@ from model_server.batching_parameters import load_file
 from tuner.backend_note import recheck_advice
 from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
+from tuner.ratios import tie_text
 from tuner.report import versus_references
 from tuner.servers.defaults import DEFAULT_BINARY
 
@@ -27,6 +28,7 @@ class Export:
     capacity: bool = False  # rps is a capacity (req/s within the SLO), not closed-loop req/s
     versus: str = ""  # against the reference points, e.g. "1.59x no batching (trial 0: ...), ..."
     backend_note: str = ""  # which server measured it; for the stand-in, how to re-measure
+    tie: str = ""  # "tied within the measurement's precision with trial 4 (...)", when it is
 
 
 def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
@@ -111,4 +113,5 @@ def export(
         capacity="capacity_rps" in trial.user_attrs,
         versus=versus_references(study, float(value), percentile, trial.number),
         backend_note=recheck_advice(trial, out, study.study_name),
+        tie=tie_text(study, winner).removeprefix("; "),
     )

@@ -88,6 +88,8 @@ class Objective:
         trial.set_user_attr("batching_file", render(batching) if batching else None)
         trial.set_user_attr("server_flags", server_flags)
         trial.set_user_attr("backend", self.measurer.backend.name)
+        cpus = getattr(getattr(self.measurer.backend, "spec", None), "cpus", None)
+        trial.set_user_attr("server_cpus", cpus.describe() if cpus is not None else None)
         same = same_params_as(trial)
         if same is not None:  # samplers repeat themselves in small spaces: say so
             trial.set_user_attr(SAME_PARAMS_ATTR, same)
@@ -205,7 +207,7 @@ class Objective:
         values = constraints(outcome, o.percentile, o.slo_ms, o.max_error_rate)
         record_constraints(trial, values)
         trial.set_user_attr("feasible", meets(values))
-        return outcome.capacity_rps
+        return attrs["capacity_rps"]  # rounded, as show and the dashboard read it
 
     def _attach(self, trial: optuna.Trial, workdir: Path) -> None:
         """The trial's files into the artifact store; a store that cannot take them (full,

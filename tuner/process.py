@@ -30,9 +30,12 @@ def start_in_new_session(
     output: IO[bytes],
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    cpus: Sequence[int] | None = None,
 ) -> subprocess.Popen:
     """`cmd` with stdout and stderr into `output`, no stdin, in a new session; `env` defaults
-    to ours with unbuffered Python output, so a log tail is up to date when it is read."""
+    to ours with unbuffered Python output, so a log tail is up to date when it is read.
+    `cpus`: its CPU affinity, set in the child before it executes, so every thread it ever
+    starts inherits it."""
     return subprocess.Popen(
         list(cmd),
         stdout=output,
@@ -41,6 +44,7 @@ def start_in_new_session(
         cwd=cwd,
         env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
+        preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import optuna
 
+from tuner.capacity.record import ci_text
 from tuner.config import TunerConfig
 from tuner.trial_record import REFERENCE_ATTR, best_feasible_value, is_feasible
 
@@ -76,7 +77,7 @@ def capacity_body(trial: optuna.trial.FrozenTrial, percentile: str) -> str:
     if a.get("same_params_as") is not None:
         notes.append(f"same params as #{a['same_params_as']}")
     return (
-        f"capacity {a['capacity_rps']:.1f} req/s at {percentile} "
+        f"capacity {a['capacity_rps']:.1f} req/s{ci_text(a)} at {percentile} "
         f"{_ms(a.get('latency_at_capacity_ms'))}, err {a.get('error_rate', 0):.2%}, batch "
         f"{_num(a.get('mean_batch_size'))} ({steps}) "
         f"{'feasible' if is_feasible(trial) else 'infeasible'}"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import optuna
 
 from tuner.backend_note import summary_tag
+from tuner.capacity.record import ci_text
 from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
 from tuner.progress import describe_params
+from tuner.ratios import ratio_between, tie_text
 from tuner.resume import RETRY_ATTR, fail_reason
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
 from tuner.worker import WORKER_ATTR
@@ -114,6 +116,9 @@ def _capacity_row(t: optuna.trial.FrozenTrial, row: tuple[str, ...]) -> tuple[st
         if curve:
             cells[3] = f"<{curve[0]['target_rps']:.1f}"
         cells[-2] = "-"
+    elif a.get("capacity_ci_rps") and cells[3] != "-":
+        low, high = a["capacity_ci_rps"]
+        cells[3] += f" [{low:.0f}-{'' if high is None else f'{high:.0f}'}]"
     return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
 
@@ -165,16 +170,17 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         how = "single run, not confirmed"
     capacity = "capacity_rps" in trial.user_attrs
     if capacity:
+        ci = "" if winner and winner.get("confirmed") else ci_text(trial.user_attrs)
         line = (
-            f"winner: trial {trial.number} ({describe_params(trial)}) capacity {rps:.1f} req/s "
-            f"at {percentile} {_f(latency)} ms ({how})"
+            f"winner: trial {trial.number} ({describe_params(trial)}) capacity {rps:.1f} req/s"
+            f"{ci} at {percentile} {_f(latency)} ms ({how})"
         )
     else:
         line = (
             f"winner: trial {trial.number} ({describe_params(trial)}) "
             f"{rps:.1f} req/s, {percentile} {_f(latency)} ms ({how})"
         )
-    line += summary_tag(trial)
+    line += summary_tag(trial) + tie_text(study, winner)
     if trial.user_attrs.get(REFERENCE_ATTR) == NO_BATCHING:
         return line + "; batching did not beat it: keep serving without --enable_batching"
     if capacity:
@@ -185,7 +191,8 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         base, base_latency, how = reference_figures(
             study, reference, percentile, reference.user_attrs.get(f"{percentile}_ms")
         )
-        ratio = f" = {rps / base:.2f}x" if base else ""
+        quoted = ratio_between(study, trial, reference, rps, base)
+        ratio = f" = {quoted.text()}" if quoted else ""
         line += (
             f"; no batching (trial {reference.number}): {base:.1f} req/s, "
             f"{percentile} {_f(base_latency)} ms{how}{ratio}"
@@ -242,9 +249,14 @@ def versus_references(
             study, ref, percentile, ref.user_attrs.get("latency_at_capacity_ms")
         )
         if base and ref.user_attrs.get("capacity_rps"):
+            quoted = (
+                ratio_between(study, study.trials[winner], ref, value, base)
+                if (winner is not None)
+                else None
+            )
             parts.append(
-                f"{value / base:.2f}x {name} (trial {ref.number}: {base:.1f} req/s at "
-                f"{percentile} {_f(latency)} ms{how})"
+                f"{quoted.text() if quoted else f'{value / base:.2f}x'} {name} (trial "
+                f"{ref.number}: {base:.1f} req/s at {percentile} {_f(latency)} ms{how})"
             )
         else:
             parts.append(f"{name} (trial {ref.number}) has no capacity within the SLO")

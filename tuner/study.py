@@ -25,6 +25,7 @@ from storage import (
     safe_url,
 )
 from tuner.capacity.measure import CapacityMeasurer
+from tuner.capacity.pauses import pause_log
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.confirm import WINNER_ATTR, confirm
@@ -48,6 +49,7 @@ from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
 from tuner.server_start import port_mover
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
+from tuner.servers.cpus import parse_cpus
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import ports_again, study_ports
 from tuner.service_process import service_for
@@ -397,6 +399,7 @@ def _run(
             rest_port=rest_port,
             extra_flags=config.server.extra_flags,
             ready_timeout_s=config.server.ready_timeout_s,
+            cpus=parse_cpus(config.server.cpus),
         )
         backend, why = parts.create_backend(
             config.server.backend,
@@ -414,8 +417,13 @@ def _run(
     trials_run = 0
     winner = study.user_attrs.get(WINNER_ATTR)
     # Marked with the study's directory, not the slot's: a tuner restarted into another slot
-    # still finds what it left running.
-    with marking_children(study_dir(config)), browser_session():
+    # still finds what it left running. Every process of the bench reports its pauses to one
+    # file (tuner/capacity/pauses.py).
+    with (
+        marking_children(study_dir(config)),
+        browser_session(),
+        pause_log(workdir / "pauses.jsonl"),
+    ):
         try:
             service.start(config.service.ready_timeout_s)
             say(f"prediction service: {service.url}")

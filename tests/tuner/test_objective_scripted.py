@@ -106,7 +106,11 @@ def test_a_capacity_trial_records_its_capacity_and_constraints(tmp_path: Path) -
     for t, knee_rps in ((no_batching, 40.0), (recommended, 640.0)):  # max_batch_size 128
         steps = t.user_attrs["capacity_curve"]
         assert all(p["passed"] == (p["target_rps"] <= knee_rps) for p in steps)
-        assert round(t.value, 2) == max(p["goodput_rps"] for p in steps if p["passed"])
+        # where the SLO is crossed: between the highest pass and the lowest failure above it
+        passed = max(p["goodput_rps"] for p in steps if p["passed"])
+        failed = min(p["target_rps"] for p in steps if not p["passed"] and p["target_rps"] > passed)
+        assert passed <= t.value <= failed
+        assert t.user_attrs["capacity_step_rps"] == passed
         assert is_feasible(t) and t.user_attrs["feasible"]
         assert t.user_attrs["capacity_rps"] == round(t.value, 2)
         assert {p["step"]: p["goodput_rps"] for p in steps} == pytest.approx(

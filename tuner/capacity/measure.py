@@ -1,6 +1,6 @@
 """Measuring one configuration's capacity: restart the server with it, then run the search's
-steps through one open-loop Locust session, reading the model server's metrics around each
-step's window.
+steps through one open-loop Locust session (each step by step_runner.py: drained, warm,
+decided, re-measured after a pause of the bench's own).
 
 The same code serves the trials and the confirmation pass, so a confirmed capacity is found
 exactly the way the trial's own was.
@@ -9,19 +9,22 @@ exactly the way the trial's own was.
 from __future__ import annotations
 
 import dataclasses
-import time
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from model_server.batching_parameters import BatchingParameters
-from tuner.capacity.early import EarlyFail
+from model_server.pauses import ENV_LOG
+from tuner.capacity.pauses import PauseLog
 from tuner.capacity.search import SearchOutcome, SearchSettings, search
-from tuner.capacity.step import CurvePoint, StepCriteria, StepResult, judge
+from tuner.capacity.step import CurvePoint, StepCriteria
+from tuner.capacity.step_runner import StepRunner
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, OpenLoopGenerator
 from tuner.measurement import Measurer, load_failed
-from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
+
+__all__ = ["CapacityMeasurement", "CapacityMeasurer", "StepRunner", "StepWriter"]
 
 OnStep = Callable[[CurvePoint, list[IntervalSample]], None]
 
@@ -44,6 +47,17 @@ class CapacityMeasurer:
         self.profile = profile
         self.settings = settings
         self.criteria = criteria
+        self._pauses: PauseLog | None = None
+
+    def _pause_log(self) -> PauseLog | None:
+        """The study's pause file (set by the study, tuner/capacity/pauses.py), read on from
+        where the last trial left it."""
+        path = os.environ.get(ENV_LOG)
+        if not path:
+            return None
+        if self._pauses is None or self._pauses.path != Path(path):
+            self._pauses = PauseLog(Path(path))
+        return self._pauses
 
     @property
     def backend(self):
@@ -77,7 +91,8 @@ class CapacityMeasurer:
                 self.measurer.metrics,
                 self.measurer,
                 self.criteria,
-                drain_rps=self.settings.min_rps,
+                max_extra_s=self.settings.step_extra_s,
+                pauses=self._pause_log(),
             )
 
             def report(point: CurvePoint) -> None:
@@ -98,105 +113,6 @@ class CapacityMeasurer:
         finally:
             generator.close()
         return CapacityMeasurement(outcome, runner.samples)
-
-
-class StepRunner:
-    """Runs one step on a running generator and turns its LoadResult into a StepResult.
-
-    The metrics are scraped when the step's warm-up ends and when its window ends, so the
-    mean batch size covers the measured window only. Without a model server to ask (a test
-    target), `metrics` returns None and the batch size is unknown. Given the criteria, a
-    window that can no longer pass ends early (early.py), and a failed step is followed by a
-    one-interval trickle at `drain_rps` before the next one, so its backlog does not fail it.
-    """
-
-    def __init__(
-        self,
-        generator: Any,
-        profile: LoadProfile,
-        metrics: Callable[[], ServerMetricsSnapshot | None] = lambda: None,
-        measurer: Measurer | None = None,
-        criteria: StepCriteria | None = None,
-        drain_rps: float = 1.0,
-    ) -> None:
-        self.generator = generator
-        self.criteria = criteria  # given: a window that can no longer pass is ended early
-        self.profile = profile
-        self.metrics = metrics
-        self.measurer = measurer
-        self.samples: dict[int, list[IntervalSample]] = {}  # step -> its intervals
-        self.drain_rps = drain_rps
-        self._drain_first = False
-
-    def __call__(self, rate: float) -> StepResult:
-        started = time.monotonic()
-        if self._drain_first:
-            self._drain()
-        warmup = self.profile.warmup_intervals
-        scrapes: dict[str, ServerMetricsSnapshot | None] = {}
-        if warmup == 0:
-            scrapes["before"] = self.metrics()
-            if self.measurer is not None:
-                self.measurer.start_cpu_meter()
-        seen = 0
-        early = (
-            EarlyFail(self.criteria, rate, self.profile.measure_s, self.profile.max_in_flight)
-            if self.criteria is not None
-            else None
-        )
-
-        def on_interval(sample: IntervalSample) -> bool:
-            nonlocal seen
-            if sample.in_warmup:
-                seen += 1
-                if seen == warmup:
-                    scrapes["before"] = self.metrics()
-                    if self.measurer is not None:
-                        self.measurer.start_cpu_meter()
-                return True
-            return early is None or early.check(sample) is None
-
-        result = self.generator.step(rate, on_interval=on_interval)
-        after = self.metrics()
-        if self.measurer is not None:
-            self.measurer.check_bench(result)
-        self.samples[len(self.samples)] = list(result.samples)
-        before = scrapes.get("before")
-        cpu = result.cpu_percent_by_pid
-        m = self.measurer
-        offered = result.offered_rps_achieved
-        step = StepResult(
-            target_rps=rate,
-            offered_rps=offered if offered is not None else rate,
-            completed_rps=result.rps,
-            goodput_rps=result.rps * (1.0 - result.error_rate),
-            p50_ms=result.p50_ms,
-            p95_ms=result.p95_ms,
-            p99_ms=result.p99_ms,
-            error_rate=result.error_rate,
-            requests=result.requests,
-            failures=result.failures,
-            failures_by_code=dict(result.failures_by_code),
-            in_flight_limit_hit=bool(result.in_flight_limit_hit),
-            in_flight_detail=result.offered_detail if result.in_flight_limit_hit else None,
-            mean_batch_size=mean_batch_size(before, after) if before and after else None,
-            cpu_model_server_percent=m.server_cpu(cpu) if m else None,
-            cpu_service_percent=m.service_cpu(cpu) if m else None,
-            cpu_load_generator_percent=result.generator_cpu_percent,
-            duration_s=result.duration_s,
-            elapsed_s=time.monotonic() - started,
-            ended_early=early.reason if early is not None and result.stopped_early else None,
-            generator_saturated=bool(result.generator_saturated),
-            saturation_reason=result.saturation_reason,
-        )
-        self._drain_first = self.criteria is not None and not judge(step, self.criteria).passed
-        return step
-
-    def _drain(self) -> None:
-        """After a failed step the server may still hold its backlog (up to the in-flight
-        ceiling), which would make the next, lower step fail too: one interval at a trickle
-        lets it drain first. Nothing of it is measured or stored."""
-        self.generator.step(self.drain_rps, warmup_s=0.0, measure_s=self.profile.interval_s)
 
 
 class StepWriter:

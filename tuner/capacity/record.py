@@ -47,6 +47,17 @@ def capacity_attrs(outcome: SearchOutcome, percentile: str) -> dict[str, Any]:
     point = reported_point(outcome)
     attrs: dict[str, Any] = {
         "capacity_rps": round(outcome.capacity_rps, 2),
+        # the 95% interval of where the SLO is crossed ([low, None] = open above), and its
+        # relative half-width; capacity_step_rps is the goodput of the highest passing step
+        "capacity_ci_rps": outcome.interval.as_list() if outcome.interval else None,
+        "capacity_precision": (
+            round(outcome.precision_reached, 4) if outcome.precision_reached is not None else None
+        ),
+        "capacity_step_rps": (
+            round(outcome.capacity.result.goodput_rps, 2) if outcome.capacity else None
+        ),
+        "undecided_steps": sum(1 for p in outcome.points if not p.verdict.decided),
+        "pause_max_ms": longest_pauses(outcome),
         "capacity_target_rps": (
             round(outcome.capacity.result.target_rps, 2) if outcome.capacity else None
         ),
@@ -83,6 +94,29 @@ def capacity_attrs(outcome: SearchOutcome, percentile: str) -> dict[str, Any]:
             }
         )
     return attrs
+
+
+def longest_pauses(outcome: SearchOutcome) -> dict[str, float]:
+    """Per process, the longest pause of the bench seen in any step's window."""
+    out: dict[str, float] = {}
+    for p in outcome.points:
+        for process, ms in p.result.pause_max_ms.items():
+            out[process] = max(out.get(process, 0.0), ms)
+    return out
+
+
+def ci_text(attrs: dict[str, Any]) -> str:
+    """ " (95% CI 780-842, +-3.9%)", or "" when the trial has no interval (older studies)."""
+    ci = attrs.get("capacity_ci_rps")
+    if not ci:
+        return ""
+    low, high = ci
+    if high is None:
+        return f" (95% CI >= {low:.0f}, open above)"
+    precision = attrs.get("capacity_precision")
+    return f" (95% CI {low:.0f}-{high:.0f}" + (
+        f", +-{precision:.1%})" if precision is not None else ")"
+    )
 
 
 def _round(value: float | None, digits: int = 2) -> float | None:

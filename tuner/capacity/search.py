@@ -12,15 +12,19 @@ load steps as possible.
    yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
    and nothing has passed, it shrinks by `growth` (down to `min_rps`).
-3. Bisect. Between the highest passing rate and the lowest failing rate above it, at their
-   geometric mean, until they are within `resolution` (relative) of each other.
+3. Bisect. With `precision` (the config always sets it): the capacity's 95% interval
+   (interval.py: bounded by decided verdicts) at the geometric mean of its widest stretch
+   between measured rates, until its relative half-width is within `precision` (or nothing
+   is left to split but undecided steps). Without it: between the highest passing rate and
+   the lowest failing rate above it, until they are within `resolution` of each other.
 4. Low-rate check. A batch timeout that helps a loaded server adds latency at low traffic; so
    unless a step at or below `low_check_fraction` of the capacity's rate was already measured,
    one more step runs there, and once more if it fails (a low rate has few requests, so one
    stall of the machine can fail it; a rate measured twice counts by its latest step).
 
-Capacity is the goodput of the highest passing step *with every tested step below it
-passing*: a configuration that passes at a high rate but fails at a lower one does not serve
+Capacity is where the SLO is crossed above the highest passing step *with every tested
+step below it passing* (interval.py interpolates it; `capacity_step_rps` keeps that step's
+goodput): a configuration that passes at a high rate but fails at a lower one does not serve
 traffic within the SLO, and the search says so (`non_monotone`) instead of hiding it. Every
 search is bounded by `max_steps` and by `max_trial_s` (a step is not started when the time
 left is shorter than a step has taken so far).
@@ -33,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tuner.capacity.interval import CapacityInterval, capacity_interval, next_gap
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult, judge
 
 # Why the search stopped: one slug each, and the sentence built in `SearchOutcome.stop_text`.
@@ -42,6 +47,8 @@ BELOW_MIN = "no_pass_at_min_rps"
 MAX_STEPS = "max_steps_reached"
 TIME_BUDGET = "max_trial_s_reached"
 PRUNED = "cannot_beat_incumbent"
+PRECISE = "precision_reached"
+UNDECIDED = "undecided_at_the_knee"
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,10 @@ class SearchSettings:
     growth: float = 2.0
     low_check_fraction: float = 0.25  # 0 = no low-rate check
     second_look_within: float = 2.0  # a failed probe this close to the SLO runs again; 0 = never
+    step_extra_s: float = 0.0  # an undecided window is measured up to this much longer
+    # stop once the capacity's 95% interval is within +-this (relative); None = bisect on the
+    # verdicts alone, to the resolution
+    precision: float | None = None
 
 
 @dataclass
@@ -66,10 +77,18 @@ class SearchOutcome:
     pruned_because: str | None = None
     non_monotone: str | None = None
     elapsed_s: float = 0.0
+    interval: CapacityInterval | None = None  # the crossing's estimate and 95% interval
 
     @property
     def capacity_rps(self) -> float:
+        """Where the SLO is crossed (interval.py), else the capacity step's goodput."""
+        if self.interval is not None:
+            return self.interval.estimate
         return self.capacity.result.goodput_rps if self.capacity else 0.0
+
+    @property
+    def precision_reached(self) -> float | None:
+        return self.interval.half_width if self.interval is not None else None
 
     def infeasible_reason(self) -> str | None:
         """Why no capacity was found, in one sentence; None when there is one."""
@@ -165,12 +184,13 @@ def search(
             )
             outcome.stop_reason, outcome.stop_detail = PRUNED, outcome.pruned_because
             break
-        rate, stop = _next_rate(outcome.points, s)
+        rate, stop = _next_rate(outcome.points, s, criteria)
         if rate is None:
             outcome.stop_reason, outcome.stop_detail = stop
     if not outcome.pruned_because:
         _low_rate_check(outcome, s, clock() - started, run)
     outcome.capacity, outcome.non_monotone = capacity_point(outcome.points)
+    outcome.interval = capacity_interval(outcome.points, outcome.capacity, criteria)
     outcome.elapsed_s = clock() - started
     return outcome
 
@@ -206,7 +226,9 @@ def _bound_reached(
     return None
 
 
-def _next_rate(points: list[CurvePoint], s: SearchSettings) -> tuple[float | None, tuple[str, str]]:
+def _next_rate(
+    points: list[CurvePoint], s: SearchSettings, criteria: StepCriteria
+) -> tuple[float | None, tuple[str, str]]:
     """The next rate to measure, or None and why the search is over."""
     passed = [p.result.target_rps for p in points if p.verdict.passed]
     lo = max(passed, default=None)
@@ -228,6 +250,8 @@ def _next_rate(points: list[CurvePoint], s: SearchSettings) -> tuple[float | Non
         if hi <= s.min_rps * (1 + 1e-9):
             return None, (BELOW_MIN, f"failed at load.min_rps = {s.min_rps:g} req/s")
         return max(hi / s.growth, s.min_rps), ("", "")
+    if s.precision is not None:
+        return _narrow(points, s, criteria, hi)
     if hi / lo <= 1 + s.resolution:
         return None, (
             RESOLVED,
@@ -235,6 +259,39 @@ def _next_rate(points: list[CurvePoint], s: SearchSettings) -> tuple[float | Non
             f"load.resolution = {s.resolution:g}",
         )
     return math.sqrt(lo * hi), ("", "")
+
+
+def _narrow(
+    points: list[CurvePoint], s: SearchSettings, criteria: StepCriteria, hi: float
+) -> tuple[float | None, tuple[str, str]]:
+    """Bisect the capacity's interval (bounded by decided verdicts) until it is within
+    load.precision: a step where it is widest between the rates measured so far."""
+    assert s.precision is not None
+    best, _ = capacity_point(points)
+    ci = capacity_interval(points, best, criteria)
+    if ci is None or best is None:
+        return None, (UNDECIDED, "no passing step to start the capacity's interval from")
+    width = ci.half_width
+    if width is not None and width <= s.precision:
+        return None, (
+            PRECISE,
+            f"capacity {ci.estimate:.1f} req/s, 95% interval {ci.low:.1f}-{ci.high:.1f}: "
+            f"within +-{width:.1%} (load.precision = {s.precision:g})",
+        )
+    served = best.result.goodput_rps / best.result.target_rps if best.result.target_rps else 1.0
+    if ci.high is None:  # the failures above are undecided: look just above them
+        above = min(hi * (1 + 2 * s.precision), s.max_rps)
+        if any(abs(p.result.target_rps - above) < 1e-9 for p in points) or above <= hi:
+            return None, (UNDECIDED, "the steps above the capacity stay undecided")
+        return above, ("", "")
+    gap = next_gap(points, ci, served)
+    if gap is None or gap[1] / gap[0] <= 1 + s.precision:
+        return None, (
+            UNDECIDED,
+            f"the steps between {ci.low:.1f} and {ci.high:.1f} req/s stay undecided: the "
+            f"capacity is known to +-{(width or 0):.1%}",
+        )
+    return math.sqrt(gap[0] * gap[1]), ("", "")
 
 
 def _low_rate_check(

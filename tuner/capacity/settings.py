@@ -39,6 +39,8 @@ def search_settings(config: TunerConfig) -> SearchSettings:
         step_s=c.step_warmup_s + c.step_measure_s,
         growth=c.growth,
         low_check_fraction=c.low_check_fraction,
+        step_extra_s=2 * c.step_measure_s if c.step_extra_s is None else c.step_extra_s,
+        precision=c.precision,
     )
 
 

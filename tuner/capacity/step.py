@@ -40,6 +40,14 @@ class StepResult:
     generator_saturated: bool = False
     saturation_reason: str | None = None
     elapsed_s: float = 0.0  # wall clock of the whole step, warm-up and scrapes included
+    # the SLO percentile's 95% interval from the window's requests; None bound = unbounded
+    latency_ci_ms: list[float | None] | None = None
+    extended_s: float = 0.0  # measured longer than the window because the verdict was open
+    # per process (service, model_server, load_generator, tuner): its longest pause in the window
+    pause_max_ms: dict[str, float] = field(default_factory=dict)
+    remeasured_because: str | None = None  # the first window's pause, when it was measured again
+    not_drained: str | None = None  # the drain before the step did not finish: nothing measured
+    drain_s: float | None = None  # how long the drain before the step took
 
     def latency_ms(self, percentile: str) -> float | None:
         return getattr(self, f"{percentile}_ms")
@@ -55,15 +63,30 @@ class StepCriteria:
 
 @dataclass(frozen=True)
 class Verdict:
-    passed: bool
+    passed: bool  # decided pass, or (undecided) the point estimate within the SLO
     achieved: bool  # the generator offered the target rate
     reason: str | None  # why it failed; None when it passed
+    # False: the SLO lies inside the percentile's 95% interval, so the window cannot tell
+    decided: bool = True
+    note: str | None = None  # why it is undecided
+
+    @property
+    def outcome(self) -> str:
+        if not self.decided:
+            return "undecided"
+        return "pass" if self.passed else "fail"
 
 
 def judge(step: StepResult, c: StepCriteria) -> Verdict:
-    """Every failed criterion, in one sentence, so the curve explains itself."""
+    """Every failed criterion, in one sentence, so the curve explains itself. The latency
+    criterion is decided by the percentile's interval: above the SLO fails, below passes, and
+    an interval that holds the SLO leaves the step undecided (judged by its point estimate,
+    flagged) when nothing else failed it."""
+    if step.not_drained:
+        return Verdict(passed=False, achieved=False, reason=step.not_drained)
     reasons = []
     achieved = True
+    undecided = None
     if step.in_flight_limit_hit:
         achieved = False
         reasons.append(
@@ -78,6 +101,14 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
     latency = step.latency_ms(c.percentile)
     if latency is None:
         reasons.append("no successful request, so no latency")
+    elif step.latency_ci_ms is not None and _holds(step.latency_ci_ms, c.slo_ms):
+        low, high = step.latency_ci_ms
+        undecided = (
+            f"{c.percentile} {latency:.1f} ms, its 95% interval {_ms(low)}-{_ms(high)} ms "
+            f"holds the SLO {c.slo_ms:g} ms"
+        )
+        if latency > c.slo_ms:
+            reasons.append(f"{c.percentile} {latency:.1f} ms > SLO {c.slo_ms:g} ms (undecided)")
     elif latency > c.slo_ms:
         reasons.append(f"{c.percentile} {latency:.1f} ms > SLO {c.slo_ms:g} ms")
     if step.error_rate > c.max_error_rate:
@@ -89,7 +120,24 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
         )
     if step.ended_early and not reasons:
         reasons.append(step.ended_early)
-    return Verdict(passed=not reasons, achieved=achieved, reason="; ".join(reasons) or None)
+    others = [r for r in reasons if not r.endswith("(undecided)")]
+    return Verdict(
+        passed=not reasons,
+        achieved=achieved,
+        reason="; ".join(reasons) or None,
+        decided=undecided is None or bool(others),
+        note=undecided if undecided is not None and not others else None,
+    )
+
+
+def _holds(ci: list[float | None], slo_ms: float) -> bool:
+    """Does the interval contain the SLO (an open bound counts as beyond it)?"""
+    low, high = ci
+    return (low is None or low <= slo_ms) and (high is None or high > slo_ms)
+
+
+def _ms(value: float | None) -> str:
+    return "?" if value is None else f"{value:.1f}"
 
 
 @dataclass(frozen=True)
@@ -113,4 +161,6 @@ class CurvePoint:
         rounded["passed"] = self.verdict.passed
         rounded["achieved"] = self.verdict.achieved
         rounded["reason"] = self.verdict.reason
+        rounded["outcome"] = self.verdict.outcome
+        rounded["undecided_note"] = self.verdict.note
         return rounded

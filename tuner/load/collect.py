@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tuner.load import cpu
 from tuner.load.spec import IntervalSample, LoadResult
-from tuner.load.window import IntervalData, settling, window_figures
+from tuner.load.window import IntervalData, WindowFigures, settling, window_figures
 
 log = logging.getLogger("tuner.load")
 
@@ -88,6 +88,8 @@ class WindowCollector:
         target_rps: float | None = None,
         step: int = 0,
         max_in_flight: int | None = None,
+        extend: Callable[[WindowFigures], int] | None = None,
+        window_start: float | None = None,
     ) -> None:
         self.interval_s = interval_s
         self.warmup_intervals = warmup_intervals
@@ -100,6 +102,9 @@ class WindowCollector:
         self.target_rps = target_rps
         self.step = step
         self.max_in_flight = max_in_flight
+        # At the window's last interval: how many more to measure (an undecided verdict).
+        self.extend = extend
+        self.window_start = window_start  # monotonic; None in closed mode
         self.last_index = warmup_intervals + measure_intervals - 1
         self.samples: list[IntervalSample] = []
         self.measured: list[IntervalData] = []
@@ -128,14 +133,18 @@ class WindowCollector:
         if not sample.in_warmup:
             self.measured.append(data)
         last = data.index == self.last_index
-        if last:
-            self.cpu_after = cpu.snapshot(self.cpu_roots)
         if self.on_interval is not None and self.on_interval(sample) is False:
             self.stopped_early = not last
-            if self.cpu_after is None:
-                self.cpu_after = cpu.snapshot(self.cpu_roots)
+            self.cpu_after = cpu.snapshot(self.cpu_roots)
             self.done = True
             return False
+        if last and self.extend is not None:
+            extra = self.extend(window_figures(self.measured, self.interval_s))
+            if extra > 0:
+                self.last_index += extra
+                last = False
+        if last:
+            self.cpu_after = cpu.snapshot(self.cpu_roots)
         self.done = last
         return not last
 
@@ -201,6 +210,12 @@ class WindowCollector:
             in_flight_max=figures.in_flight_max,
             in_flight_limit_hit=bool(limit_hit),
             offered_detail=offered_detail,
+            percentile_ci_ms={k: ci.as_list() for k, ci in figures.intervals.items()},
+            window_mono=(
+                (self.window_start, self.window_start + figures.duration_s)
+                if self.window_start is not None
+                else None
+            ),
         )
 
     def _offered_detail(self, figures, offered: float) -> str:

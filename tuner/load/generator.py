@@ -31,6 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from tuner.load.collect import IntervalStream, WindowCollector
@@ -50,10 +51,18 @@ from tuner.load.spec import (
     check_rate,
     whole_intervals,
 )
-from tuner.load.window import IntervalMerger
+from tuner.load.window import IntervalMerger, WindowFigures
 from tuner.process import log_tail
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Drain:
+    drained: bool  # every request in flight when arrivals stopped has completed
+    in_flight: int  # requests in flight when arrivals stopped
+    waited_s: float
+
 
 STARTUP_ALLOWANCE_S = 60.0  # Locust's imports, the locustfile, workers connecting
 STEP_SLACK_S = 10.0  # beyond a step's own length, before its window counts as lost
@@ -88,6 +97,12 @@ class OpenLoopGenerator:
         self._next_index = 0  # the session-wide index of the next step's first interval
         self._origin: float | None = None  # monotonic start of the first step
         self._closed = False
+        self._number = 0  # control steps sent, drains included
+
+    def _next_number(self) -> int:
+        number = self._number
+        self._number += 1
+        return number
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -142,11 +157,15 @@ class OpenLoopGenerator:
         *,
         warmup_s: float | None = None,
         measure_s: float | None = None,
+        extend: Callable[[WindowFigures], int] | None = None,
+        max_extra_s: float = 0.0,
     ) -> LoadResult:
         """Offer `rate_rps` for a warm-up then a window; the window's LoadResult.
 
         `on_interval` sees each interval of this step as it completes (warm-up flagged);
         returning False ends the step early (`stopped_early`), the session stays usable.
+        `extend`, at the window's last interval, returns how many intervals more to measure
+        (the window stays one: an undecided verdict measured longer), within `max_extra_s`.
         """
         rate = check_rate(rate_rps)
         interval = self.profile.interval_s
@@ -161,7 +180,7 @@ class OpenLoopGenerator:
         self.start()
         run = self._run
         assert run is not None
-        number = len(self.steps)
+        number = self._next_number()
         start_at = time.monotonic() + CONTROL_LEAD_S
         if self._origin is None:
             self._origin = start_at
@@ -189,8 +208,10 @@ class OpenLoopGenerator:
             target_rps=rate,
             step=number,
             max_in_flight=self.profile.max_in_flight,
+            extend=extend,
+            window_start=start_at + warmup * interval,
         )
-        budget = CONTROL_LEAD_S + (warmup + measure) * interval + STEP_SLACK_S
+        budget = CONTROL_LEAD_S + (warmup + measure) * interval + max_extra_s + STEP_SLACK_S
         try:
             self._pump(collector, budget, f"step {number} at {rate:g} req/s")
         except BaseException:
@@ -200,6 +221,48 @@ class OpenLoopGenerator:
         result = collector.finish(run.log_text(), run.artifacts())
         self.steps.append(result)
         return result
+
+    def drain(self, timeout_s: float) -> Drain:
+        """Stop arrivals until every request in flight has completed, within `timeout_s`:
+        what a step starts from, whatever the last one left behind (a backlog of up to
+        max_in_flight requests, and whatever the target still queues for them). Nothing of
+        it is measured."""
+        if self._closed:
+            raise LoadGeneratorError("the open-loop generator is closed; start a new one")
+        self.start()
+        run = self._run
+        assert run is not None
+        number = self._next_number()
+        started = time.monotonic()
+        self._merger.begin(number)
+        write_step(self.control_path, Step(number, 0.0, started + CONTROL_LEAD_S, 0.0, 0.0))
+        drained: set[int | str] = set()
+        at_start = 0
+        deadline = started + CONTROL_LEAD_S + timeout_s
+        try:
+            while len(drained) < self.profile.schedulers:
+                exited = run.exited()
+                for line in self._lines():
+                    self._control_line(line, f"while draining before step {number + 1}")
+                    if line.get("step") != number or "in_flight" not in line:
+                        continue
+                    if line.get("drained"):
+                        drained.add(line["source"])
+                    else:
+                        at_start += int(line["in_flight"])
+                if exited:
+                    raise run.error(f"Locust exited with code {run.proc.returncode} while draining")
+                if len(drained) >= self.profile.schedulers or time.monotonic() > deadline:
+                    break
+                time.sleep(POLL_S / 4)
+        except BaseException:
+            self.close()
+            raise
+        waited = time.monotonic() - started
+        log.info(
+            "event=drain in_flight=%d drained=%s waited_s=%.3f", at_start, bool(drained), waited
+        )
+        return Drain(len(drained) >= self.profile.schedulers, at_start, waited)
 
     # -- the stream -------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ import gevent
 from locust import events
 from locust.runners import MasterRunner, WorkerRunner
 
-from tuner.load import distributed
+from tuner.load import distributed, gc_probe
 from tuner.load.classify import classify_failure
 from tuner.load.locust_process import ERROR_PREFIX
 from tuner.load.open_loop import OpenLoopUser
@@ -63,6 +63,7 @@ def _on_init(environment, **_kwargs) -> None:
         )
     if PARENT_PID:
         gevent.spawn(_watch_parent, environment)
+    gc_probe.start()
 
 
 def _select_user_classes(environment) -> None:

@@ -88,6 +88,7 @@ class _Scheduler:
         self.pending_arrivals: Iterator[float] | None = None
         self.arrivals: Iterator[float] | None = None
         self.next_offset: float | None = None
+        self.drained_announced = False
 
     def run(self) -> None:
         if self.reader is None:
@@ -105,8 +106,10 @@ class _Scheduler:
             self.pending = new
             # Drawn now, during the control lead, so the step starts on time.
             rate = process_rate(new.rate_rps, _PROCESSES)
-            self.pending_arrivals = step_arrivals(
-                rate, self.index, new.window_start_s, new.window_s
+            self.pending_arrivals = (
+                step_arrivals(rate, self.index, new.window_start_s, new.window_s)
+                if rate > 0
+                else iter(())  # a drain: no arrivals until the next step
             )
         now = time.monotonic()
         if self.step is not None and self.next_offset is not None:
@@ -116,7 +119,8 @@ class _Scheduler:
             assert self.pending_arrivals is not None
             self._activate(self.pending, self.pending_arrivals)
             self.pending = self.pending_arrivals = None
-            self._fire_due(now)
+            if self.next_offset is not None:
+                self._fire_due(now)
         wake = now + CONTROL_POLL_S
         if self.pending is not None:
             wake = min(wake, self.pending.start_at)
@@ -128,7 +132,10 @@ class _Scheduler:
         self.step = step
         rate = process_rate(step.rate_rps, _PROCESSES)
         self.arrivals = arrivals
-        self.next_offset = next(self.arrivals)
+        self.next_offset = next(self.arrivals, None)
+        if self.next_offset is None:
+            self._begin_drain(step)
+            return
         recorder.begin_step(step.number, step.start_at, step.rate_rps)
         log.info(
             "event=step_start step=%d rate_rps=%g process_rate_rps=%g",
@@ -153,6 +160,27 @@ class _Scheduler:
             self.next_offset = next(arrivals)
         recorder.horizon = self.next_offset
 
+    def _begin_drain(self, step: Step) -> None:
+        """Arrivals stop; completions are no longer recorded; the tuner hears how many
+        requests are in flight now, and again once none is."""
+        recorder.stop()
+        self.drained_announced = False
+        recorder.write_line(
+            {"source": os.getpid(), "step": step.number, "in_flight": recorder.in_flight}
+        )
+        log.info("event=drain_start step=%d in_flight=%d", step.number, recorder.in_flight)
+        self._announce_drained()
+
+    def _announce_drained(self) -> None:
+        step = self.step
+        if step is None or self.next_offset is not None or self.drained_announced:
+            return
+        if recorder.in_flight == 0:
+            self.drained_announced = True
+            recorder.write_line(
+                {"source": os.getpid(), "step": step.number, "in_flight": 0, "drained": True}
+            )
+
     def _send(self) -> None:
         started = time.perf_counter()
         try:
@@ -168,3 +196,4 @@ class _Scheduler:
             )
         finally:
             recorder.in_flight -= 1
+            self._announce_drained()

@@ -288,3 +288,7 @@ class LoadResult:
     in_flight_max: int | None = None
     in_flight_limit_hit: bool = False
     offered_detail: str | None = None  # one sentence on the offered rate, achieved or not
+    # p50/p95/p99 -> [low, high], the 95% interval from the window's requests (None = unbounded)
+    percentile_ci_ms: dict[str, list[float | None]] = field(default_factory=dict)
+    # time.monotonic() at the start and end of the measured window (open loop)
+    window_mono: tuple[float, float] | None = None

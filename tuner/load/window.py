@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from tuner.load.percentile_ci import PercentileInterval, percentile_interval
 from tuner.load.spec import IntervalSample
 
 SETTLE_WINDOWS = 3
@@ -140,6 +141,8 @@ class WindowFigures:
     skipped: int | None = None
     late: int | None = None
     in_flight_max: int | None = None
+    # p50/p95/p99 -> its 95% confidence interval (percentile_ci.py)
+    intervals: dict[str, PercentileInterval] = field(default_factory=dict)
 
 
 def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> WindowFigures:
@@ -159,6 +162,12 @@ def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> Wind
             skipped = (skipped or 0) + (data.skipped or 0)
             late = (late or 0) + (data.late or 0)
             in_flight = max(in_flight or 0, data.in_flight_max or 0)
+    # In completion order: the intervals' widening needs to see which requests were neighbours.
+    cis = {
+        f"p{pct}": ci
+        for pct in (50, 95, 99)
+        if (ci := percentile_interval(latencies, pct)) is not None
+    }
     latencies.sort()
     duration = count * interval_s
     return WindowFigures(
@@ -175,6 +184,7 @@ def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> Wind
         skipped=skipped,
         late=late,
         in_flight_max=in_flight,
+        intervals=cis,
     )
 
 

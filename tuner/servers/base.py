@@ -13,7 +13,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from model_server.batching_parameters import BatchingParameters
 from tuner.servers.defaults import METRICS_PATH
@@ -67,6 +67,13 @@ class ServerSpec:
     extra_flags: Mapping[str, str] = field(default_factory=dict)
     ready_timeout_s: float = 120.0
     stop_timeout_s: float = 10.0
+    cpus: Any = None  # a tuner.servers.cpus.CpuBudget: the server's CPU budget (server.cpus)
+
+    def with_cpu_flags(self, server_flags: Mapping[str, str]) -> dict[str, str]:
+        """The trial's flags plus TF's thread flags sized to the CPU budget, where unset."""
+        if self.cpus is None:
+            return dict(server_flags)
+        return {**self.cpus.thread_flags(server_flags, self.extra_flags), **server_flags}
 
     def __post_init__(self) -> None:
         # TF Serving resolves model_base_path itself; a relative path would depend on its cwd.

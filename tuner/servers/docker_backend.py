@@ -81,6 +81,7 @@ def container_spec(
     labels: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run(...)` (pure: tests check it as is)."""
+    server_flags = spec.with_cpu_flags(server_flags)
     model_dir = f"/models/{spec.model_name}"
     container_batching = f"{CONTAINER_CONFIG_DIR}/{BATCHING_FILE}"
     container_monitoring = f"{CONTAINER_CONFIG_DIR}/{MONITORING_FILE}"
@@ -114,6 +115,7 @@ def container_spec(
         },
         "volumes": volumes,
         "labels": {LABEL: ROLE, **(labels or {})},
+        **(spec.cpus.docker_kwargs() if spec.cpus is not None else {}),
     }
 
 

@@ -60,14 +60,15 @@ class ProcessBackend(ModelServerBackend):
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         batching_file = write_batching_file(workdir, batching)
-        cmd = self.build_command(batching_file, server_flags, workdir)
+        cmd = self.build_command(batching_file, self.spec.with_cpu_flags(server_flags), workdir)
         check_ports_free(self.spec, self.bind_host)
         self._log_path = workdir / LOG_FILE
         self._log_file = self._log_path.open("ab")
         self._log_file.write(f"# {shlex.join(cmd)}\n".encode())
         self._log_file.flush()
         log.info("event=server_start backend=%s cmd=%s", self.name, shlex.join(cmd))
-        self._proc = start_in_new_session(cmd, self._log_file)
+        cpus = self.spec.cpus.cpus if self.spec.cpus is not None else None
+        self._proc = start_in_new_session(cmd, self._log_file, cpus=cpus)
         try:
             self._wait_ready()
             self.after_ready()

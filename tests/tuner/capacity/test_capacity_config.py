@@ -17,6 +17,18 @@ def test_capacity_is_the_default_mode_and_its_defaults_load() -> None:
     assert 0 < config.load.resolution < 1
     assert config.load.min_rps <= config.load.start_rps <= config.load.max_rps
     assert config.objective.min_goodput_ratio == 0.95
+    assert config.load.precision == 0.05
+
+
+def test_precision_and_step_extra_reach_the_search() -> None:
+    from tuner.capacity.settings import search_settings
+
+    config = load_config(None, {"load": {"precision": 0.03, "step_measure_s": 3.0}})
+    settings = search_settings(config)
+    assert settings.precision == 0.03
+    assert settings.step_extra_s == 6.0  # twice the window unless set
+    config = load_config(None, {"load": {"step_extra_s": 0.0}})
+    assert search_settings(config).step_extra_s == 0.0
 
 
 def test_closed_mode_is_accepted() -> None:
@@ -40,6 +52,10 @@ BAD = [
     ("max_trial_s = 3", "load.max_trial_s (3) must allow one step"),
     ("max_in_flight = 0", "load.max_in_flight must be at least 1"),
     ("low_check_fraction = 1", "load.low_check_fraction must be a fraction"),
+    ("precision = 0", "load.precision must be a fraction between 0 and 1"),
+    ("precision = 1.0", "load.precision must be a fraction between 0 and 1"),
+    ("precision = -0.1", "load.precision must be a fraction between 0 and 1"),
+    ("step_extra_s = 1.5", "load.step_extra_s (1.5) must be 0 or a whole multiple"),
 ]
 
 

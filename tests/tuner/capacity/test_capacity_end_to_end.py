@@ -5,6 +5,8 @@ and that export quotes the capacity against both reference points."""
 
 from __future__ import annotations
 
+import re
+
 import optuna
 import pytest
 
@@ -63,7 +65,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert curve and set(curve[0]) >= CURVE_KEYS
         assert len(curve) == a["search_steps"] <= 4 + 2  # the low-rate check and its retry
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
-        assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"])
+        assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
     for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
         a = trial.user_attrs
@@ -105,9 +107,11 @@ def test_samples_and_steps_are_stored_per_step(capacity_run) -> None:
             assert [s.passed for s in steps] == [p["passed"] for p in curve]
             assert {i.step for i in intervals} == {p["step"] for p in curve}
             assert len({i.index for i in intervals}) == len(intervals)
-            for p in curve:  # a 2 s window, unless it ended early (it could not pass)
+            for p in curve:  # a 2 s window, unless it ended early (it could not pass) or was
+                # measured longer (its verdict was undecided), up to twice the window more
                 measured = sum(not i.in_warmup and i.step == p["step"] for i in intervals)
-                assert measured == 2 or (p["ended_early"] and measured == 1)
+                assert measured == 2 + round(p["extended_s"]) or (p["ended_early"] and measured < 2)
+                assert p["extended_s"] <= 4.0
 
 
 def test_confirmation_export_and_summary_quote_capacity(capacity_run) -> None:
@@ -122,8 +126,11 @@ def test_confirmation_export_and_summary_quote_capacity(capacity_run) -> None:
     summary = winner_summary(study, "p95")
     assert "capacity" in summary
     if study.trials[result.winner["trial"]].user_attrs["batching_file"]:
-        assert "x no batching (trial 0: " in summary
-        assert "x TF Serving's recommended start (trial 1: " in summary
+        # every ratio with its 95% interval, e.g. "2.31x [2.12-2.47] no batching (trial 0: ",
+        # unless a capacity's interval is open above (too few requests to decide a failure)
+        interval = r"\d+\.\d\dx (\[\d+\.\d\d-\d+\.\d\d\] )?"
+        assert re.search(interval + r"no batching \(trial 0: ", summary), summary
+        assert re.search(interval + r"TF Serving's recommended start \(trial 1: ", summary)
         exported = export(study, config.base_dir / "b.txt", model_name="sentiment")
-        assert exported.capacity and "x no batching" in exported.versus
+        assert exported.capacity and re.search(interval + "no batching", exported.versus)
     assert show(study).splitlines()[0].split()[3] == "capacity"

@@ -4,6 +4,7 @@ real search outcomes (on a deterministic fake step) into a real SQLite study."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import optuna
@@ -73,6 +74,11 @@ def run_trial(
     return study.trials[trial.number]
 
 
+def without_intervals(text: str) -> str:
+    """The summary with the ratios' " [low-high]" taken out."""
+    return re.sub(r" \[[\d.]+-[\d.]+\]", "", text)
+
+
 def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
     config = load_config(None, {"objective": {"slo_ms": 20.0}})
     base = run_trial(study, 200.0, reference="no_batching")  # SLO holds to 150 req/s
@@ -85,7 +91,11 @@ def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
 
     line = trial_line(study, best, config)
     capacity = best.user_attrs["capacity_rps"]
-    assert f"capacity {capacity:.1f} req/s at p95 " in line and "feasible" in line
+    low, high = best.user_attrs["capacity_ci_rps"]
+    assert low <= capacity <= high  # the crossing of 750 req/s lies in its interval
+    assert low <= 750.0 <= high
+    ci = f"(95% CI {low:.0f}-{high:.0f}, +-{best.user_attrs['capacity_precision']:.1%})"
+    assert f"capacity {capacity:.1f} req/s {ci} at p95 " in line and "feasible" in line
     assert f"| best capacity {capacity:.1f} req/s" in line
     assert "PRUNED (1 step(s)" in trial_line(study, pruned, config)
     assert "cannot beat the best capacity so far" in trial_line(study, pruned, config)
@@ -97,19 +107,26 @@ def test_table_lines_summary_and_export_speak_capacity(study, tmp_path) -> None:
     ]  # fmt: skip
     pruned_row = table[2 + pruned.number].split()
     assert pruned_row[1] == "PRUNED" and pruned_row[3].startswith("<")
+    assert f"{capacity:.1f} [{low:.0f}-{high:.0f}]" in table[2 + best.number]
 
     summary = winner_summary(study, "p95")
     ratio_base = capacity / base.user_attrs["capacity_rps"]
     ratio_tf = capacity / tf.user_attrs["capacity_rps"]
-    assert summary.startswith(f"winner: trial {best.number} (max=32) capacity {capacity:.1f}")
-    assert f"{ratio_base:.2f}x no batching (trial {base.number}: " in summary
-    assert f"{ratio_tf:.2f}x TF Serving's recommended start (trial {tf.number}: " in summary
+    assert summary.startswith(
+        f"winner: trial {best.number} (max=32) capacity {capacity:.1f} req/s {ci}"
+    )
+    # each ratio with its 95% interval, here from the single runs' capacity intervals
+    quoted = rf"{ratio_base:.2f}x \[[\d.]+-[\d.]+\] no batching \(trial {base.number}: "
+    assert re.search(quoted, summary)
+    plain = without_intervals(summary)
+    assert f"{ratio_tf:.2f}x TF Serving's recommended start (trial {tf.number}: " in plain
     assert ratio_base == pytest.approx(5.0, rel=0.1) and ratio_tf == pytest.approx(2.5, rel=0.1)
 
     result = export(study, tmp_path / "b.txt", model_name="m")
     assert result.trial == best.number and result.capacity
     assert load_file(result.path).max_batch_size == 32
-    assert f"{ratio_base:.2f}x no batching" in result.versus
+    assert f"{ratio_base:.2f}x no batching" in without_intervals(result.versus)
+    assert re.search(quoted, result.versus)
 
 
 def test_a_trial_without_capacity_is_infeasible_and_says_why(study) -> None:
@@ -135,7 +152,7 @@ def test_a_confirmed_reference_is_quoted_by_its_median(study) -> None:
     study.set_user_attr(
         "winner", {"trial": best.number, "median_rps": 715.0, "runs": 2, "confirmed": True}
     )
-    summary = winner_summary(study, "p95")
+    summary = without_intervals(winner_summary(study, "p95"))
     assert f"{715.0 / 272.5:.2f}x TF Serving's recommended start (trial {tf.number}: 272.5" in (
         summary
     )
@@ -148,4 +165,4 @@ def test_a_winning_reference_is_named_not_compared_with_itself(study) -> None:
     summary = winner_summary(study, "p95")
     assert summary.startswith(f"winner: trial {tf.number} (max=64) capacity")
     assert "the winner is TF Serving's recommended start itself" in summary
-    assert f"x no batching (trial {base.number}: " in summary
+    assert f"x no batching (trial {base.number}: " in without_intervals(summary)

@@ -59,7 +59,7 @@ def search_the_stub(workdir: Path) -> tuple[SearchOutcome, float]:
         OpenLoopGenerator(PROFILE, stub.url, workdir) as generator,
     ):
         # as in a trial: failing windows end early, and a trickle drains the backlog after them
-        runner = StepRunner(generator, PROFILE, criteria=CRITERIA, drain_rps=SETTINGS.min_rps)
+        runner = StepRunner(generator, PROFILE, criteria=CRITERIA)
         light = runner(20.0)  # 10% load: almost no queueing, so p95 - model = the round trip
         overhead_s = max(0.0, light.p95_ms / 1000 - sojourn_p95_s(20.0, SERVICE_S))
         return search(runner, SETTINGS, CRITERIA, start_rps=100.0), overhead_s

@@ -12,6 +12,9 @@ finish) + D, computed on the clock, so sleep overshoot never accumulates into th
 Its capacity is 1/D req/s, and its latency distribution at a given rate follows from
 queueing theory (Pollaczek-Khinchine for the mean; Erlang's/Crommelin's formula for the
 waiting-time distribution), plus the loopback HTTP round trip.
+
+`--cold-s C --cold-extra-s E` makes it slow while cold: every request answered within C
+seconds of its first one takes E seconds more (a restarted server's first seconds).
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def build_app(args: argparse.Namespace) -> Starlette:
     sent: dict[str, int] = {}
     held = {"now": 0, "max": 0}
     fifo = {"busy_until": 0.0}
+    cold = {"until": None}
 
     async def serve_fifo() -> None:
         now = time.monotonic()
@@ -73,6 +77,11 @@ def build_app(args: argparse.Namespace) -> Starlette:
         elif every(n, args.bad_body_every):
             outcome, response = "invalid_response", JSONResponse({"unexpected": True})
         else:
+            now = time.monotonic()
+            if cold["until"] is None:
+                cold["until"] = now + args.cold_s
+            if now < cold["until"]:
+                await asyncio.sleep(args.cold_extra_s)
             if args.service_s:
                 await serve_fifo()
             elif every(n, args.slow_every):
@@ -114,6 +123,8 @@ def main() -> None:
         default=0.0,
         help="a single FIFO server with this deterministic service time (M/D/1)",
     )
+    parser.add_argument("--cold-s", type=float, default=0.0)
+    parser.add_argument("--cold-extra-s", type=float, default=0.0)
     args = parser.parse_args()
     uvicorn.run(build_app(args), host="127.0.0.1", port=args.port, log_level="warning")
 

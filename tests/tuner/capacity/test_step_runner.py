@@ -1,0 +1,86 @@
+"""StepRunner's bookkeeping around a step, against a scripted generator (the real generator
+and stubs are in test_path_independence.py): a drain that does not finish fails the step
+unmeasured; a failing window hit by a pause of the bench is measured once more; the ramp
+comes only before the first step."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tuner.capacity.pauses import PauseLog
+from tuner.capacity.step import StepCriteria, judge
+from tuner.capacity.step_runner import StepRunner
+from tuner.load import LoadProfile, LoadResult
+from tuner.load.generator import Drain
+
+CRITERIA = StepCriteria(percentile="p95", slo_ms=40.0, max_error_rate=0.01, min_goodput_ratio=0.95)
+PROFILE = LoadProfile(arrival="poisson", warmup_s=1.0, measure_s=3.0, interval_s=1.0)
+
+
+def result(rate: float, p95: float) -> LoadResult:
+    now = time.monotonic()
+    return LoadResult(
+        rps=rate, p50_ms=5.0, p95_ms=p95, p99_ms=p95, requests=int(rate * 3), failures=0,
+        error_rate=0.0, failures_by_code={}, samples=[], duration_s=3.0,
+        generator_cpu_percent=None, generator_saturated=False, saturation_reason=None,
+        settled=True, settle_detail="", stopped_early=False, artifacts=[],
+        offered_rps_achieved=rate, window_mono=(now - 3.0, now),
+    )  # fmt: skip
+
+
+@dataclass
+class Scripted:
+    p95s: list[float]
+    drained: bool = True
+    calls: list[tuple] = field(default_factory=list)
+
+    def drain(self, timeout_s: float) -> Drain:
+        self.calls.append(("drain", timeout_s))
+        return Drain(self.drained, 12, 0.4 if self.drained else timeout_s)
+
+    def step(self, rate, on_interval=None, *, warmup_s=None, measure_s=None, **_):
+        self.calls.append(("step", rate, warmup_s))
+        if warmup_s == 0.0:  # the ramp
+            return result(rate, 1.0)
+        return result(rate, self.p95s.pop(0))
+
+
+def test_the_ramp_comes_first_then_every_step_is_drained() -> None:
+    gen = Scripted([10.0, 10.0])
+    runner = StepRunner(gen, PROFILE, criteria=CRITERIA)
+    runner(200.0)
+    runner(400.0)
+    assert [c[0] for c in gen.calls] == ["step", "step", "drain", "step"]
+    assert gen.calls[0] == ("step", 100.0, 0.0)  # half the first rate, unmeasured
+    assert gen.calls[2] == ("drain", PROFILE.request_timeout_s + 2.0)
+
+
+def test_a_drain_that_does_not_finish_fails_the_step_unmeasured() -> None:
+    gen = Scripted([10.0], drained=False)
+    runner = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False)
+    step = runner(300.0)
+    assert [c[0] for c in gen.calls] == ["drain"]
+    verdict = judge(step, CRITERIA)
+    assert not verdict.passed and verdict.reason.startswith("not drained: of 12 requests")
+
+
+def test_a_window_hit_by_a_pause_is_measured_again(tmp_path: Path) -> None:
+    log = tmp_path / "pauses.jsonl"
+    pause = {"p": "service", "pid": 1, "t": time.monotonic() - 0.5, "ms": 95.0, "kind": "gc2"}
+    log.write_text(json.dumps(pause) + "\n")
+    gen = Scripted([120.0, 15.0])  # failed with the pause in it, then passes
+    runner = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))
+    step = runner(300.0)
+    assert step.p95_ms == 15.0 and judge(step, CRITERIA).passed
+    assert step.remeasured_because == "a 95 ms pause of the service hit the window"
+    assert [c[0] for c in gen.calls] == ["drain", "step", "drain", "step"]
+    assert list(runner.samples) == [0]  # the step keeps one place
+
+
+def test_a_failure_with_no_pause_counts() -> None:
+    gen = Scripted([120.0, 15.0])
+    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=None)(300.0)
+    assert step.p95_ms == 120.0 and step.remeasured_because is None

@@ -1,0 +1,102 @@
+"""The bench's own pauses, placed in the load steps' windows.
+
+Every process of the bench (the service, the embedded model server, Locust, the tuner)
+appends its pauses (collections, event-loop lag) to one file named by TUNER_PAUSE_LOG
+(model_server/pauses.py). A step's window that one of them hit is visible in its curve
+(`pause_max_ms`, the longest pause of each process overlapping the window) and is measured
+again instead of counted (tuner/capacity/measure.py): the pause belongs to the stand-in or the
+bench, not to the configuration being measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from model_server import pauses
+
+# Pauses in these processes delay requests; the tuner's only delay its bookkeeping.
+REQUEST_PATH = ("service", "model_server", "load_generator")
+
+
+@dataclass(frozen=True)
+class Pause:
+    process: str
+    end: float  # time.monotonic() at its end
+    ms: float
+    kind: str
+
+
+class PauseLog:
+    """The pause file, read incrementally (complete lines only)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.pauses: list[Pause] = []
+        self._offset = 0
+        self._partial = b""
+
+    def read(self) -> list[Pause]:
+        if self.path is None or not self.path.exists():
+            return self.pauses
+        with self.path.open("rb") as f:
+            f.seek(self._offset)
+            chunk = f.read()
+        self._offset += len(chunk)
+        lines = (self._partial + chunk).split(b"\n")
+        self._partial = lines.pop()
+        for raw in lines:
+            try:
+                d = json.loads(raw)
+                self.pauses.append(Pause(str(d["p"]), float(d["t"]), float(d["ms"]), d["kind"]))
+            except (ValueError, KeyError, TypeError):
+                continue  # a torn or foreign line says nothing about a window
+        return self.pauses
+
+    def longest(self, start: float, end: float) -> dict[str, float]:
+        """Per process, the longest pause overlapping [start, end] (monotonic seconds)."""
+        out: dict[str, float] = {}
+        for p in self.read():
+            if p.end >= start and p.end - p.ms / 1000.0 <= end:
+                out[p.process] = max(out.get(p.process, 0.0), p.ms)
+        return out
+
+
+def hit_by(longest: dict[str, float], limit_ms: float) -> str | None:
+    """The pause that makes a window unrepresentative, in words; None when none did."""
+    worst = max(
+        ((ms, p) for p, ms in longest.items() if p in REQUEST_PATH and ms >= limit_ms),
+        default=None,
+    )
+    if worst is None:
+        return None
+    ms, process = worst
+    return f"a {ms:.0f} ms pause of the {process.replace('_', ' ')} hit the window"
+
+
+@contextlib.contextmanager
+def pause_log(path: Path) -> Iterator[PauseLog]:
+    """Every process started inside the block (they inherit the environment) and this one
+    report their pauses to `path`; the variable is restored after. The tuner's own start-up
+    objects are frozen meanwhile: its full collections took up to 0.7 s, and one between
+    fixing a step's start and writing it would make Locust send the overdue arrivals at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get(pauses.ENV_LOG)
+    os.environ[pauses.ENV_LOG] = str(path)
+    gc.freeze()
+    probe = pauses.watch("tuner")
+    try:
+        yield PauseLog(path)
+    finally:
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(probe.on_gc)
+        gc.unfreeze()
+        if previous is None:
+            os.environ.pop(pauses.ENV_LOG, None)
+        else:
+            os.environ[pauses.ENV_LOG] = previous

@@ -1,0 +1,220 @@
+"""One load step on a running generator, measured so that its verdict does not depend on the
+path the search took to it.
+
+- Drained: before a step's warm-up, arrivals stop until every request still in flight has
+  completed (bounded by the request timeout; a drain that does not finish fails the step with
+  that reason). A step that follows an overloaded one would otherwise inherit its backlog:
+  against a FIFO target, 430 req/s passed when approached from below and failed when it came
+  after 824 req/s.
+- Warm: the first step after a restart is preceded by an unmeasured ramp at RAMP_FRACTIONS of
+  its rate, so no measured window is the server's first traffic.
+- Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
+  latency criterion; a window whose interval holds the SLO is measured longer, up to
+  `max_extra_s`, before its verdict is taken as it stands (flagged undecided).
+- Its own: a step that fails with a pause of the bench in its window (a collection in the
+  service, say) longer than PAUSE_SHARE of the SLO is drained and measured once more, and the
+  pause is recorded beside it.
+
+The model server's metrics are scraped when the warm-up ends and when the window ends, so
+the mean batch size covers the measured window only. Without a model server to ask (a test
+target), `metrics` returns None and the batch size is unknown. Given the criteria, a window
+that can no longer pass ends early (early.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from tuner.capacity.early import EarlyFail
+from tuner.capacity.pauses import PauseLog, hit_by
+from tuner.capacity.step import StepCriteria, StepResult, judge
+from tuner.load import IntervalSample, LoadProfile
+from tuner.load.window import WindowFigures
+from tuner.measurement import Measurer
+from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
+
+RAMP_FRACTIONS = (0.5,)  # one interval at half the first rate, then its warm-up at the rate
+PAUSE_SHARE = 0.25  # a pause this long against the SLO makes a failed window worth another look
+DRAIN_SLACK_S = 2.0  # beyond the request timeout, for the last answers to be reported
+
+
+class StepRunner:
+    def __init__(
+        self,
+        generator: Any,
+        profile: LoadProfile,
+        metrics: Callable[[], ServerMetricsSnapshot | None] = lambda: None,
+        measurer: Measurer | None = None,
+        criteria: StepCriteria | None = None,
+        *,
+        max_extra_s: float = 0.0,
+        ramp: bool = True,
+        pauses: PauseLog | None = None,
+    ) -> None:
+        self.generator = generator
+        self.criteria = criteria  # given: early end, intervals decide, pauses re-measured
+        self.profile = profile
+        self.metrics = metrics
+        self.measurer = measurer
+        self.max_extra_s = max_extra_s
+        self.pauses = pauses
+        self.samples: dict[int, list[IntervalSample]] = {}  # step -> its intervals
+        self._ramp_pending = ramp
+        self._steps = 0
+
+    def __call__(self, rate: float) -> StepResult:
+        started = time.monotonic()
+        drain_s = None
+        if self._ramp_pending:
+            self._ramp(rate)
+        else:
+            drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
+            drain_s = round(drain.waited_s, 3)
+            if not drain.drained:
+                return self._not_drained(rate, drain, started)
+        step = dataclasses.replace(self._measure(rate), drain_s=drain_s)
+        hit = self._pause_hit(step)
+        if hit is not None:
+            drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
+            if drain.drained:
+                step = dataclasses.replace(
+                    self._measure(rate, replace=True), remeasured_because=hit, drain_s=drain_s
+                )
+        self._steps += 1
+        return dataclasses.replace(step, elapsed_s=time.monotonic() - started)
+
+    def _ramp(self, rate: float) -> None:
+        """Unmeasured traffic rising to the first rate: a restarted server's first seconds
+        (connections, first batches, allocations) are not the configuration's steady state."""
+        self._ramp_pending = False
+        for fraction in RAMP_FRACTIONS:
+            self.generator.step(rate * fraction, warmup_s=0.0, measure_s=self.profile.interval_s)
+
+    def _not_drained(self, rate: float, drain: Any, started: float) -> StepResult:
+        self.samples[len(self.samples)] = []
+        self._steps += 1
+        return StepResult(
+            target_rps=rate,
+            offered_rps=0.0,
+            completed_rps=0.0,
+            goodput_rps=0.0,
+            p50_ms=None,
+            p95_ms=None,
+            p99_ms=None,
+            error_rate=0.0,
+            not_drained=(
+                f"not drained: of {drain.in_flight} requests in flight when arrivals stopped, "
+                f"some were still unanswered after {drain.waited_s:.1f} s"
+            ),
+            drain_s=round(drain.waited_s, 3),
+            elapsed_s=time.monotonic() - started,
+        )
+
+    def _pause_hit(self, step: StepResult) -> str | None:
+        if self.criteria is None or self.pauses is None or step.remeasured_because:
+            return None
+        if judge(step, self.criteria).passed:
+            return None
+        return hit_by(step.pause_max_ms, PAUSE_SHARE * self.criteria.slo_ms)
+
+    def _extend(self, early: EarlyFail | None) -> Callable[[WindowFigures], int]:
+        """At the window's end: one more window's worth of intervals while the SLO
+        percentile's interval holds the SLO, within max_extra_s."""
+        budget = {"left": round(self.max_extra_s / self.profile.interval_s)}
+        c = self.criteria
+
+        def extend(figures: WindowFigures) -> int:
+            if c is None or budget["left"] <= 0:
+                return 0
+            ci = figures.intervals.get(c.percentile)
+            if ci is None:
+                return 0
+            low, high = ci.low, ci.high
+            holds = (low is None or low <= c.slo_ms) and (high is None or high > c.slo_ms)
+            if not holds:
+                return 0
+            extra = min(budget["left"], self.profile.measure_intervals)
+            budget["left"] -= extra
+            if early is not None:
+                early.measure_s += extra * self.profile.interval_s
+            return extra
+
+        return extend
+
+    def _measure(self, rate: float, replace: bool = False) -> StepResult:
+        warmup = self.profile.warmup_intervals
+        scrapes: dict[str, ServerMetricsSnapshot | None] = {}
+        if warmup == 0:
+            scrapes["before"] = self.metrics()
+            if self.measurer is not None:
+                self.measurer.start_cpu_meter()
+        seen = 0
+        early = (
+            EarlyFail(self.criteria, rate, self.profile.measure_s, self.profile.max_in_flight)
+            if self.criteria is not None
+            else None
+        )
+
+        def on_interval(sample: IntervalSample) -> bool:
+            nonlocal seen
+            if sample.in_warmup:
+                seen += 1
+                if seen == warmup:
+                    scrapes["before"] = self.metrics()
+                    if self.measurer is not None:
+                        self.measurer.start_cpu_meter()
+                return True
+            return early is None or early.check(sample) is None
+
+        result = self.generator.step(
+            rate,
+            on_interval=on_interval,
+            extend=self._extend(early),
+            max_extra_s=self.max_extra_s,
+        )
+        after = self.metrics()
+        if self.measurer is not None:
+            self.measurer.check_bench(result)
+        index = len(self.samples) - 1 if replace else len(self.samples)
+        self.samples[index] = list(result.samples)
+        before = scrapes.get("before")
+        cpu = result.cpu_percent_by_pid
+        m = self.measurer
+        offered = result.offered_rps_achieved
+        measure_s = self.profile.measure_s
+        return StepResult(
+            target_rps=rate,
+            offered_rps=offered if offered is not None else rate,
+            completed_rps=result.rps,
+            goodput_rps=result.rps * (1.0 - result.error_rate),
+            p50_ms=result.p50_ms,
+            p95_ms=result.p95_ms,
+            p99_ms=result.p99_ms,
+            error_rate=result.error_rate,
+            requests=result.requests,
+            failures=result.failures,
+            failures_by_code=dict(result.failures_by_code),
+            in_flight_limit_hit=bool(result.in_flight_limit_hit),
+            in_flight_detail=result.offered_detail if result.in_flight_limit_hit else None,
+            mean_batch_size=mean_batch_size(before, after) if before and after else None,
+            cpu_model_server_percent=m.server_cpu(cpu) if m else None,
+            cpu_service_percent=m.service_cpu(cpu) if m else None,
+            cpu_load_generator_percent=result.generator_cpu_percent,
+            duration_s=result.duration_s,
+            ended_early=early.reason if early is not None and result.stopped_early else None,
+            generator_saturated=bool(result.generator_saturated),
+            saturation_reason=result.saturation_reason,
+            latency_ci_ms=(
+                result.percentile_ci_ms.get(self.criteria.percentile) if self.criteria else None
+            ),
+            extended_s=max(0.0, round(result.duration_s - measure_s, 3)),
+            pause_max_ms=self._longest_pauses(result.window_mono),
+        )
+
+    def _longest_pauses(self, window: tuple[float, float] | None) -> dict[str, float]:
+        if self.pauses is None or window is None:
+            return {}
+        return {p: round(ms, 1) for p, ms in self.pauses.longest(*window).items()}

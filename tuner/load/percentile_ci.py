@@ -1,0 +1,80 @@
+"""A distribution-free confidence interval for a percentile of a window's latencies.
+
+Order statistics (as Lancet, Kogias et al., ATC'19): for n independent requests, the number at
+or below the true p-quantile is Binomial(n, p), so the ranks n*p -+ z*sqrt(n*p*(1-p)) bound
+it, whatever the latency distribution. Requests of a queue are not independent: one slow
+moment delays many neighbours, and the count above the quantile varies more than a binomial
+does. So the binomial variance is widened by the variance inflation measured with batch means
+(the requests in completion order cut into BATCHES consecutive batches; the variance of the
+batches' shares above the estimated quantile, against the binomial's), and, that variance
+being estimated from BATCHES values, the normal quantile becomes Student's t with BATCHES-1
+degrees of freedom: a window whose slow requests come in bursts gets a wider interval.
+
+Measured on a simulated M/D/1 queue (p95, 3-s windows; tests/tuner/capacity/test_percentile
+_interval.py): coverage 0.96-1.0 up to 60% utilisation, 0.91 at 75%, 0.86 at 85% (a queue
+that near saturation remembers longer than a short window shows). Five batches covered best
+of 5, 10 and 20; an autocorrelation-sum estimate did no better.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+Z95 = 1.959964  # two-sided 95%
+BATCHES = 5
+T95_BATCHES = 2.776445  # Student's t, 4 degrees of freedom, two-sided 95%
+MIN_BATCH = 5  # fewer requests per batch: no inflation estimate (independence assumed)
+
+
+@dataclass(frozen=True)
+class PercentileInterval:
+    low: float | None  # None: no order statistic is low enough (too few requests)
+    high: float | None  # None: unbounded above (too few requests for this percentile)
+    inflation: float  # the batch-means variance inflation (1 = as if independent)
+
+    def as_list(self) -> list[float | None]:
+        return [
+            None if self.low is None else round(self.low, 2),
+            None if self.high is None else round(self.high, 2),
+        ]
+
+
+def inflation(in_order: Sequence[float], p: float, threshold: float) -> float:
+    """Variance of the share above `threshold` over consecutive batches, relative to what
+    independent requests would give; at least 1."""
+    n = len(in_order)
+    size = n // BATCHES
+    if size < MIN_BATCH or not 0 < p < 1:
+        return 1.0
+    shares = [
+        sum(1 for x in in_order[i * size : (i + 1) * size] if x > threshold) / size
+        for i in range(BATCHES)
+    ]
+    mean = sum(shares) / BATCHES
+    var = sum((s - mean) ** 2 for s in shares) / (BATCHES - 1)
+    return max(1.0, size * var / (p * (1 - p)))
+
+
+def percentile_interval(
+    in_order: Sequence[float], percent: float, z: float = Z95
+) -> PercentileInterval | None:
+    """The interval for the `percent`-th percentile of the requests `in_order` (completion
+    order); None without requests."""
+    n = len(in_order)
+    if n == 0:
+        return None
+    p = percent / 100.0
+    ordered = sorted(in_order)
+    point = ordered[max(1, math.ceil(p * n)) - 1]
+    vif = inflation(in_order, p, point)
+    quantile = z if n // BATCHES < MIN_BATCH else max(z, T95_BATCHES * z / Z95)
+    spread = quantile * math.sqrt(n * p * (1 - p) * vif)
+    low_rank = math.floor(n * p - spread)  # 1-based ranks
+    high_rank = math.ceil(n * p + spread) + 1
+    return PercentileInterval(
+        low=ordered[low_rank - 1] if low_rank >= 1 else None,
+        high=ordered[high_rank - 1] if high_rank <= n else None,
+        inflation=round(vif, 2),
+    )
