@@ -27,14 +27,38 @@ FIRST_DELAY_S = 0.25
 MAX_DELAY_S = 4.0
 
 
-def unreachable(exc: BaseException) -> bool:
-    """An error of reaching the database rather than of the statement (Optuna wraps the
-    driver's error in StorageInternalError: its cause decides)."""
+# Errors of reaching a database that waiting does not mend: the URL or the account is wrong.
+_PERMANENT = (
+    "does not exist",
+    "password authentication failed",
+    "access denied",
+    "no pg_hba.conf entry",
+    "unable to open database file",
+    "could not translate host name",
+    "name or service not known",
+)
+
+
+def _cause(exc: BaseException) -> BaseException:
+    """Optuna wraps the driver's error in StorageInternalError: its cause decides."""
     if isinstance(exc, optuna.exceptions.StorageInternalError) and exc.__cause__ is not None:
-        exc = exc.__cause__
+        return exc.__cause__
+    return exc
+
+
+def unreachable(exc: BaseException) -> bool:
+    """An error of reaching the database rather than of the statement, and one that waiting
+    may mend (a server restarting, a file another writer holds; not a wrong URL or password)."""
+    exc = _cause(exc)
+    if any(word in str(exc).lower() for word in _PERMANENT):
+        return False
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+
+
+def _locked(exc: BaseException) -> bool:
+    return "database is locked" in str(_cause(exc)).lower()
 
 
 class Retrier:
@@ -45,6 +69,9 @@ class Retrier:
         self.retry_s = retry_s
         self.sleep = sleep
         self.gave_up = False
+        # A database that never answered is a wrong address, said at once; one that answered
+        # and went away is ridden out. A file another writer holds is waited for either way.
+        self.reached = False
 
     def __call__(self, fn: Callable[[], T], what: str = "database call") -> T:
         deadline = time.monotonic() + (0.0 if self.gave_up else self.retry_s)
@@ -54,7 +81,7 @@ class Retrier:
             try:
                 result = fn()
             except Exception as exc:
-                if not unreachable(exc):
+                if not unreachable(exc) or not (self.reached or _locked(exc)):
                     raise
                 failures += 1
                 if time.monotonic() + delay > deadline:
@@ -69,13 +96,14 @@ class Retrier:
                 self.sleep(delay)
                 delay = min(2 * delay, MAX_DELAY_S)
                 continue
+            self.reached = True
             if failures:
                 log.warning("event=storage_recovered what=%s attempts=%d", what, failures + 1)
             return result
 
     def _give_up(self, exc: BaseException) -> StorageError:
         self.gave_up = True
-        cause = exc.__cause__ if isinstance(exc, optuna.exceptions.StorageInternalError) else exc
+        cause = _cause(exc)
         lines = str(cause or exc).strip().splitlines()
         reason = lines[0].rstrip(".") if lines else type(cause or exc).__name__
         return StorageError(

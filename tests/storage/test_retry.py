@@ -81,3 +81,39 @@ def test_only_errors_of_reaching_the_database_are_retried() -> None:
     wrapped = optuna.exceptions.StorageInternalError("commit failed")
     wrapped.__cause__ = gone
     assert unreachable(wrapped)
+
+
+def test_a_database_never_reached_or_wrongly_named_is_not_waited_for() -> None:
+    """A wrong address or a missing database is said at once (storage/errors.py words it);
+    only a database that answered before and went away is ridden out."""
+    refused = sa_exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
+    missing = sa_exc.OperationalError(
+        "SELECT 1", {}, Exception('FATAL:  database "nope" does not exist')
+    )
+    assert unreachable(refused) and not unreachable(missing)
+    calls = []
+
+    def failing(error: Exception):
+        def call() -> None:
+            calls.append(1)
+            raise error
+
+        return call
+
+    retrier = Retrier("sqlite://", 10.0, sleep=lambda s: None)
+    with pytest.raises(sa_exc.OperationalError):
+        retrier(failing(refused))  # never answered: a wrong address
+    assert calls == [1]
+    retrier(lambda: None)
+    with pytest.raises(sa_exc.OperationalError):
+        retrier(failing(missing))  # answered once, but waiting does not create a database
+    assert calls == [1, 1]
+    answers = iter([refused, refused, None])
+
+    def flaky() -> str:
+        error = next(answers)
+        if error is not None:
+            raise error
+        return "answered"
+
+    assert retrier(flaky) == "answered"  # answered before, went away, came back
