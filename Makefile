@@ -7,11 +7,12 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
+.PHONY: help venv model browser test test-fast test-docker lint demo bench bench-capacity bench-docker bench-parallel clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
 	@echo "make test   - install (if needed, and Chromium for the report's test), lint, the test-suite"
+	@echo "make test-fast  - the test-suite without the end-to-end studies (marked slow)"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
@@ -42,8 +43,17 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
+# One worker per core (pytest-xdist); tests marked `alone` run with nothing beside them.
+# PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test
+# collected) fails the target as any other non-zero code does.
+PYTEST := $(VENV)/bin/pytest -n auto
+PYTEST_ARGS ?=
+
 test: $(STAMP) $(MODEL) lint browser
-	$(VENV)/bin/pytest
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: $(STAMP) $(MODEL) browser
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # A real Docker-API engine (podman from Debian's packages when none answers), the Dockerfile's
 # targets built on it, then tests/docker/; the podman service it started is stopped after.

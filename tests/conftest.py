@@ -1,5 +1,6 @@
 """Fixtures shared by the whole suite: the demo model, real model servers on loopback and a
-real PostgreSQL server."""
+real PostgreSQL server; and the session-end check that nothing a test started is left behind
+(tests/support/hygiene.py)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,57 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import alone, hygiene
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SESSION_ROOT = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the only process) marks the session before any worker starts;
+    xdist workers inherit the mark and the TMPDIR with the rest of its environment."""
+    if not hasattr(config, "workerinput"):
+        config.stash[_SESSION_ROOT] = hygiene.begin()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """Under xdist, a test marked `alone` runs with no other test beside it."""
+    root = hygiene.session_root()
+    if root is None or not hasattr(item.config, "workerinput"):
+        return (yield)
+    with alone.turn(root, item.get_closest_marker(alone.MARK) is not None):
+        return (yield)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when a process this session started still runs, a socket still listens
+    or a temporary file remains. Last: after xdist has stopped its workers."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        root = hygiene.session_root()
+        if root is not None:
+            hygiene.note_worker_findings(root, config.workerinput["workerid"])
+        return
+    root = config.stash.get(_SESSION_ROOT, None)
+    if root is None:
+        return
+    left = hygiene.collect(root)
+    hygiene.clean_up(root)
+    if not left:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "left behind by the tests (now removed)", red=True)
+        for line in left.lines():
+            reporter.write_line(line)
+        reporter.write_line("The run fails: every test must release what it opened.", red=True)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
