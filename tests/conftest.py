@@ -4,6 +4,7 @@ real PostgreSQL server; and the session-end check that nothing a test started is
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +23,13 @@ def pytest_configure(config: pytest.Config) -> None:
     xdist workers inherit the mark and the TMPDIR with the rest of its environment."""
     if not hasattr(config, "workerinput"):
         config.stash[_SESSION_ROOT] = hygiene.begin()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most slow (end-to-end) tests first, the rest in collection order: under
+    xdist the longest modules start while every worker is free and short ones fill in after."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.hookimpl(wrapper=True)
