@@ -103,9 +103,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def shared_model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
+    """The demo model without batching, started once per session (per xdist worker) for every
+    test that only sends it requests: start-up costs seconds of TensorFlow import and load.
+    Never stop, restart or kill it (take `model_server`); a test reading its metrics compares
+    scrapes before and after its own traffic."""
+    with running_model_server(demo_model_dir) as server:
+        yield server
+
+
 @pytest.fixture
 def model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
-    """An embedded model server on the demo model, without batching."""
+    """An embedded model server on the demo model, without batching, of this test's own."""
     with running_model_server(demo_model_dir) as server:
         yield server
 
