@@ -34,12 +34,20 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
-    """Under xdist, a test marked `alone` runs with no other test beside it."""
+    """Under xdist, a test marked `alone` runs with no other test beside it. What a test
+    leaves in the session's TMPDIR is noted with its name, for the session-end report."""
     root = hygiene.session_root()
-    if root is None or not hasattr(item.config, "workerinput"):
+    if root is None:
         return (yield)
-    with alone.turn(root, item.get_closest_marker(alone.MARK) is not None):
-        return (yield)
+    worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+    before = hygiene.tmp_entries(root)
+    try:
+        if worker == "main":
+            return (yield)
+        with alone.turn(root, item.get_closest_marker(alone.MARK) is not None):
+            return (yield)
+    finally:
+        hygiene.note_new_entries(root, before, item.nodeid, worker)
 
 
 @pytest.hookimpl(trylast=True)

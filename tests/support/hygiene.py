@@ -26,7 +26,9 @@ SESSION_VAR = "TUNER_TEST_SESSION"
 # TensorFlow writes autograph's generated modules to TMPDIR and deletes them at exit (atexit,
 # tensorflow/python/autograph/pyct/loader.py): the pytest process itself exits after the check,
 # and a server a test SIGKILLs on purpose never runs atexit. Removed with the directory.
-TOLERATED_PREFIXES = ("__autograph_generated_file",)
+# platformdirs' per-user runtime directory (`runtime-<uid>` when XDG_RUNTIME_DIR is unset):
+# pgserver keeps the lock file every PostgreSQL server of the user shares there, by design.
+TOLERATED_PREFIXES = ("__autograph_generated_file", "runtime-")
 # A process SIGTERMed by the last teardown, or an xdist worker shutting down, may still be
 # exiting when the check starts.
 GRACE_S = 10.0
@@ -87,6 +89,19 @@ def note_worker_findings(root: Path, worker: str) -> None:
         (root / "findings" / f"{worker}.txt").write_text("\n".join(found) + "\n")
 
 
+def tmp_entries(root: Path) -> set[str]:
+    return {path.name for path in (root / "tmp").iterdir()}
+
+
+def note_new_entries(root: Path, before: set[str], test: str, worker: str) -> None:
+    """Which test was running (with, under xdist, whatever ran beside it) when an entry that
+    is still there appeared in the session's TMPDIR: the report names it."""
+    new = tmp_entries(root) - before
+    if new:
+        with (root / "findings" / f"tmp-{worker}.tsv").open("a") as out:
+            out.writelines(f"{name}\t{test}\n" for name in sorted(new))
+
+
 def _ours(root: Path, exclude: set[int]) -> list[psutil.Process]:
     found = []
     for process in psutil.process_iter():
@@ -116,13 +131,18 @@ def collect(root: Path, grace_s: float = GRACE_S) -> Leftovers:
         processes = _ours(root, {me})
     left = Leftovers(processes=[_describe(p) for p in processes])
     left.sockets = listening_sockets(me)
+    appeared: dict[str, str] = {}
     for finding in sorted((root / "findings").iterdir()):
-        left.sockets += finding.read_text().splitlines()
-    left.files = sorted(
-        str(path)
-        for path in (root / "tmp").iterdir()
-        if not path.name.startswith(TOLERATED_PREFIXES)
-    )
+        if finding.suffix == ".tsv":
+            for line in finding.read_text().splitlines():
+                name, test = line.split("\t", 1)
+                appeared.setdefault(name, test)
+        else:
+            left.sockets += finding.read_text().splitlines()
+    for name in sorted(tmp_entries(root)):
+        if not name.startswith(TOLERATED_PREFIXES):
+            during = f" (appeared during {appeared[name]})" if name in appeared else ""
+            left.files.append(f"{root / 'tmp' / name}{during}")
     return left
 
 

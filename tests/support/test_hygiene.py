@@ -46,6 +46,7 @@ def test_a_leaking_run_fails_and_is_cleaned_up(workers: list[str]) -> None:
     assert "process still running: pid" in out and "sleep 600" in out
     assert "socket still listening: 127.0.0.1:" in out
     assert "temporary file left: " in out and "/tmp/leaky-" in out
+    assert "(appeared during tests/support/leaky_probe.py::test_leaves_a_process" in out
     assert not sleepers()
     left = out.split("temporary file left: ")[1].split()[0]
     assert not Path(left).exists()

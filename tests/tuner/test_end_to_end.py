@@ -230,12 +230,15 @@ def start_tuner_inside_first_trial(
         f'[server]\nbackend = "embedded"\nmodel_base_path = "{demo_model_dir}"\n'
         f"[load]\nstart_rps = 20.0\nstep_warmup_s = 1.0\nstep_measure_s = 60.0\n"
     )
+    # A SIGKILLed tuner cannot remove its browser's profile directory: keep it under tmp_path.
+    (tmp_path / "tmp").mkdir()
     proc = subprocess.Popen(
         [sys.executable, "-m", "tuner", "optimize"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmp_path / "tmp")},
         # A shell without job control starts background jobs with SIGINT ignored, and Python
         # then keeps it ignored: give the tuner the SIGINT a terminal would.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),

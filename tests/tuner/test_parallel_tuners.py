@@ -45,6 +45,8 @@ def write_config(tmp_path: Path, url: str, model: Path, n_trials: int, stale_aft
 
 
 def start_tuners(tmp_path: Path) -> list[subprocess.Popen]:
+    # A SIGKILLed tuner cannot remove its browser's profile directory: keep it under tmp_path.
+    (tmp_path / "tmp").mkdir(exist_ok=True)
     return [
         subprocess.Popen(
             [sys.executable, "-m", "tuner", "optimize", "--worker", name],
@@ -52,7 +54,7 @@ def start_tuners(tmp_path: Path) -> list[subprocess.Popen]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")},
         )
         for name in WORKERS
     ]
