@@ -50,6 +50,13 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
         hygiene.note_new_entries(root, before, item.nodeid, worker)
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run with no session (`--help`, a usage error) still removes the session's directory."""
+    root = config.stash.get(_SESSION_ROOT, None)
+    if root is not None and root.exists():
+        hygiene.clean_up(root)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Fail the run when a process this session started still runs, a socket still listens
