@@ -129,6 +129,19 @@ def shared_model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
 
 
 @pytest.fixture
+def child_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for a process the test SIGKILLs, which cannot remove its own temporary files
+    (the tuner's browser profile); removed at the test's end. Short, unlike tmp_path: Chromium
+    puts a unix socket under TMPDIR, and a socket's path must stay under 108 bytes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="child-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
 def model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
     """An embedded model server on the demo model, without batching, of this test's own."""
     with running_model_server(demo_model_dir) as server:

@@ -44,9 +44,8 @@ def write_config(tmp_path: Path, url: str, model: Path, n_trials: int, stale_aft
     )
 
 
-def start_tuners(tmp_path: Path) -> list[subprocess.Popen]:
-    # A SIGKILLed tuner cannot remove its browser's profile directory: keep it under tmp_path.
-    (tmp_path / "tmp").mkdir(exist_ok=True)
+def start_tuners(tmp_path: Path, tmpdir: Path) -> list[subprocess.Popen]:
+    """`tmpdir`: the tuners' TMPDIR (a SIGKILLed one cannot remove its browser's profile)."""
     return [
         subprocess.Popen(
             [sys.executable, "-m", "tuner", "optimize", "--worker", name],
@@ -54,7 +53,7 @@ def start_tuners(tmp_path: Path) -> list[subprocess.Popen]:
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmp_path / "tmp")},
+            env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)},
         )
         for name in WORKERS
     ]
@@ -116,9 +115,9 @@ def check_the_study(url: str, n_trials: int, outputs: list[str]) -> list[optuna.
     return trials
 
 
-def test_three_tuners_share_one_study(tmp_path, postgres_url, demo_model_dir) -> None:
+def test_three_tuners_share_one_study(tmp_path, postgres_url, demo_model_dir, child_tmpdir) -> None:
     write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=30)
-    tuners = start_tuners(tmp_path)
+    tuners = start_tuners(tmp_path, child_tmpdir)
     wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials_of(postgres_url)))
     shown = cli(tmp_path, "show")  # while the others still run
     outputs = finish(tuners)
@@ -137,10 +136,10 @@ def test_three_tuners_share_one_study(tmp_path, postgres_url, demo_model_dir) ->
 
 
 def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
-    tmp_path, postgres_url, demo_model_dir
+    tmp_path, postgres_url, demo_model_dir, child_tmpdir
 ) -> None:
     write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=3)
-    tuners = start_tuners(tmp_path)
+    tuners = start_tuners(tmp_path, child_tmpdir)
     victim = tuners[0]
 
     def victim_is_measuring() -> bool:
