@@ -7,12 +7,13 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel bench-faults clean
+.PHONY: help venv model browser test test-fast test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel bench-faults clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
 	@echo "make test   - install (if needed, and Chromium for the report's test), lint, the test-suite"
 	@echo "make docs   - build the docs site (MkDocs, --strict) into build/site"
+	@echo "make test-fast  - the test-suite without the end-to-end studies (marked slow)"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
@@ -45,8 +46,18 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
+# One worker per core (pytest-xdist), a module's tests on one worker (they share its servers),
+# modules with slow tests handed out first; tests marked `alone` run with nothing beside them.
+# PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test
+# collected) fails the target as any other non-zero code does.
+PYTEST := $(VENV)/bin/pytest -n auto --dist loadscope --no-loadscope-reorder
+PYTEST_ARGS ?=
+
 test: $(STAMP) $(MODEL) lint browser
-	$(VENV)/bin/pytest
+	$(PYTEST) $(PYTEST_ARGS)
+
+test-fast: $(STAMP) $(MODEL) browser
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
 
 # The docs site; --strict fails on a broken link, a page left out of the nav, or a tuner.toml
 # key without a description (the reference is generated from tuner/config.py).

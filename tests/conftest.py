@@ -1,18 +1,89 @@
 """Fixtures shared by the whole suite: the demo model, real model servers on loopback and a
-real PostgreSQL server."""
+real PostgreSQL server; and the session-end check that nothing a test started is left behind
+(tests/support/hygiene.py)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.support import alone, hygiene
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
 from tuner.runtime_dir import RUNTIME_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+_SESSION_ROOT = pytest.StashKey[Path]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The controller (or the only process) marks the session before any worker starts;
+    xdist workers inherit the mark and the TMPDIR with the rest of its environment."""
+    if not hasattr(config, "workerinput"):
+        config.stash[_SESSION_ROOT] = hygiene.begin()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with the most slow (end-to-end) tests first, the rest in collection order: under
+    xdist the longest modules start while every worker is free and short ones fill in after."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
+    """Under xdist, a test marked `alone` runs with no other test beside it. What a test
+    leaves in the session's TMPDIR is noted with its name, for the session-end report."""
+    root = hygiene.session_root()
+    if root is None:
+        return (yield)
+    worker = getattr(item.config, "workerinput", {}).get("workerid", "main")
+    before = hygiene.tmp_entries(root)
+    try:
+        if worker == "main":
+            return (yield)
+        with alone.turn(root, item.get_closest_marker(alone.MARK) is not None):
+            return (yield)
+    finally:
+        hygiene.note_new_entries(root, before, item.nodeid, worker)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """A run with no session (`--help`, a usage error) still removes the session's directory."""
+    root = config.stash.get(_SESSION_ROOT, None)
+    if root is not None and root.exists():
+        hygiene.clean_up(root)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Fail the run when a process this session started still runs, a socket still listens
+    or a temporary file remains. Last: after xdist has stopped its workers."""
+    config = session.config
+    if hasattr(config, "workerinput"):
+        root = hygiene.session_root()
+        if root is not None:
+            hygiene.note_worker_findings(root, config.workerinput["workerid"])
+        return
+    root = config.stash.get(_SESSION_ROOT, None)
+    if root is None:
+        return
+    left = hygiene.collect(root)
+    hygiene.clean_up(root)
+    if not left:
+        return
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+        reporter.write_sep("=", "left behind by the tests (now removed)", red=True)
+        for line in left.lines():
+            reporter.write_line(line)
+        reporter.write_line("The run fails: every test must release what it opened.", red=True)
+    if session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -75,9 +146,32 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("postgres_url")
 
 
+@pytest.fixture(scope="session")
+def shared_model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
+    """The demo model without batching, started once per session (per xdist worker) for every
+    test that only sends it requests: start-up costs seconds of TensorFlow import and load.
+    Never stop, restart or kill it (take `model_server`); a test reading its metrics compares
+    scrapes before and after its own traffic."""
+    with running_model_server(demo_model_dir) as server:
+        yield server
+
+
+@pytest.fixture
+def child_tmpdir() -> Iterator[Path]:
+    """A TMPDIR for a process the test SIGKILLs, which cannot remove its own temporary files
+    (the tuner's browser profile); removed at the test's end. Short, unlike tmp_path: Chromium
+    puts a unix socket under TMPDIR, and a socket's path must stay under 108 bytes."""
+    import shutil
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix="child-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture
 def model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
-    """An embedded model server on the demo model, without batching."""
+    """An embedded model server on the demo model, without batching, of this test's own."""
     with running_model_server(demo_model_dir) as server:
         yield server
 

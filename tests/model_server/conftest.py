@@ -1,8 +1,9 @@
 """Servers and clients for the embedded model server's tests, built with TF Serving's own stubs.
 
 Start-ups cost seconds of TensorFlow import and load on a small machine, so the plain
-servers are session-scoped and shared by every module that only needs "a running server";
-tests that read metrics compare scrapes before and after their own traffic.
+servers are session-scoped and shared by every module that only needs "a running server"
+(the demo one with the whole suite: `shared_model_server` in tests/conftest.py); tests that
+read metrics compare scrapes before and after their own traffic.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ def tokens(vocab) -> np.ndarray:
 
 
 @pytest.fixture(scope="session")
-def demo_server(demo_model_dir) -> Iterator[ModelServerProcess]:
-    """The demo model without batching, shared by the gRPC, REST and batching tests."""
-    with running_model_server(demo_model_dir) as server:
-        yield server
+def demo_server(shared_model_server: ModelServerProcess) -> ModelServerProcess:
+    """The demo model without batching, shared by the gRPC, REST and batching tests (and by
+    every other test of the session that only reads from it)."""
+    return shared_model_server
 
 
 def build_toy_model(base: Path) -> Path:

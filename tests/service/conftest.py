@@ -1,5 +1,6 @@
-"""Fixtures for the service tests: a shared real model server, the app run in-process with its
-lifespan, and `python -m service` run for real as a subprocess on a free port."""
+"""Fixtures for the service tests: the app run in-process with its lifespan, and `python -m
+service` run for real as a subprocess on a free port. The real model server they share is the
+session's (`shared_model_server`, tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -19,19 +20,11 @@ import httpx
 import pytest
 
 from service.config import Settings
-from tests.support.model_server import ModelServerProcess, running_model_server
 from tuner.process import free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 Scenario = Callable[[httpx.AsyncClient], Awaitable[Any]]
-
-
-@pytest.fixture(scope="module")
-def shared_model_server(demo_model_dir: Path) -> Iterator[ModelServerProcess]:
-    """One model server (no batching) for a whole module of API tests: start-up costs seconds."""
-    with running_model_server(demo_model_dir) as server:
-        yield server
 
 
 @pytest.fixture

@@ -106,9 +106,9 @@ async def _bounded_load(url: str, requests: int, concurrency: int) -> list[httpx
 
 
 def test_timing_parts_explain_at_least_95_percent_of_the_total_under_load(
-    model_server: ModelServerProcess, service_process: Callable, ready_waiter: Callable
+    shared_model_server: ModelServerProcess, service_process: Callable, ready_waiter: Callable
 ) -> None:
-    with service_process(model_server.grpc_target) as service:
+    with service_process(shared_model_server.grpc_target) as service:
         ready_waiter(service.url, 60)
         responses = asyncio.run(_bounded_load(service.url, requests=400, concurrency=8))
         service.stop()  # SIGTERM: the lifespan flushes the access log
@@ -131,9 +131,9 @@ def test_timing_parts_explain_at_least_95_percent_of_the_total_under_load(
 
 
 def test_two_workers_serve_predictions(
-    model_server: ModelServerProcess, service_process: Callable, ready_waiter: Callable
+    shared_model_server: ModelServerProcess, service_process: Callable, ready_waiter: Callable
 ) -> None:
-    with service_process(model_server.grpc_target, "--workers", "2") as service:
+    with service_process(shared_model_server.grpc_target, "--workers", "2") as service:
         ready_waiter(service.url, 90)
         with httpx.Client(timeout=30.0) as client:
             statuses = [
@@ -153,10 +153,10 @@ def test_the_start_up_line_names_the_http_parser_and_loop_in_use(
     args: list[str],
     http: str,
     loop: str,
-    model_server: ModelServerProcess,
+    shared_model_server: ModelServerProcess,
     service_process: Callable,
 ) -> None:
-    with service_process(model_server.grpc_target, *args) as service:
+    with service_process(shared_model_server.grpc_target, *args) as service:
         response = httpx.post(f"{service.url}/predict", json={"text": TEXTS[0]}, timeout=30)
         assert response.status_code == 200
     [started] = service.log_events("service_started")

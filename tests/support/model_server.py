@@ -127,36 +127,38 @@ def running_model_server(
     ready_timeout: float = 90.0,
     wait: bool = True,
 ) -> Iterator[ModelServerProcess]:
-    """A model server on free loopback ports; batching is on when `batching` is given."""
-    workdir = Path(tempfile.mkdtemp(prefix="model-server-"))
-    batching_file = None
-    if batching is not None:
-        batching_file = workdir / "batching_parameters.txt"
-        batching_file.write_text(render(batching))
-    if enable_batching is None:
-        enable_batching = batching is not None
-    grpc_port = free_port()
-    rest_port = free_port() if rest else 0
-    server = ModelServerProcess(
-        args=model_server_args(
-            Path(model_base_path),
+    """A model server on free loopback ports; batching is on when `batching` is given. Its
+    batching file and log live in a temporary directory, removed once the server has stopped."""
+    with tempfile.TemporaryDirectory(prefix="model-server-") as tmp:
+        workdir = Path(tmp)
+        batching_file = None
+        if batching is not None:
+            batching_file = workdir / "batching_parameters.txt"
+            batching_file.write_text(render(batching))
+        if enable_batching is None:
+            enable_batching = batching is not None
+        grpc_port = free_port()
+        rest_port = free_port() if rest else 0
+        server = ModelServerProcess(
+            args=model_server_args(
+                Path(model_base_path),
+                grpc_port=grpc_port,
+                rest_port=rest_port,
+                model_name=model_name,
+                batching_file=batching_file,
+                enable_batching=enable_batching,
+                extra_args=extra_args,
+            ),
             grpc_port=grpc_port,
             rest_port=rest_port,
             model_name=model_name,
-            batching_file=batching_file,
-            enable_batching=enable_batching,
-            extra_args=extra_args,
-        ),
-        grpc_port=grpc_port,
-        rest_port=rest_port,
-        model_name=model_name,
-        log_path=workdir / "server.log",
-        ready_timeout=ready_timeout,
-    )
-    server.launch()
-    try:
-        if wait:
-            server.wait_ready()
-        yield server
-    finally:
-        server.stop()
+            log_path=workdir / "server.log",
+            ready_timeout=ready_timeout,
+        )
+        server.launch()
+        try:
+            if wait:
+                server.wait_ready()
+            yield server
+        finally:
+            server.stop()

@@ -13,6 +13,7 @@ from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, ServedFn
 from tuner.objective import Objective
+from tuner.review.images import browser_session
 from tuner.study import load_search_space
 
 
@@ -24,7 +25,9 @@ def run(
     config.load.mode = mode
     study = new_study(config)
     fake = fake or FakeMeasurer(served)
-    with SampleStore(config.study.storage) as samples:
+    # One browser for the study's curve PNGs, as tuner.study.optimize runs it: a browser start
+    # per trial was most of these tests' time.
+    with SampleStore(config.study.storage) as samples, browser_session():
         study.optimize(
             objective(config, fake, samples, study, tmp_path),
             n_trials=n_trials,

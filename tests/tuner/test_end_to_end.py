@@ -231,7 +231,7 @@ RESUME_QUICKLY = {"load": {"step_measure_s": 1.0, "max_steps": 2}, "confirm": {"
 
 
 def start_tuner_inside_first_trial(
-    tmp_path: Path, demo_model_dir: Path, study: str = ""
+    tmp_path: Path, demo_model_dir: Path, tmpdir: Path, study: str = ""
 ) -> tuple[subprocess.Popen, psutil.Process]:
     """`python -m tuner optimize` in capacity mode (2 trials, 60 s steps), returned once trial
     0's load test is running."""
@@ -246,6 +246,7 @@ def start_tuner_inside_first_trial(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env={**os.environ, "TMPDIR": str(tmpdir)},
         # A shell without job control starts background jobs with SIGINT ignored, and Python
         # then keeps it ignored: give the tuner the SIGINT a terminal would.
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
@@ -261,8 +262,10 @@ def start_tuner_inside_first_trial(
     pytest.fail("the first trial never started its load test")
 
 
-def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_model_dir):
-    proc, tuner = start_tuner_inside_first_trial(tmp_path, demo_model_dir)
+def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(
+    tmp_path, demo_model_dir, child_tmpdir
+):
+    proc, tuner = start_tuner_inside_first_trial(tmp_path, demo_model_dir, child_tmpdir)
     time.sleep(2)
     children = tuner.children(recursive=True)
     proc.send_signal(signal.SIGINT)
@@ -287,9 +290,11 @@ def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(tmp_path, demo_
     assert trials[2].user_attrs["retry_of"] == 0
 
 
-def test_a_killed_tuners_trial_is_abandoned_and_measured_again(tmp_path, demo_model_dir):
+def test_a_killed_tuners_trial_is_abandoned_and_measured_again(
+    tmp_path, demo_model_dir, child_tmpdir
+):
     proc, tuner = start_tuner_inside_first_trial(
-        tmp_path, demo_model_dir, study="stale_after_s = 2\n"
+        tmp_path, demo_model_dir, child_tmpdir, study="stale_after_s = 2\n"
     )
     time.sleep(2)  # a few heartbeats
     children = tuner.children(recursive=True)

@@ -53,8 +53,11 @@ def write_config(
     )
 
 
-def start_tuners(tmp_path: Path, configs: list[str] | None = None) -> list[subprocess.Popen]:
-    """One tuner per worker name, on `configs` (one each) or all on tuner.toml."""
+def start_tuners(
+    tmp_path: Path, tmpdir: Path, configs: list[str] | None = None
+) -> list[subprocess.Popen]:
+    """One tuner per worker name, on `configs` (one each) or all on tuner.toml. `tmpdir`: the
+    tuners' TMPDIR (a SIGKILLed one cannot remove its browser's profile)."""
     return [
         subprocess.Popen(
             [sys.executable, "-m", "tuner", "optimize", "--worker", name, "--config", config],
@@ -62,7 +65,7 @@ def start_tuners(tmp_path: Path, configs: list[str] | None = None) -> list[subpr
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
-            env={**os.environ, "PYTHONPATH": str(REPO)},
+            env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(tmpdir)},
         )
         for name, config in zip(WORKERS, configs or ["tuner.toml"] * len(WORKERS), strict=True)
     ]
@@ -125,7 +128,7 @@ def check_the_study(url: str, n_trials: int, outputs: list[str]) -> list[optuna.
 
 
 def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
-    tmp_path, postgres_url, demo_model_dir
+    tmp_path, postgres_url, demo_model_dir, child_tmpdir
 ) -> None:
     """Issue 16's set-up: each tuner has a config of its own, differing in its seed and
     workdir. Their slots (and so their ports) are the host's, not the workdir's."""
@@ -133,7 +136,7 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
     for i, name in enumerate(configs):
         study = f'seed = {i}\nworkdir = "runs{i}"\n'
         write_config(tmp_path, postgres_url, demo_model_dir, 4, 30, name=name, study=study)
-    tuners = start_tuners(tmp_path, configs)
+    tuners = start_tuners(tmp_path, child_tmpdir, configs)
     wait_for(lambda: any(t.state == TrialState.COMPLETE for t in trials_of(postgres_url)))
     shown = cli(tmp_path, "show", "--config", configs[0])  # while the others still run
     outputs = finish(tuners)
@@ -154,10 +157,10 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
 
 
 def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
-    tmp_path, postgres_url, demo_model_dir
+    tmp_path, postgres_url, demo_model_dir, child_tmpdir
 ) -> None:
     write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=3)
-    tuners = start_tuners(tmp_path)
+    tuners = start_tuners(tmp_path, child_tmpdir)
     victim = tuners[0]
 
     def victim_is_measuring() -> bool:

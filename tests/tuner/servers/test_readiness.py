@@ -44,8 +44,8 @@ def test_a_process_that_exits_fails_fast() -> None:
     assert info.value.exit_code == 3
 
 
-def test_model_server_becomes_available(model_server) -> None:
-    wait_until_available(model_server.grpc_target, "sentiment", timeout=10)
+def test_model_server_becomes_available(shared_model_server) -> None:
+    wait_until_available(shared_model_server.grpc_target, "sentiment", timeout=10)
 
 
 def test_a_live_server_that_does_not_answer_yet_is_reported_as_loading() -> None:
