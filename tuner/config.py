@@ -22,7 +22,11 @@ from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
 PERCENTILES = ("p50", "p95", "p99")
-SAMPLERS = ("tpe", "random", "grid")
+# tpe: Optuna's TPE, each parameter on its own; tpe-multivariate: TPE modelling the parameters
+# together; random; qmc: quasi-random (a scrambled Sobol sequence); grid: every point of the
+# space; quick: Model Analyzer's quick search, one parameter at a time from TF Serving's
+# recommended point (tuner/quick_search.py). docs/concepts/samplers.md compares them.
+SAMPLERS = ("tpe", "tpe-multivariate", "random", "qmc", "grid", "quick")
 LOAD_MODES = ("capacity", "closed")
 
 
@@ -32,6 +36,7 @@ class StudyConfig:
     storage: str = "sqlite:///tuning.db"
     n_trials: int = 12  # the study's total, not "this many more"
     timeout_s: float | None = None
+    # one of SAMPLERS; which finds the best soonest is replayed in docs/concepts/samplers.md
     sampler: str = "tpe"
     seed: int | None = 0
     artifact_dir: str = "artifacts"
@@ -41,6 +46,10 @@ class StudyConfig:
     # Who measured each trial, when several tuners share the study; "" = host:pid. Give each
     # tuner its own with `--worker`, not in a config file they share.
     worker: str = ""
+    # Start from what another study found: its confirmed winner and best few trials are
+    # measured first. "NAME" is a study in this storage; "URL#NAME" one in another storage
+    # (e.g. "sqlite:///old.db#sentiment-batching"). Only a new study is warm-started.
+    warm_start: str | None = None
 
 
 @dataclass
