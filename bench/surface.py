@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import random
+import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -58,6 +59,15 @@ def key_of(space: SearchSpace, trial: optuna.trial.FrozenTrial) -> tuple:
         return ()
     params = trial.params or trial.system_attrs.get("fixed_params") or {}
     return tuple(params[name] for name in space.param_names)
+
+
+def open_surface_study(config: TunerConfig, space: SearchSpace) -> optuna.Study:
+    """The recorder's study, marked as optimize() checks a study it resumes."""
+    study = open_study(config, space)
+    if not study.trials:
+        study.set_user_attr(SPACE_ATTR, space.name)
+        study.set_user_attr(MODE_ATTR, config.load.mode)
+    return study
 
 
 def queue_missing(
@@ -137,10 +147,7 @@ def record(args: argparse.Namespace) -> Surface:
     if args.points is not None:
         rng = random.Random(args.seed)
         points = [{}, *rng.sample(points[1:], max(0, args.points - 1))]
-    study = open_study(config, space)
-    if not study.trials:
-        study.set_user_attr(SPACE_ATTR, space.name)
-        study.set_user_attr(MODE_ATTR, config.load.mode)
+    study = open_surface_study(config, space)
     queued = queue_missing(study, space, points, args.repeats, args.seed)
     waiting = len(study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.WAITING]))
     config.study.n_trials = max(1, counted_trials(study) + waiting)
@@ -153,6 +160,10 @@ def record(args: argparse.Namespace) -> Surface:
         if surface.points:
             write_surface(args.out, surface)
     return surface
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,11 +181,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner's progress lines say it
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         surface = record(args)
     except (TunerError, SearchSpaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: the searches finished so far are in {args.out}; run the same "
+            "command to continue",
+            file=sys.stderr,
+        )
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     rows = sum(len(r) for r in surface.points.values())
     print(f"{rows} searches of {len(surface.points)} points written to {args.out}")
     return 0

@@ -12,9 +12,10 @@ from bench.surface_file import read_surface
 from tests.support.surfaces import BEST, small_surface
 from tuner.config import SAMPLERS, load_config
 
-# trials per study (the two references included): the grid needs all 12 points; the others
-# are held to what the quick space's goal asks in proportion, with room for their repeats
-BUDGET = {"grid": 14, "random": 14, "qmc": 14, "tpe": 12, "tpe-multivariate": 12, "quick": 10}
+# trials per study (the two references included): the grid needs all 12 points and the
+# random ones about as many; TPE repeats points of a small categorical space (the replay
+# shows it), so it gets more room
+BUDGET = {"grid": 14, "random": 14, "qmc": 14, "tpe": 20, "tpe-multivariate": 20, "quick": 10}
 
 
 @pytest.mark.parametrize("sampler", SAMPLERS)
@@ -59,8 +60,8 @@ def test_a_warm_start_from_the_surface_before_a_change_finds_the_best_sooner(tmp
     surface = read_surface(path)
     base = load_config(None, {"search": {"space": str(tmp_path / "small.toml")}})
     before = shifted(surface, 0.7, "max_batch_size")
-    figures = replay_sampler(surface, base, "tpe", seeds=2, trials=8, before=before)
+    figures = replay_sampler(surface, base, "quick", seeds=2, trials=8, before=before)
     warm, cold = figures["warm_start"], figures
     assert warm["trials_to_within_5pct"]["reached"] == 2
-    assert warm["trials_to_within_5pct"]["median"] <= 4  # the old best is a neighbour
+    assert warm["trials_to_within_5pct"]["median"] <= 3  # the old best few hold the new best
     assert (cold["trials_to_within_5pct"]["median"] or 99) > warm["trials_to_within_5pct"]["median"]
