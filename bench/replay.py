@@ -47,6 +47,7 @@ from tuner.errors import TunerError
 from tuner.study import optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible
 
+SEED_STRIDE = 1000
 WITHIN = 0.05  # "found": a configuration within 5% of the surface's best
 DEFAULT_SAMPLER = StudyConfig().sampler  # the tuner's; chosen on the recorded real surface
 
@@ -175,10 +176,14 @@ def replay_sampler(
                 return SurfaceTarget(s, space, rng, base.objective.slo_ms, draw)
 
             name = f"{sampler}-{seed}"
-            config = replay_config(base, workdir, name, sampler, seed, trials)
+            # seeds far apart: the tuner seeds each trial with the study's seed + its number,
+            # so studies seeded 0 and 1 would share all but one of their draws
+            config = replay_config(base, workdir, name, sampler, SEED_STRIDE * seed, trials)
             cold.append(measure_run(*run_study(config, surface, target(surface, "cold"))))
             if before is not None:
-                old = replay_config(base, workdir, f"before-{name}", sampler, seed, trials)
+                old = replay_config(
+                    base, workdir, f"before-{name}", sampler, SEED_STRIDE * seed, trials
+                )
                 run_study(old, before, target(before, "before"))
                 config = replay_config(base, workdir, f"warm-{name}", sampler, seed, trials)
                 config.study.warm_start = old.study.name

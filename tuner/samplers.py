@@ -76,7 +76,9 @@ def make_sampler(
     if name == "tpe-multivariate":
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            # group: the no-batching reference has no parameter, and the intersection of the
+            # trials' spaces would be empty, leaving every parameter to independent TPE
             return optuna.samplers.TPESampler(
-                seed=seed, n_startup_trials=startup, multivariate=True
+                seed=seed, n_startup_trials=startup, multivariate=True, group=True
             )
     return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)

@@ -31,6 +31,7 @@ def knee(batching, flags, rate) -> Served:
 
 
 def scripted_study(tmp_path: Path, sampler: str, n_trials: int) -> optuna.Study:
+    tmp_path.mkdir(exist_ok=True)
     config = config_for(tmp_path, n_trials=n_trials, sampler=sampler)
     config.load.mode = "capacity"
     config.confirm.top_k = 0
@@ -78,3 +79,17 @@ def test_the_sobol_sequence_moves_on_from_trial_to_trial(tmp_path: Path) -> None
     study = scripted_study(tmp_path, "qmc", 8)
     sampled = [str(t.params) for t in study.trials[2:]]
     assert len(set(sampled)) >= 5, sampled
+
+
+def test_multivariate_tpe_models_the_parameters_together(tmp_path: Path) -> None:
+    """The no-batching reference has no parameter: without grouping, the intersection of the
+    trials' spaces is empty and multivariate TPE samples exactly as independent TPE does."""
+    alone = scripted_study(tmp_path / "independent", "tpe", 9)
+    together = scripted_study(tmp_path / "multivariate", "tpe-multivariate", 9)
+    startup = 2 + 3  # the references, then random trials (tuner/samplers.py)
+    assert [t.params for t in alone.trials[:startup]] == [
+        t.params for t in together.trials[:startup]
+    ]
+    assert [t.params for t in alone.trials[startup:]] != [
+        t.params for t in together.trials[startup:]
+    ]
