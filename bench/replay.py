@@ -113,9 +113,8 @@ def no_figures() -> Iterator[None]:
             os.environ["BROWSER_PATH"] = before
 
 
-def run_study(
-    config: TunerConfig, surface: Surface, target: SurfaceTarget
-) -> tuple[optuna.Study, SurfaceTarget]:
+def run_study(config: TunerConfig, target: SurfaceTarget) -> tuple[optuna.Study, SurfaceTarget]:
+    """One whole study of `config`, measured on `target`."""
     with no_figures():
         optimize(config, say=lambda line: None, parts=replay_parts(target))
     study = optuna.load_study(study_name=config.study.name, storage=config.study.storage)
@@ -178,16 +177,15 @@ def replay_sampler(
             name = f"{sampler}-{seed}"
             # seeds far apart: the tuner seeds each trial with the study's seed + its number,
             # so studies seeded 0 and 1 would share all but one of their draws
-            config = replay_config(base, workdir, name, sampler, SEED_STRIDE * seed, trials)
-            cold.append(measure_run(*run_study(config, surface, target(surface, "cold"))))
+            study_seed = SEED_STRIDE * seed
+            config = replay_config(base, workdir, name, sampler, study_seed, trials)
+            cold.append(measure_run(*run_study(config, target(surface, "cold"))))
             if before is not None:
-                old = replay_config(
-                    base, workdir, f"before-{name}", sampler, SEED_STRIDE * seed, trials
-                )
-                run_study(old, before, target(before, "before"))
-                config = replay_config(base, workdir, f"warm-{name}", sampler, seed, trials)
+                old = replay_config(base, workdir, f"before-{name}", sampler, study_seed, trials)
+                run_study(old, target(before, "before"))
+                config = replay_config(base, workdir, f"warm-{name}", sampler, study_seed, trials)
                 config.study.warm_start = old.study.name
-                warm.append(measure_run(*run_study(config, surface, target(surface, "warm"))))
+                warm.append(measure_run(*run_study(config, target(surface, "warm"))))
     figures = summarize(cold, trials)
     if before is not None:
         figures["warm_start"] = summarize(warm, trials)

@@ -11,6 +11,7 @@ search pruned after one step costs a fraction of one that ran to the end).
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +20,10 @@ from bench.surface_file import Key, Surface, SurfaceError
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, SearchSpaceError
 from tuner.capacity.measure import CapacityMeasurement, OnStep
+from tuner.capacity.search import SearchSettings
+from tuner.capacity.step import StepCriteria
 from tuner.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, Served, fake_parts
+from tuner.load import LoadProfile
 from tuner.study import Parts
 
 DRAWS = ("repeats", "interval")
@@ -98,7 +102,16 @@ class SurfaceTarget:
 class ReplayCapacityMeasurer(FakeCapacityMeasurer):
     """The real search over the surface's steps, and what each search cost."""
 
-    target: SurfaceTarget
+    def __init__(
+        self,
+        fake: FakeMeasurer,
+        profile: LoadProfile,
+        settings: SearchSettings,
+        criteria: StepCriteria,
+        target: SurfaceTarget,
+    ) -> None:
+        super().__init__(fake, profile, settings, criteria)
+        self.target = target
 
     def measure(
         self,
@@ -139,9 +152,7 @@ def replay_parts(target: SurfaceTarget) -> Parts:
     parts = fake_parts(fake)
 
     def capacity_measurer(_measurer, profile, settings, criteria) -> ReplayCapacityMeasurer:
-        measurer = ReplayCapacityMeasurer(fake, profile, settings, criteria)
-        measurer.target = target
-        return measurer
+        return ReplayCapacityMeasurer(fake, profile, settings, criteria, target)
 
     return Parts(
         create_backend=parts.create_backend,
@@ -156,7 +167,4 @@ def _identity(batching: BatchingParameters | None, flags: dict[str, str]) -> tup
 
 
 def _grid_size(grid: dict[str, list]) -> int:
-    size = 1
-    for values in grid.values():
-        size *= len(values)
-    return size
+    return math.prod(len(values) for values in grid.values())
