@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import optuna
 import pytest
 
 from tests.support.studies import config_for
@@ -68,15 +69,15 @@ def test_a_study_in_another_storage_is_named_url_hash_name(tmp_path: Path) -> No
 
 
 def test_a_warm_start_from_a_missing_study_is_one_sentence(tmp_path: Path) -> None:
-    optimize(
-        study_config(tmp_path, "there", 3), lambda line: None, parts=fake_parts(FakeMeasurer(knee))
-    )
+    open_study(study_config(tmp_path, "there", 3))  # the storage holds another study
     config = study_config(tmp_path, "new", 3, warm_start="nope")
     with pytest.raises(ConfigError) as error:
         optimize(config, lambda line: None, parts=fake_parts(FakeMeasurer(knee)))
     message = str(error.value)
     assert "there is no study named 'nope'" in message and "(it holds: there)" in message
     assert "\n" not in message
+    names = [x.study_name for x in optuna.get_all_study_summaries(config.study.storage)]
+    assert names == ["there"]  # said before the new study was created
     gone = study_config(tmp_path, "new", 3, warm_start=f"sqlite:///{tmp_path / 'no.db'}#x")
     with pytest.raises(ConfigError, match="there is no database at"):
         optimize(gone, lambda line: None, parts=fake_parts(FakeMeasurer(knee)))
