@@ -29,17 +29,16 @@ import json
 import math
 import os
 import random
-import statistics
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
 
+from bench.replay_figures import Run, report_lines, summarize
 from bench.replay_target import DRAWS, SurfaceTarget, replay_parts
-from bench.surface_file import Row, Surface, SurfaceError, read_surface
+from bench.surface_file import Surface, SurfaceError, read_surface, shifted
 from search_spaces.loader import SearchSpaceError, load_space
 from tuner.config import SAMPLERS, StudyConfig, TunerConfig, load_config
 from tuner.confirm import WINNER_ATTR
@@ -63,17 +62,6 @@ def skip_reason(name: str) -> str | None:
 
 
 REPLAYED = (*SAMPLERS, "gp")
-
-
-@dataclass
-class Run:
-    """One seeded study on the surface."""
-
-    trials_to_within: float  # math.inf: never within 5% of the best
-    seconds_to_within: float
-    seconds_total: float
-    winner_fraction: float
-    winner_best_or_tied: bool
 
 
 def replay_config(
@@ -190,96 +178,6 @@ def replay_sampler(
     if before is not None:
         figures["warm_start"] = summarize(warm, trials)
     return figures
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """The q-quantile (nearest rank); None when it is a study that never got there."""
-    ordered = sorted(values)
-    value = ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-    return None if math.isinf(value) else round(value, 1)
-
-
-def summarize(runs: list[Run], trials: int) -> dict:
-    return {
-        "seeds": len(runs),
-        "trials": trials,
-        "trials_to_within_5pct": {
-            "median": percentile([r.trials_to_within for r in runs], 0.5),
-            "p90": percentile([r.trials_to_within for r in runs], 0.9),
-            "reached": sum(1 for r in runs if not math.isinf(r.trials_to_within)),
-        },
-        "seconds_to_within_5pct": {
-            "median": percentile([r.seconds_to_within for r in runs], 0.5),
-            "p90": percentile([r.seconds_to_within for r in runs], 0.9),
-        },
-        "seconds_per_study": {"median": percentile([r.seconds_total for r in runs], 0.5)},
-        "winner_fraction_of_best": {
-            "median": round(statistics.median(r.winner_fraction for r in runs), 4),
-            "min": round(min(r.winner_fraction for r in runs), 4),
-        },
-        "winner_best_or_tied": round(sum(r.winner_best_or_tied for r in runs) / len(runs), 3),
-    }
-
-
-def shifted(surface: Surface, scale: float, param: str | None) -> Surface:
-    """The surface as it was before a change: capacities times `scale`, and each point
-    measuring what the point one value of `param` further up measures now (the best moved)."""
-    if param is not None and param not in surface.params:
-        raise SurfaceError(f"--warm-shift {param}: the surface has no such parameter")
-    index = surface.params.index(param) if param else None
-    values = sorted({k[index] for k in surface.points if k}, key=_order) if param else []
-    out = Surface(list(surface.params), space=surface.space)
-    for key in surface.points:
-        source = key
-        if key and index is not None:
-            position = values.index(key[index])
-            moved = values[min(position + 1, len(values) - 1)]
-            candidate = (*key[:index], moved, *key[index + 1 :])
-            source = candidate if candidate in surface.points else key
-        out.points[key] = [_scaled(r, scale) for r in surface.points[source]]
-    return out
-
-
-def _order(value: object) -> tuple:
-    return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
-
-
-def _scaled(row: Row, scale: float) -> Row:
-    def times(value: float | None) -> float | None:
-        return None if value is None else value * scale
-
-    return dataclasses.replace(
-        row,
-        capacity_rps=row.capacity_rps * scale,
-        ci_low=times(row.ci_low),
-        ci_high=times(row.ci_high),
-    )
-
-
-def report_lines(results: dict) -> list[str]:
-    lines = []
-    for name, r in results["samplers"].items():
-        t, s, w = (
-            r["trials_to_within_5pct"],
-            r["seconds_to_within_5pct"],
-            r["winner_fraction_of_best"],
-        )
-        lines.append(
-            f"{name:17} within 5% after {t['median']} trials (p90 {t['p90']}; reached in "
-            f"{t['reached']}/{r['seeds']}), {s['median']} s (p90 {s['p90']}); winner "
-            f"{w['median']:.1%} of the best (min {w['min']:.1%}), best or tied in "
-            f"{r['winner_best_or_tied']:.0%}"
-        )
-        if "warm_start" in r:
-            wt = r["warm_start"]["trials_to_within_5pct"]
-            ws = r["warm_start"]["seconds_to_within_5pct"]
-            lines.append(
-                f"{'':17} warm start: within 5% after {wt['median']} trials (p90 {wt['p90']}), "
-                f"{ws['median']} s"
-            )
-    for name, why in results.get("skipped", {}).items():
-        lines.append(f"{name:17} skipped: {why}")
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,6 +24,7 @@ CSV after a header of `#` comments, one row per measurement:
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import statistics
 from collections.abc import Iterator
@@ -225,3 +226,38 @@ def write_surface(path: Path, surface: Surface, comments: list[str] = ()) -> Non
     partial = path.with_suffix(path.suffix + ".partial")
     partial.write_text("\n".join(lines) + "\n", encoding="utf-8")
     partial.replace(path)
+
+
+def shifted(surface: Surface, scale: float, param: str | None) -> Surface:
+    """The surface as it was before a change: capacities times `scale`, and each point
+    measuring what the point one value of `param` further up measures now (the best moved)."""
+    if param is not None and param not in surface.params:
+        raise SurfaceError(f"--warm-shift {param}: the surface has no such parameter")
+    index = surface.params.index(param) if param else None
+    values = sorted({k[index] for k in surface.points if k}, key=_order) if param else []
+    out = Surface(list(surface.params), space=surface.space)
+    for key in surface.points:
+        source = key
+        if key and index is not None:
+            position = values.index(key[index])
+            moved = values[min(position + 1, len(values) - 1)]
+            candidate = (*key[:index], moved, *key[index + 1 :])
+            source = candidate if candidate in surface.points else key
+        out.points[key] = [_scaled(r, scale) for r in surface.points[source]]
+    return out
+
+
+def _order(value: object) -> tuple:
+    return (0, value, "") if isinstance(value, int | float) else (1, 0, str(value))
+
+
+def _scaled(row: Row, scale: float) -> Row:
+    def times(value: float | None) -> float | None:
+        return None if value is None else value * scale
+
+    return dataclasses.replace(
+        row,
+        capacity_rps=row.capacity_rps * scale,
+        ci_low=times(row.ci_low),
+        ci_high=times(row.ci_high),
+    )

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from bench.replay import main, replay_sampler, shifted
-from bench.surface_file import read_surface
+from bench.replay import main, replay_sampler
+from bench.surface_file import read_surface, shifted
 from tests.support.surfaces import BEST, small_surface
 from tuner.config import SAMPLERS, load_config
 
