@@ -80,6 +80,18 @@ class SearchSpace:
         params = {k: v for k, v in values.items() if self._dims()[k].tuned}
         return Suggestion(batching=batching, server_flags=flags, params=params)
 
+    def suggestion_for(self, params: Mapping[str, Value]) -> Suggestion:
+        """What a trial with these (tuned) parameters runs, the fixed values filled in."""
+        dims = self._dims()
+        return self._build(
+            {n: params[n] if d.tuned else d.grid_values()[0] for n, d in dims.items()}
+        )
+
+    def holds(self, name: str, value: object) -> bool:
+        """Whether `name` is a tuned parameter of this space and `value` one of its values."""
+        dim = self._dims().get(name)
+        return dim is not None and dim.tuned and dim.contains(value)
+
     def grid(self, max_points: int = MAX_GRID_POINTS) -> dict[str, list]:
         """The search space for optuna.samplers.GridSampler, with the same param names.
 

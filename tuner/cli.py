@@ -69,6 +69,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
         "slo_ms": ("objective", "slo_ms"),
         "service_url": ("service", "url"),
         "worker": ("study", "worker"),
+        "warm_start": ("study", "warm_start"),
     }
     overrides: dict[str, dict[str, Any]] = {}
     for attr, (section, key) in mapping.items():
@@ -267,6 +268,12 @@ def build_parser(prog: str = "tuner") -> argparse.ArgumentParser:
         help="deprecated spelling of --timeout-s",
     )
     p.add_argument("--sampler", choices=SAMPLERS, help="override study.sampler")
+    p.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="override study.warm_start: measure this study's winner and best first "
+        "(NAME in this storage, or URL#NAME)",
+    )
     p.add_argument("--seed", type=int, help="override study.seed")
     p.add_argument("--backend", choices=BACKENDS, help="override server.backend")
     p.add_argument("--search-space", help="override search.space (cpu, gpu, quick or a path)")

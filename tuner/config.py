@@ -26,7 +26,11 @@ from tuner.servers.defaults import BACKENDS, DEFAULT_BINARY, DEFAULT_IMAGE
 from tuner.servers.flags import unknown_flag_message
 
 PERCENTILES = ("p50", "p95", "p99")
-SAMPLERS = ("tpe", "random", "grid")
+# tpe: Optuna's TPE, each parameter on its own; tpe-multivariate: TPE modelling the parameters
+# together; random; qmc: quasi-random (a scrambled Sobol sequence); grid: every point of the
+# space; quick: Model Analyzer's quick search, one parameter at a time from TF Serving's
+# recommended point (tuner/quick_search.py). docs/concepts/samplers.md compares them.
+SAMPLERS = ("tpe", "tpe-multivariate", "random", "qmc", "grid", "quick")
 LOAD_MODES = ("capacity", "closed")
 
 
@@ -44,7 +48,9 @@ class StudyConfig:
     timeout_s: float | None = None
     """Stop starting trials after this many seconds (per run); none = no time budget."""
     sampler: str = "tpe"
-    """`tpe`, `random` or `grid` (grid expands the space; refuses more than 1,000 points)."""
+    """`tpe`, `tpe-multivariate`, `random`, `qmc` (Sobol), `grid` (expands the space; refuses
+    more than 1,000 points) or `quick` (one parameter at a time from TF Serving's start); see
+    [Samplers](../concepts/samplers.md)."""
     seed: int | None = 0
     """The sampler's seed (each trial's sampler is seeded with it plus the trials before it)."""
     artifact_dir: str = "artifacts"
@@ -64,6 +70,10 @@ class StudyConfig:
     """A tuner whose trials fail this many times in a row for a fault of the bench (a port, a
     model server that does not start even without the trial's batching file) stops in one
     sentence, rather than fail the rest."""
+    warm_start: str | None = None
+    """Start from what another study found: its confirmed winner and best few trials are
+    measured first. `"NAME"` is a study in this storage; `"URL#NAME"` one in another storage
+    (e.g. `"sqlite:///old.db#sentiment-batching"`). Only a new study is warm-started."""
 
 
 @dataclass

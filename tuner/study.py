@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +47,7 @@ from tuner.resume import (
 )
 from tuner.review.dashboard import annotate_study, name_objective
 from tuner.review.images import browser_session
+from tuner.samplers import make_sampler
 from tuner.server_start import port_mover
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.cpus import parse_cpus
@@ -57,12 +58,12 @@ from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
 from tuner.slot import study_key, take_slot
 from tuner.study_lock import StudyLock
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
+from tuner.warm_start import WarmPoint, enqueue_warm_points, warm_points
 from tuner.worker import worker_name
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
 MODE_ATTR = "load_mode"  # capacity values (req/s within the SLO) and closed-loop req/s differ
-REFERENCE_POINTS = 2  # no batching, and TF Serving's recommended starting point
 
 
 @dataclass(frozen=True)
@@ -168,31 +169,19 @@ def _open_storage(config: TunerConfig, **heartbeat: object) -> optuna.storages.B
         return open_storage(config.study.storage, **heartbeat)
 
 
-def make_sampler(
-    config: TunerConfig, space: SearchSpace, trial_number: int = 0
-) -> optuna.samplers.BaseSampler:
-    """Seeded per trial (seed + the number of trials before it): tuners sharing a study would
-    otherwise each replay the same seeded sequence and measure the same parameters, while a
-    lone tuner's study stays reproducible. The samplers keep no state but their RNG (TPE
-    reads the history from storage), so a fresh one per trial loses nothing."""
-    seed = None if config.study.seed is None else config.study.seed + trial_number
-    if config.study.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    if config.study.sampler == "grid":
-        try:
-            return optuna.samplers.GridSampler(space.grid(), seed=seed)
-        except SearchSpaceError as exc:
-            raise ConfigError(str(exc)) from None
-    # Random trials before TPE models the space; the two reference points do not explore.
-    startup = REFERENCE_POINTS + min(10, max(3, config.study.n_trials // 3))
-    return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
-
-
-def prepare_new_study(study: optuna.Study, space: SearchSpace, config: TunerConfig) -> None:
+def prepare_new_study(
+    study: optuna.Study,
+    space: SearchSpace,
+    config: TunerConfig,
+    warm: Sequence[WarmPoint] = (),
+) -> None:
+    """The study's attrs, then its first trials: a warm start's points (tuner/warm_start.py),
+    then the two reference points."""
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
     name_objective(study, config.load.mode == "capacity")
+    enqueue_warm_points(study, list(warm))
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     study.enqueue_trial(
@@ -243,13 +232,22 @@ def requeue_and_say(study: optuna.Study, config: TunerConfig, say: Callable[[str
 
 
 def join_study(
-    study: optuna.Study, space: SearchSpace, config: TunerConfig, say: Callable[[str], None]
+    study: optuna.Study,
+    space: SearchSpace,
+    config: TunerConfig,
+    say: Callable[[str], None],
+    warm: Sequence[WarmPoint] = (),
 ) -> int:
     """With the study lock held: the first tuner of a new study queues the reference points
     (once per study, however many tuners start at once); every tuner checks the study was run
     as configured and re-queues what was cut short. Returns the trials that count so far."""
     if not study.trials:
-        prepare_new_study(study, space, config)
+        prepare_new_study(study, space, config, warm)
+        if warm:
+            say(
+                f"warm start from {config.study.warm_start}: its winner and best trials "
+                f"({len(warm)}) are measured first"
+            )
     _check_study(study, space, config)
     requeue_and_say(study, config, say)
     return counted_trials(study)
@@ -296,6 +294,7 @@ def optimize(
         )
     grpc_bodies = for_target(config.load.target, bodies, model_base_path, config.server.model_name)
     worker = worker_name(config.study.worker)
+    warm = warm_points(config, space)  # a missing study is said before anything starts
     with _storage_errors():
         lock = StudyLock(
             config.study.storage, config.study.name, retry_s=config.study.storage_retry_s
@@ -310,7 +309,7 @@ def optimize(
                 config.study.storage, worker=worker, retry_s=config.study.storage_retry_s
             )
             stack.callback(samples.close)
-            done = join_study(study, space, config, say)
+            done = join_study(study, space, config, say, warm)
             remaining = config.study.n_trials - done
             say(
                 f"study {config.study.name!r} in {safe_url(config.study.storage)}: "

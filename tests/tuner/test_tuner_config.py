@@ -63,7 +63,10 @@ def test_extra_flags_become_strings(tmp_path: Path) -> None:
             "[study]\nmax_bench_faults_in_a_row = 0\n",
             "study.max_bench_faults_in_a_row must be at least 1",
         ),
-        ("[study]\nsampler = 'cmaes'\n", "study.sampler must be one of tpe, random, grid"),
+        (
+            "[study]\nsampler = 'cmaes'\n",
+            "study.sampler must be one of tpe, tpe-multivariate, random, qmc, grid, quick",
+        ),
         ("[objective]\npercentile = 'p90'\n", "objective.percentile must be one of"),
         ("[objective]\nmax_error_rate = 5\n", "objective.max_error_rate must be a fraction"),
         ("[server]\nbackend = 'k8s'\n", "server.backend must be one of"),

@@ -1,0 +1,73 @@
+"""The replay's figures: per sampler, over its seeded studies (bench/replay.py)."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+
+
+@dataclass
+class Run:
+    """One seeded study on the surface."""
+
+    trials_to_within: float  # math.inf: never within 5% of the best
+    seconds_to_within: float
+    seconds_total: float
+    winner_fraction: float
+    winner_best_or_tied: bool
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """The q-quantile (nearest rank); None when it is a study that never got there."""
+    ordered = sorted(values)
+    value = ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+    return None if math.isinf(value) else round(value, 1)
+
+
+def summarize(runs: list[Run], trials: int) -> dict:
+    return {
+        "seeds": len(runs),
+        "trials": trials,
+        "trials_to_within_5pct": {
+            "median": percentile([r.trials_to_within for r in runs], 0.5),
+            "p90": percentile([r.trials_to_within for r in runs], 0.9),
+            "reached": sum(1 for r in runs if not math.isinf(r.trials_to_within)),
+        },
+        "seconds_to_within_5pct": {
+            "median": percentile([r.seconds_to_within for r in runs], 0.5),
+            "p90": percentile([r.seconds_to_within for r in runs], 0.9),
+        },
+        "seconds_per_study": {"median": percentile([r.seconds_total for r in runs], 0.5)},
+        "winner_fraction_of_best": {
+            "median": round(statistics.median(r.winner_fraction for r in runs), 4),
+            "min": round(min(r.winner_fraction for r in runs), 4),
+        },
+        "winner_best_or_tied": round(sum(r.winner_best_or_tied for r in runs) / len(runs), 3),
+    }
+
+
+def report_lines(results: dict) -> list[str]:
+    lines = []
+    for name, r in results["samplers"].items():
+        t, s, w = (
+            r["trials_to_within_5pct"],
+            r["seconds_to_within_5pct"],
+            r["winner_fraction_of_best"],
+        )
+        lines.append(
+            f"{name:17} within 5% after {t['median']} trials (p90 {t['p90']}; reached in "
+            f"{t['reached']}/{r['seeds']}), {s['median']} s (p90 {s['p90']}); winner "
+            f"{w['median']:.1%} of the best (min {w['min']:.1%}), best or tied in "
+            f"{r['winner_best_or_tied']:.0%}"
+        )
+        if "warm_start" in r:
+            wt = r["warm_start"]["trials_to_within_5pct"]
+            ws = r["warm_start"]["seconds_to_within_5pct"]
+            lines.append(
+                f"{'':17} warm start: within 5% after {wt['median']} trials (p90 {wt['p90']}), "
+                f"{ws['median']} s"
+            )
+    for name, why in results.get("skipped", {}).items():
+        lines.append(f"{name:17} skipped: {why}")
+    return lines

@@ -1,0 +1,67 @@
+"""The surface file: written and read back alike; a malformed one is one sentence, exit 2."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.replay import main
+from bench.surface_file import SurfaceError, read_surface
+from tests.support.surfaces import BEST, small_surface
+
+HEADER = "max_batch_size,capacity_rps,ci_low,ci_high,repeat,seconds,pruned"
+
+
+def test_a_written_surface_reads_back_with_its_best_and_the_no_batching_row(tmp_path) -> None:
+    path, written = small_surface(tmp_path)
+    surface = read_surface(path)
+    assert surface.space == "small.toml"
+    assert surface.params == ["max_batch_size", "batch_timeout_micros", "num_batch_threads"]
+    assert surface.as_params(surface.best_key) == BEST
+    assert len(surface.points) == 12 + 1 and () in surface.points
+    assert [r.repeat for r in surface.points[surface.best_key]] == [0, 1]
+    assert surface.capacity(surface.best_key) == pytest.approx(written.best, abs=0.1)
+    low, high = surface.interval(surface.best_key)
+    assert low < surface.best < high
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "holds no measurement"),
+        ("max_batch_size,capacity_rps,repeat\n8,10,0\n", "the header must be"),
+        (f"{HEADER}\n8,100,,,0,30\n", "has 6 cells, the header 7"),
+        (f"{HEADER}\n8,fast,,,0,30,0\n", "capacity_rps must be a number"),
+        (f"{HEADER}\n8,-5,,,0,30,0\n", "capacity_rps must be a number >= 0"),
+        (f"{HEADER}\n8,100,,,0.5,30,0\n", "repeat must be a whole number"),
+        (f"{HEADER}\n8,100,,,0,30,yes\n", "pruned must be 0 or 1"),
+        (f"{HEADER}\n8,0,,,0,30,0\n", "no point has a capacity above 0"),
+    ],
+)
+def test_a_malformed_surface_is_one_sentence(tmp_path: Path, text: str, says: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(f"# space: quick\n{text}")
+    with pytest.raises(SurfaceError) as error:
+        read_surface(path)
+    message = str(error.value)
+    assert says in message and "\n" not in message
+
+
+def test_the_replay_rejects_a_malformed_surface_in_one_line_exit_2(tmp_path, capsys) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(f"{HEADER}\n8,100,,,0,30,maybe\n")
+    assert main(["--surface", str(path), "--seeds", "1"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "line 2: pruned must be 0 or 1" in err
+    assert len(err.splitlines()) == 1
+    assert main(["--surface", str(tmp_path / "none.csv")]) == 2
+    assert "there is no surface file at" in capsys.readouterr().err
+
+
+def test_a_surface_that_misses_points_of_its_space_is_refused(tmp_path, capsys) -> None:
+    path, _ = small_surface(tmp_path)
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(line for line in lines if not line.startswith("128,1000,2,")))
+    assert main(["--surface", str(path), "--seeds", "1", "--sampler", "random"]) == 2
+    assert "the surface misses 1 of the 13 points" in capsys.readouterr().err
