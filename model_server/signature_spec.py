@@ -9,12 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2
 
 from model_server.errors import invalid_argument
 from model_server.tensors import dtype_name, numpy_dtype, numpy_dtype_name
+
+if TYPE_CHECKING:  # the tuner reads specs without TensorFlow installed (the base install)
+    from tensorflow.core.protobuf import meta_graph_pb2
 
 
 @dataclass(frozen=True)

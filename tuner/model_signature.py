@@ -4,15 +4,18 @@ inputs, whether batching can apply, and request bodies generated to fit the sign
 
 from __future__ import annotations
 
+import importlib.util
 import random
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from model_server.signature_spec import SignatureSpec
 from tuner.errors import ConfigError
+
+if TYPE_CHECKING:  # the base install (no TensorFlow) imports this module too
+    from model_server.signature_spec import SignatureSpec
 
 GENERATED_BODIES = 64
 
@@ -61,7 +64,10 @@ def _values(dtype: np.dtype, shape: tuple[int, ...], rng: random.Random, nprng) 
 def check_batchable(model_base_path: Path) -> None:
     """ConfigError when the model's serving_default inputs have no batch dimension: TF
     Serving can only serve it unbatched, so there is no batching to tune. A model without
-    that signature, or one this cannot read, is left to the model server to judge."""
+    that signature, or one this cannot read (the base install has no TensorFlow to read it
+    with), is left to the model server to judge."""
+    if importlib.util.find_spec("tensorflow") is None:
+        return
     from model_server.model import DEFAULT_SIGNATURE
 
     try:

@@ -72,7 +72,9 @@ def part_of(tuner_pid: int, part: str) -> psutil.Process | None:
 class Fault(threading.Thread):
     """Runs `action()` once trial `trial`'s step `step` has written `after` intervals (its
     warm-up is the first `warmup` of them); `done` is set after it ran, `result` is what it
-    returned, `error` what it raised."""
+    returned, `error` what it raised. The generator's step 0 of a trial is the unmeasured
+    ramp after the restart (tuner/capacity/step_runner.py), so step 1 is the first measured
+    step."""
 
     def __init__(
         self,
@@ -80,7 +82,7 @@ class Fault(threading.Thread):
         action: Callable[[], object],
         *,
         trial: int,
-        step: int = 0,
+        step: int = 1,
         after: int = 1,
         timeout_s: float = 400.0,
     ) -> None:

@@ -136,7 +136,9 @@ def test_a_killed_service_is_a_fault_of_the_bench_restarted_and_its_trial_rerun(
     (retry,) = [t for t in stored if t.user_attrs.get(RETRY_ATTR) == failed.number]
     assert retry.state in (TrialState.COMPLETE, TrialState.PRUNED), retry.user_attrs
     assert retry.params == failed.params
-    assert any("trial 1 failed service_failed" in line for line in said), said
+    assert any(
+        "trial 1 failed for a fault of the bench (service_failed)" in line for line in said
+    ), said
     assert len(finished(stored)) == 3 and len(stored) == 4  # n_trials measured
     assert counted_trials(load_existing_study(config)) == 3
     assert not leftovers(before)

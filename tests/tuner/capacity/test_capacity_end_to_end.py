@@ -130,7 +130,10 @@ def test_confirmation_export_and_summary_quote_capacity(capacity_run) -> None:
         # unless a capacity's interval is open above (too few requests to decide a failure)
         interval = r"\d+\.\d\dx (\[\d+\.\d\d-\d+\.\d\d\] )?"
         assert re.search(interval + r"no batching \(trial 0: ", summary), summary
-        assert re.search(interval + r"TF Serving's recommended start \(trial 1: ", summary)
+        if result.winner["trial"] == 1:  # TF Serving's start may itself win on this machine
+            assert "the winner is TF Serving's recommended start itself" in summary, summary
+        else:
+            assert re.search(interval + r"TF Serving's recommended start \(trial 1: ", summary)
         exported = export(study, config.base_dir / "b.txt", model_name="sentiment")
         assert exported.capacity and re.search(interval + "no batching", exported.versus)
     assert show(study).splitlines()[0].split()[3] == "capacity"
