@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
 import signal
 import sqlite3
@@ -160,7 +161,7 @@ def test_a_killed_locust_fails_its_trial_and_leaves_no_worker(tmp_path, demo_mod
 
 
 def test_sigterm_marks_the_trial_interrupted_stops_everything_and_the_study_resumes(
-    tmp_path, demo_model_dir
+    tmp_path, demo_model_dir, child_tmpdir
 ) -> None:
     config = fault_config(tmp_path, demo_model_dir, n_trials=2)
     (tmp_path / "tuner.toml").write_text(
@@ -175,6 +176,8 @@ def test_sigterm_marks_the_trial_interrupted_stops_everything_and_the_study_resu
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # Its browser, stopped with it, leaves Chromium's temporary files behind.
+        env={**os.environ, "TMPDIR": str(child_tmpdir)},
     )
     fault = Fault(config, lambda: psutil.Process(proc.pid).children(recursive=True), trial=0)
     fault.start()
