@@ -95,7 +95,8 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
             _f(a.get("p50_ms")),
             _f(a.get("p95_ms")),
             _f(a.get("p99_ms")),
-            f"{100 * a['error_rate']:.2f}" if measured else "-",
+            # a running trial's attrs arrive one by one: `show` during a study reads them so
+            f"{100 * a['error_rate']:.2f}" if a.get("error_rate") is not None else "-",
             _f(a.get("mean_batch_size")),
             ("yes" if is_feasible(t) else "no") if measured else "-",
             ", ".join(notes),

@@ -138,3 +138,12 @@ def test_without_confirmation_the_summary_names_the_trial_export_would_write(stu
     assert summary.startswith(f"winner: trial {best} (max=")
     assert "900.0 req/s, p95 40.0 ms (single run, not confirmed)" in summary
     assert summary.endswith("= 2.25x")
+
+
+def test_show_reads_a_running_trial_whose_attrs_are_still_arriving(study) -> None:
+    """`show` during a study: the objective writes a trial's attrs one by one."""
+    add_trial(study, rps=500, p95=20, batching=None, reference="no_batching")
+    running = study.ask()
+    running.set_user_attr("rps", 700.0)  # error_rate and the rest not written yet
+    line = show(study).splitlines()[3]
+    assert "RUNNING" in line and "700.0" in line
