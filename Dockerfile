@@ -59,6 +59,10 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 # server's layers. No compiler or pip cache is in any stage to leave behind.
 FROM service-venv AS service
 COPY service/ /app/service/
+# The generic endpoint checks request bodies with the model server's own REST and signature
+# code (model_server/rest_json.py, signature_spec.py); they need only numpy, orjson, grpc and
+# TensorFlow's protos, which this venv has.
+COPY model_server/ /app/model_server/
 # The vocabulary is read from the model directory (MODEL_BASE_PATH/<newest version>/assets);
 # mount the model read-only at /models/<name>.
 ENV SERVICE_HOST=0.0.0.0 \
