@@ -74,7 +74,7 @@ def test_a_short_study_on_the_docker_backend(engine, tmp_path: Path, demo_model_
 
 
 def test_the_next_run_removes_the_container_of_a_killed_tuner(
-    engine, tmp_path: Path, demo_model_dir
+    engine, tmp_path: Path, demo_model_dir, child_tmpdir: Path
 ) -> None:
     grpc_port, rest_port = free_port(), free_port()  # fixed, as a user would configure them
     config_file = tmp_path / "tuner.toml"
@@ -109,7 +109,8 @@ slo_ms = 2000.0
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        # A SIGKILLed tuner cannot remove its temporary files (its browser's profile).
+        env={**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(child_tmpdir)},
     )
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S
