@@ -16,7 +16,7 @@ TUNER_PAUSE_LOG; without it nothing is written. CLOCK_MONOTONIC is system-wide o
 the tuner places each pause in the load steps' windows (tuner/capacity/pauses.py).
 `TUNER_GC_TUNING=0` keeps the interpreter's defaults (to measure the "before").
 
-The service image holds only service/, so service/pauses.py is a copy of this module.
+The prediction service calls it too (its image copies model_server/ beside service/).
 """
 
 from __future__ import annotations

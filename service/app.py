@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from service import errors, pauses
+from model_server import pauses
+from service import errors
 from service.access_log import AccessLog
 from service.client import Inference, ModelClient
 from service.config import Settings
