@@ -35,6 +35,7 @@ from tuner.load import LoadProfile
 from tuner.measurement import Measurer
 from tuner.model_signature import check_batchable
 from tuner.objective import Objective
+from tuner.private_tmpdir import private_tmpdir
 from tuner.process import free_port
 from tuner.progress import RunProgress, trial_line
 from tuner.request_source import for_target, request_bodies, with_requests
@@ -417,8 +418,10 @@ def _run(
     winner = study.user_attrs.get(WINNER_ATTR)
     # Marked with the study's directory, not the slot's: a tuner restarted into another slot
     # still finds what it left running. Every process of the bench reports its pauses to one
-    # file (tuner/capacity/pauses.py).
+    # file (tuner/capacity/pauses.py). Their temporary files go to a directory of this
+    # tuner's, which the next tuner removes if this one is killed (tuner/private_tmpdir.py).
     with (
+        private_tmpdir(),
         marking_children(study_dir(config)),
         browser_session(),
         pause_log(workdir / "pauses.jsonl"),

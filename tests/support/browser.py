@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import tempfile
 import time
@@ -75,6 +76,9 @@ def headless_chromium() -> Iterator[str]:
     if browser is None:
         raise RuntimeError(NO_BROWSER)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        # Its own TMPDIR inside the profile: Chromium's org.chromium.Chromium.* files go with it.
+        scratch = Path(profile) / "tmp"
+        scratch.mkdir()
         process = subprocess.Popen(
             [
                 browser,
@@ -89,6 +93,7 @@ def headless_chromium() -> Iterator[str]:
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "TMPDIR": str(scratch)},
         )
         try:
             port_file = Path(profile) / "DevToolsActivePort"

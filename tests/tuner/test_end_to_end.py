@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -291,7 +292,7 @@ def test_ctrl_c_marks_the_trial_interrupted_and_stops_everything(
 
 
 def test_a_killed_tuners_trial_is_abandoned_and_measured_again(
-    tmp_path, demo_model_dir, child_tmpdir
+    tmp_path, demo_model_dir, child_tmpdir, monkeypatch
 ):
     proc, tuner = start_tuner_inside_first_trial(
         tmp_path, demo_model_dir, child_tmpdir, study="stale_after_s = 2\n"
@@ -303,7 +304,11 @@ def test_a_killed_tuners_trial_is_abandoned_and_measured_again(
     time.sleep(3.5)  # the heartbeat goes stale (older than 2 s on SQLite's whole-second clock)
     # The model server and the service are still running, orphaned (Locust may have ended).
     assert any_running(children, "model_server")
+    left = list(child_tmpdir.glob("tuner-tmp-*"))  # its children's temporary files
+    assert left
 
+    monkeypatch.setenv("TMPDIR", str(child_tmpdir))  # the user's shell, as the first run had
+    monkeypatch.setattr(tempfile, "tempdir", None)
     config = load_config(tmp_path / "tuner.toml", RESUME_QUICKLY)
     said: list[str] = []
     result = optimize(config, say=said.append)
@@ -311,6 +316,7 @@ def test_a_killed_tuners_trial_is_abandoned_and_measured_again(
     assert any(line.startswith("stopped process") for line in said), said
     _, alive = psutil.wait_procs(children, timeout=10)
     assert not live_command_lines(alive)  # the next run stopped the orphans
+    assert not any(path.exists() for path in left)  # and removed their temporary files
     assert result.trials_run == 2  # n_trials stays the total: the abandoned trial does not count
     abandoned, *rest = load_existing_study(config).trials
     assert abandoned.state == optuna.trial.TrialState.FAIL
