@@ -304,7 +304,7 @@ def test_a_killed_tuners_trial_is_abandoned_and_measured_again(
     time.sleep(3.5)  # the heartbeat goes stale (older than 2 s on SQLite's whole-second clock)
     # The model server and the service are still running, orphaned (Locust may have ended).
     assert any_running(children, "model_server")
-    left = list(child_tmpdir.glob("tuner-tmp-*"))  # its children's temporary files
+    left = list(child_tmpdir.glob("tuner.*"))  # its children's temporary files
     assert left
 
     monkeypatch.setenv("TMPDIR", str(child_tmpdir))  # the user's shell, as the first run had

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.private_tmpdir import PREFIX, private_tmpdir, remove_orphans
+from tuner.private_tmpdir import MAX_PATH, OWNER_FILE, PREFIX, private_tmpdir, remove_orphans
 from tuner.runtime_dir import RUNTIME_ENV
 
 # A process that holds a private directory, writes a file in it as a child would, says where,
@@ -85,11 +85,25 @@ def test_a_killed_tuners_directory_is_removed_by_the_next_and_a_live_ones_kept(t
     assert remove_orphans(tmpdir_env) == [alive_dir]
 
 
-def test_only_directories_named_as_ours_are_removed(tmpdir_env):
-    mine = tmpdir_env / "tuner-tmp-notapid-x"
-    other = tmpdir_env / "model-server-abc"
-    mine.mkdir()
-    other.mkdir()
-    remove_orphans(tmpdir_env)
-    assert other.exists()
-    assert not mine.exists()  # a name of ours that names no live tuner is an orphan
+def test_only_directories_of_ours_are_removed(tmpdir_env):
+    """Ours: `tuner.<pid>` holding an owner file. A user's `tuner.backup`, or a `tuner.<n>`
+    without one, is never touched."""
+    orphan, users, bare = (tmpdir_env / n for n in ("tuner.4194305", "tuner.backup", "tuner.7"))
+    for path in (orphan, users, bare):
+        path.mkdir()
+    (orphan / OWNER_FILE).write_text("1.000")
+    (users / OWNER_FILE).write_text("1.000")
+    assert remove_orphans(tmpdir_env) == [orphan]
+    assert users.exists() and bare.exists()
+
+
+def test_a_temporary_directory_too_long_for_chromium_is_left_as_it_is(tmp_path, monkeypatch):
+    """Chromium cannot start under a TMPDIR whose socket path passes 108 bytes (and kaleido
+    then waits for it for good): such a TMPDIR is kept, not made longer."""
+    deep = tmp_path / ("d" * MAX_PATH)
+    deep.mkdir()
+    monkeypatch.setenv("TMPDIR", str(deep))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    with private_tmpdir() as path:
+        assert path == deep and tempfile.gettempdir() == str(deep)
+    assert deep.exists()
