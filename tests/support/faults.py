@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 from storage import SampleStore
 from tests.support.processes import live_command_lines
 from tuner.config import TunerConfig
+from tuner.study import optimize
 
 # Which child of the tuner each part is, by its command line.
 PARTS = {
@@ -170,3 +171,52 @@ def check_records(config: TunerConfig) -> list[optuna.trial.FrozenTrial]:
 
 def finished(stored: list[optuna.trial.FrozenTrial]) -> list[optuna.trial.FrozenTrial]:
     return [t for t in stored if t.state in (TrialState.COMPLETE, TrialState.PRUNED)]
+
+
+# Tiny steps: what the fault tests check is what happens to a trial, never its figures. The
+# first measured step is where faults land; one more step, never lengthened, ends a trial.
+SHORT_STEPS = {
+    "mode": "capacity",
+    "start_rps": 40.0,
+    "step_warmup_s": 1.0,
+    "step_measure_s": 2.0,
+    "max_steps": 2,
+    "step_extra_s": 0.0,
+    "resolution": 0.5,
+    "low_check_fraction": 0.0,
+    "max_in_flight": 128,
+}
+
+
+def fault_config(tmp_path: Path, model: Path, n_trials: int, **sections) -> TunerConfig:
+    """A capacity study on the embedded server with SHORT_STEPS, random sampling, no
+    confirmation pass."""
+    from tests.tuner.test_end_to_end import make_config
+
+    sections.setdefault("load", {}).update(SHORT_STEPS)
+    sections.setdefault("confirm", {}).update(top_k=0)
+    sections.setdefault("objective", {}).update(slo_ms=250.0)
+    sections.setdefault("study", {}).update(n_trials=n_trials, sampler="random")
+    return make_config(tmp_path, model, **sections)
+
+
+def run_with(config: TunerConfig, *faults: Fault) -> tuple[list[str], set[int]]:
+    """optimize() with `faults` armed; returns what it said and the processes before it.
+    Every fault must have run, without an error of its own."""
+    before = {c.pid for c in psutil.Process().children(recursive=True)}
+    said: list[str] = []
+    for fault in faults:
+        fault.start()
+    try:
+        optimize(config, say=said.append)
+    finally:
+        for fault in faults:
+            fault.cancel()
+            fault.join(timeout=10)
+    for fault in faults:
+        assert fault.done.is_set() and fault.error is None, (fault.trial, fault.error, said)
+    return said, before
+
+
+def by_reason(stored: list[optuna.trial.FrozenTrial], reason: str) -> list:
+    return [t for t in stored if t.user_attrs.get("fail_reason") == reason]
