@@ -25,7 +25,6 @@ from model_server.signature_spec import SignatureSpec, signature_spec
 log = logging.getLogger("model_server")
 
 SERVE_TAG = "serve"
-DEFAULT_SIGNATURE = "serving_default"
 
 
 class ModelLoadError(RuntimeError):

@@ -17,7 +17,8 @@ from model_server.batcher import Batcher, BatchSizeError, BatchThreads, QueueFul
 from model_server.batching_parameters import BatchingParameters
 from model_server.errors import ServingError, invalid_argument, not_found, unavailable
 from model_server.metrics import ServerMetrics
-from model_server.model import DEFAULT_SIGNATURE, LoadedModel, Signature
+from model_server.model import LoadedModel, Signature
+from model_server.signature_spec import DEFAULT_SIGNATURE
 from model_server.unbatched import Unbatched
 
 log = logging.getLogger("model_server")

@@ -19,6 +19,9 @@ from model_server.tensors import dtype_name, numpy_dtype, numpy_dtype_name
 if TYPE_CHECKING:  # the tuner reads specs without TensorFlow installed (the base install)
     from tensorflow.core.protobuf import meta_graph_pb2
 
+# tf.saved_model.DEFAULT_SERVING_SIGNATURE_DEF_KEY, the signature a request without a name gets.
+DEFAULT_SIGNATURE = "serving_default"
+
 
 @dataclass(frozen=True)
 class TensorSpec:

@@ -8,9 +8,9 @@ value meant to fill the whole shape. Both are accepted; responses always use raw
 from __future__ import annotations
 
 import numpy as np
-from tensorflow.core.framework import tensor_pb2, tensor_shape_pb2, types_pb2
 
 from model_server.errors import invalid_argument
+from model_server.protos import tensor_pb2, tensor_shape_pb2, types_pb2
 
 # DataType -> (numpy dtype, value field used when tensor_content is empty)
 _DTYPES: dict[int, tuple[np.dtype, str]] = {

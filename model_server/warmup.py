@@ -25,7 +25,8 @@ from pathlib import Path
 
 from google.protobuf.message import DecodeError
 
-from model_server.model import DEFAULT_SIGNATURE, LoadedModel, ModelLoadError
+from model_server.model import LoadedModel, ModelLoadError
+from model_server.signature_spec import DEFAULT_SIGNATURE
 from model_server.tensors import to_numpy
 
 log = logging.getLogger("model_server")

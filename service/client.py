@@ -8,8 +8,7 @@ is down nor need a restart afterwards:
 - reconnect backoff is capped at 1 s (gRPC's default grows to 120 s), so the channel finds
   the restarted server within about a second, by itself.
 
-Importing `tensorflow_serving.apis` imports TensorFlow (~3 s, ~0.5 GB per process): the
-generated protos depend on `tensorflow.core.framework`, a subpackage of `tensorflow`.
+The protos come from model_server/protos.py, which loads them without TensorFlow itself.
 """
 
 from __future__ import annotations
@@ -18,15 +17,15 @@ from dataclasses import dataclass
 
 import grpc
 import numpy as np
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import (
+
+from model_server.protos import (
     get_model_metadata_pb2,
     get_model_status_pb2,
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
+    types_pb2,
 )
-
 from service import errors
 
 CHANNEL_OPTIONS: tuple[tuple[str, int], ...] = (

@@ -24,10 +24,10 @@ import grpc
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from tensorflow_serving.apis import predict_pb2
 
 from model_server import tensors
 from model_server.errors import ServingError
+from model_server.protos import predict_pb2
 from model_server.rest_json import PredictBody, parse_body
 from model_server.signature_spec import SignatureSpec, signature_spec
 from service import errors

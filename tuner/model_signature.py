@@ -22,7 +22,7 @@ GENERATED_BODIES = 64
 
 def generated_bodies(version_dir: Path, rows: int, seed: int = 0) -> list[bytes]:
     """Bodies of `rows` rows each, values of each input's dtype and shape."""
-    from model_server.model import DEFAULT_SIGNATURE
+    from model_server.signature_spec import DEFAULT_SIGNATURE
 
     spec = read_signature(version_dir, DEFAULT_SIGNATURE)
     if not spec.batched:
@@ -68,7 +68,7 @@ def check_batchable(model_base_path: Path) -> None:
     with), is left to the model server to judge."""
     if importlib.util.find_spec("tensorflow") is None:
         return
-    from model_server.model import DEFAULT_SIGNATURE
+    from model_server.signature_spec import DEFAULT_SIGNATURE
 
     try:
         spec = read_signature(version_dir(model_base_path), DEFAULT_SIGNATURE)
@@ -92,8 +92,7 @@ def _corpus() -> list[str]:
 
 def read_signature(version_dir: Path, key: str) -> SignatureSpec:
     """A signature's spec from saved_model.pb alone (no TensorFlow graph loaded)."""
-    from tensorflow.core.protobuf import saved_model_pb2
-
+    from model_server.protos import saved_model_pb2
     from model_server.signature_spec import signature_spec
 
     proto = saved_model_pb2.SavedModel()

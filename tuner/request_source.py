@@ -96,9 +96,8 @@ def for_target(
 
 def predict_request(body: bytes, number: int, model_base_path: Path, model_name: str):
     """One REST body as the PredictRequest the service would build from it."""
-    from tensorflow_serving.apis import predict_pb2
-
     from model_server.errors import ServingError
+    from model_server.protos import predict_pb2
     from model_server.rest_json import predict_body
     from model_server.tensors import to_proto
 
