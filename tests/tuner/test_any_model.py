@@ -78,7 +78,12 @@ CLOSED_LOAD = {"mode": "closed", "users": 8, "spawn_rate": 8.0, "warmup_s": 1.0,
     ("kind", "target", "load", "sent_to"),
     [
         ("demo", "service", CLOSED_LOAD, "/v1/models/demo:predict"),
-        ("image", "grpc", CAPACITY_LOAD, "/tensorflow.serving.PredictionService/Predict"),
+        (
+            "image",
+            "grpc",
+            {**CAPACITY_LOAD, "max_steps": 2},
+            "/tensorflow.serving.PredictionService/Predict",
+        ),
         ("text", "service", CLOSED_LOAD, "/v1/models/text:predict"),
     ],
 )

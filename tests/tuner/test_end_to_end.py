@@ -228,7 +228,10 @@ def test_invalid_search_space_is_one_line_and_exit_2(tmp_path) -> None:
 
 
 # Resuming in capacity mode with short searches: two 1 s steps per trial.
-RESUME_QUICKLY = {"load": {"step_measure_s": 1.0, "max_steps": 2}, "confirm": {"top_k": 0}}
+RESUME_QUICKLY = {
+    "load": {"step_measure_s": 1.0, "max_steps": 2, "step_extra_s": 0.0},
+    "confirm": {"top_k": 0},
+}
 
 
 def start_tuner_inside_first_trial(
