@@ -101,7 +101,9 @@ class PredictionService(prediction_service_pb2_grpc.PredictionServiceServicer):
 
 
 def model_status(servable: Servable, name: str, version: int | None):
-    """GetModelStatusResponse for the model, or ServingError NOT_FOUND."""
+    """GetModelStatusResponse for the model, or ServingError NOT_FOUND with the words of
+    tensorflow_serving/model_servers/get_model_status_impl.cc, which asks the servable state
+    monitor and not the manager, hence not "Servable not found" as Predict says."""
     if name != servable.name:
         raise not_found(f"Could not find any versions of model {name}")
     response = get_model_status_pb2.GetModelStatusResponse()

@@ -85,7 +85,11 @@ class Servable:
         self.state = State.AVAILABLE
 
     def resolve(self, name: str, version: int | None, signature_name: str) -> Resolved:
-        """The version and signature a request asks for; NOT_FOUND as TF Serving words it."""
+        """The version and signature a request asks for; NOT_FOUND as TF Serving words it:
+        "Servable not found for request: " + ServableRequest::DebugString(), i.e. Latest(NAME)
+        or Specific(NAME, N) (tensorflow_serving/core/manager.h), from
+        BasicManager::ServingMap::GetUntypedServableHandle (core/basic_manager.cc); Predict
+        and GetModelMetadata, gRPC and REST (HTTP 404), all look their servable up there."""
         if name != self.name:
             raise not_found(f"Servable not found for request: Latest({name})")
         if self.model is None or self.state != State.AVAILABLE:

@@ -127,8 +127,9 @@ class ModelClient:
         )
 
     async def send(self, request: predict_pb2.PredictRequest) -> predict_pb2.PredictResponse:
-        """A client's own PredictRequest: an INVALID_ARGUMENT is the client's 400 (TF Serving's
-        REST status for it) with the server's words; other failures as `error_from_rpc`."""
+        """A client's own PredictRequest: an INVALID_ARGUMENT is the client's 400 and a
+        NOT_FOUND its 404 (TF Serving's REST statuses for them) with the server's words; other
+        failures as `error_from_rpc`."""
         if self._predict is None:
             raise errors.ModelServerUnavailable("The service is shutting down; retry shortly.")
         try:
@@ -139,12 +140,16 @@ class ModelClient:
                     f"The model server rejected the input: {(exc.details() or '').strip()}",
                     cause=f"INVALID_ARGUMENT: {(exc.details() or '')[:300]}",
                 ) from None
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                version = request.model_spec.version.value
+                raise self.servable_not_found(exc, version or None) from None
             raise self.error_from_rpc(exc) from None
 
     async def signature_defs(
         self, version: int | None
     ) -> tuple[int, get_model_metadata_pb2.SignatureDefMap]:
-        """The model version and its SignatureDefs, from GetModelMetadata."""
+        """The model version and its SignatureDefs, from GetModelMetadata; a version or model
+        the server does not serve is the client's 404, as `send`."""
         if self._metadata is None:
             raise errors.ModelServerUnavailable("The service is shutting down; retry shortly.")
         request = get_model_metadata_pb2.GetModelMetadataRequest()
@@ -155,6 +160,8 @@ class ModelClient:
         try:
             response = await self._metadata(request, timeout=self.deadline_s, wait_for_ready=False)
         except grpc.aio.AioRpcError as exc:
+            if exc.code() == grpc.StatusCode.NOT_FOUND:
+                raise self.servable_not_found(exc, version) from None
             raise self.error_from_rpc(exc) from None
         signature_map = get_model_metadata_pb2.SignatureDefMap()
         response.metadata["signature_def"].Unpack(signature_map)
@@ -202,6 +209,26 @@ class ModelClient:
                 cause=f"values={values.size}",
             )
         return values.reshape(shape)
+
+    def servable_not_found(self, exc: grpc.aio.AioRpcError, version: int | None) -> errors.NotFound:
+        """The 404 of a request naming a version (or model) the server does not serve, with
+        TF Serving's own words ("Servable not found for request: Specific(NAME, N)", from
+        ServableRequest::DebugString in tensorflow_serving/core/manager.h, returned NOT_FOUND
+        by BasicManager::ServingMap::GetUntypedServableHandle in core/basic_manager.cc, which
+        http_rest_api_util maps to 404)."""
+        details = (exc.details() or "").strip()
+        if version is not None:
+            message = (
+                f"The model server does not serve version {version} of model "
+                f"{self.model_name!r} ({details}); send to "
+                f"/v1/models/{self.model_name}:predict for the version it serves."
+            )
+        else:
+            message = (
+                f"The model server does not serve model {self.model_name!r} ({details}); "
+                "start the service with the --model-name the model server serves."
+            )
+        return errors.NotFound(message, cause=f"NOT_FOUND: {details[:300]}")
 
     def error_from_rpc(self, exc: grpc.aio.AioRpcError) -> errors.ServiceError:
         """The service error (and so HTTP status and code) for a failed gRPC call."""

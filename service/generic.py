@@ -103,7 +103,7 @@ class GenericPredictor:
             timings.preprocess = sent - started
             try:
                 response = await self.client.send(grpc_request)
-            except (errors.ModelServerUnavailable, errors.InvalidInput):
+            except (errors.ModelServerUnavailable, errors.InvalidInput, errors.NotFound):
                 self.forget(version)  # a restarted server may serve another version
                 raise
             finally:

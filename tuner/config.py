@@ -209,7 +209,8 @@ class LoadConfig:
     requests: str | None = None
     """A JSON-lines file of TF Serving REST bodies to send to `/v1/models/NAME:predict`, or
     `"model-warmup"` for the SavedModel's own `assets.extra/tf_serving_warmup_requests`; unset
-    (and `generate_rows` 0) = the demo's texts to `/predict`."""
+    (and `generate_rows` 0) = the demo's texts to `/predict`. Read on the tuner's host only:
+    `load.workers` get the bodies from the trial's Locust master."""
     requests_order: str = LoadProfile.requests_order
     """The order the bodies are sent in: `cycle` (file order, round and round) or `random`."""
     generate_rows: int = 0

@@ -288,11 +288,6 @@ def optimize(
     bodies = request_bodies(
         config.load.requests, config.load.generate_rows, model_base_path, config.path
     )
-    if bodies is not None and config.load.workers:
-        raise ConfigError(
-            f"{config.source}: load.requests and load.generate_rows are not supported with "
-            "load.workers yet (the load hosts would send the demo's texts); remove one of them"
-        )
     grpc_bodies = for_target(config.load.target, bodies, model_base_path, config.server.model_name)
     worker = worker_name(config.study.worker)
     warm = warm_points(config, space)  # a missing study is said before anything starts

@@ -40,8 +40,16 @@ def test_pinned_version_and_named_signature(stubs, tokens) -> None:
 @pytest.mark.parametrize(
     ("spec", "code", "fragment"),
     [
-        ({"model": "other"}, grpc.StatusCode.NOT_FOUND, "Latest(other)"),
-        ({"version": 7}, grpc.StatusCode.NOT_FOUND, "Specific(sentiment, 7)"),
+        (
+            {"model": "other"},
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(other)",
+        ),
+        (
+            {"version": 7},
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Specific(sentiment, 7)",
+        ),
         ({"signature_name": "nope"}, grpc.StatusCode.NOT_FOUND, "'nope' not found"),
     ],
 )
@@ -115,6 +123,7 @@ def test_get_model_status_of_unknown_model_is_not_found(stubs) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stubs.models.GetModelStatus(request, timeout=10)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.details() == "Could not find any versions of model other"
 
 
 def test_version_label_is_invalid_argument_as_no_labels_are_configured(stubs, tokens) -> None:
@@ -125,19 +134,36 @@ def test_version_label_is_invalid_argument_as_no_labels_are_configured(stubs, to
 
 
 @pytest.mark.parametrize(
-    ("model", "fields", "code"),
+    ("model", "version", "fields", "code", "details"),
     [
-        ("other", ["signature_def"], grpc.StatusCode.NOT_FOUND),
-        ("sentiment", ["something_else"], grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            "other",
+            None,
+            ["signature_def"],
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Latest(other)",
+        ),
+        (
+            "sentiment",
+            7,
+            ["signature_def"],
+            grpc.StatusCode.NOT_FOUND,
+            "Servable not found for request: Specific(sentiment, 7)",
+        ),
+        ("sentiment", None, ["something_else"], grpc.StatusCode.INVALID_ARGUMENT, None),
     ],
 )
-def test_get_model_metadata_errors(stubs, model, fields, code) -> None:
+def test_get_model_metadata_errors(stubs, model, version, fields, code, details) -> None:
     request = get_model_metadata_pb2.GetModelMetadataRequest()
     request.model_spec.name = model
+    if version is not None:
+        request.model_spec.version.value = version
     request.metadata_field.extend(fields)
     with pytest.raises(grpc.RpcError) as info:
         stubs.predict.GetModelMetadata(request, timeout=10)
     assert info.value.code() == code
+    if details is not None:
+        assert info.value.details() == details
 
 
 def test_get_model_status_of_a_pinned_version(stubs) -> None:
@@ -149,6 +175,7 @@ def test_get_model_status_of_a_pinned_version(stubs) -> None:
     with pytest.raises(grpc.RpcError) as info:
         stubs.models.GetModelStatus(request, timeout=10)
     assert info.value.code() == grpc.StatusCode.NOT_FOUND
+    assert info.value.details() == "Could not find version 2 of model sentiment"
 
 
 def test_classify_regress_and_multi_inference_are_unimplemented(stubs) -> None:

@@ -73,8 +73,18 @@ def test_predict_columnar_format(rest, tokens) -> None:
 @pytest.mark.parametrize(
     ("path", "body", "status", "fragment"),
     [
-        ("/v1/models/other:predict", {"instances": [[0] * 50]}, 404, "Latest(other)"),
-        ("/v1/models/sentiment/versions/9:predict", {"instances": [[0] * 50]}, 404, "9"),
+        (
+            "/v1/models/other:predict",
+            {"instances": [[0] * 50]},
+            404,
+            "Servable not found for request: Latest(other)",
+        ),
+        (
+            "/v1/models/sentiment/versions/9:predict",
+            {"instances": [[0] * 50]},
+            404,
+            "Servable not found for request: Specific(sentiment, 9)",
+        ),
         ("/v1/models/sentiment:predict", {"instances": [[0] * 49]}, 400, "shape [-1, 50]"),
         ("/v1/models/sentiment:predict", {"instances": [[0] * 50, [0]]}, 400, "rectangular"),
         ("/v1/models/sentiment:predict", {"instances": [[0] * 50], "inputs": []}, 400, "one of"),
@@ -105,19 +115,25 @@ def test_predict_errors(rest, path, body, status, fragment) -> None:
 
 
 @pytest.mark.parametrize(
-    ("path", "status"),
+    ("path", "status", "error"),
     [
-        ("/v1/models/other", 404),
-        ("/v1/models/sentiment/versions/2", 404),
-        ("/v1/models/sentiment/versions/2/metadata", 404),
-        ("/v1/models/other/metadata", 404),
-        ("/v1/models/sentiment/labels/stable", 400),
+        # Status asks the servable state monitor (get_model_status_impl.cc), metadata the
+        # manager (basic_manager.cc): TF Serving words their NOT_FOUND differently.
+        ("/v1/models/other", 404, "Could not find any versions of model other"),
+        ("/v1/models/sentiment/versions/2", 404, "Could not find version 2 of model sentiment"),
+        (
+            "/v1/models/sentiment/versions/2/metadata",
+            404,
+            "Servable not found for request: Specific(sentiment, 2)",
+        ),
+        ("/v1/models/other/metadata", 404, "Servable not found for request: Latest(other)"),
+        ("/v1/models/sentiment/labels/stable", 400, "Unrecognized servable version label: stable"),
     ],
 )
-def test_status_and_metadata_errors(rest, path, status) -> None:
+def test_status_and_metadata_errors(rest, path, status, error) -> None:
     response = rest.get(path)
     assert response.status_code == status
-    assert response.json()["error"]
+    assert response.json() == {"error": error}
 
 
 def test_invalid_json_is_400(rest) -> None:

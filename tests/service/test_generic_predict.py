@@ -199,3 +199,61 @@ def test_timing_explains_the_generic_calls(tabular_server, example_models, tmp_p
     ]
     mean = sum(coverage) / len(coverage)
     assert 0.95 <= mean <= 1.0, f"parts explain {mean:.1%} of total_ms on average"
+
+
+def test_a_version_or_model_the_server_does_not_serve_is_404_in_tf_servings_words(
+    shared_model_server, demo_model_dir, tmp_path
+):
+    """The model server's NOT_FOUND passes through as TF Serving's REST API answers it: 404,
+    its message in one sentence, never the 503 of a server that is down."""
+    body = {"instances": [[0] * 50]}
+    with running_service(shared_model_server.grpc_target, demo_model_dir, tmp_path) as service:
+        missing = httpx.post(f"{service.url}/v1/models/sentiment/versions/9:predict", json=body)
+        served = httpx.post(f"{service.url}/v1/models/sentiment/versions/1:predict", json=body)
+    assert missing.status_code == 404, missing.text
+    assert missing.json()["code"] == "not_found"
+    assert "Servable not found for request: Specific(sentiment, 9)" in missing.json()["error"]
+    assert "retry-after" not in missing.headers
+    assert served.status_code == 200, served.text
+    other = replace(
+        settings(shared_model_server, demo_model_dir, tmp_path), model_name="no_such_model"
+    )
+    (unserved,) = post_all(other, "/v1/models/no_such_model:predict", [body])
+    assert unserved.status_code == 404, unserved.text
+    assert "Servable not found for request: Latest(no_such_model)" in unserved.json()["error"]
+    assert "--model-name" in unserved.json()["error"]
+    for response in (missing, unserved):
+        message = response.json()["error"]
+        assert "\n" not in message and message.count(". ") == 0 and message.endswith(".")
+
+
+def test_a_pinned_version_the_restarted_server_no_longer_serves_is_404(example_models, tmp_path):
+    """Version 1's signature is cached when the server restarts on version 2: the Predict
+    itself answers NOT_FOUND (a 404, and the cache is dropped), then the signature read does,
+    and version 2 is served."""
+    import shutil
+
+    base = Path(shutil.copytree(example_models["tabular"], tmp_path / "model"))
+    with running_model_server(base, model_name="m") as server:
+        s = replace(settings(server, base, tmp_path), model_name="m")
+        body = {"instances": TABULAR_ROWS}
+
+        async def scenario(client: httpx.AsyncClient) -> list[httpx.Response]:
+            first = await client.post("/v1/models/m/versions/1:predict", json=body)
+            server.stop()
+            shutil.copytree(base / "1", base / "2")
+            server.start_again()
+            for _ in range(100):  # the service's channel reconnects within about a second
+                if (await client.get("/readyz")).status_code == 200:
+                    break
+                await asyncio.sleep(0.1)
+            return [first] + [
+                await client.post(f"/v1/models/m/versions/{v}:predict", json=body)
+                for v in (1, 1, 2)
+            ]
+
+        responses = run_in_app(s, scenario)
+    assert [r.status_code for r in responses] == [200, 404, 404, 200], responses[1].text
+    for gone in responses[1:3]:
+        assert "Servable not found for request: Specific(m, 1)" in gone.json()["error"]
+        assert gone.json()["code"] == "not_found"

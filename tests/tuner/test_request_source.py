@@ -109,17 +109,3 @@ def test_optimize_refuses_a_model_batching_cannot_apply_to(tmp_path, example_mod
     with pytest.raises(ConfigError, match="batching cannot apply"):
         optimize(config, say=lambda line: None)
     assert not (tmp_path / "tuning.db").exists()  # refused before any study was created
-
-
-def test_request_sources_with_remote_load_workers_are_refused(tmp_path, example_models):
-    from tests.tuner.test_end_to_end import make_config
-    from tuner.study import optimize
-
-    config = make_config(
-        tmp_path,
-        example_models["image"],
-        load={"mode": "capacity", "generate_rows": 1, "workers": 2},
-    )
-    with pytest.raises(ConfigError, match=r"not supported with load\.workers"):
-        optimize(config, say=lambda line: None)
-    assert not (tmp_path / "tuning.db").exists()

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tuner.load.request_set import fingerprint as requests_fingerprint
 from tuner.load.spec import LoadGeneratorError, LoadProfile
 from tuner.process import free_port, log_tail, start_in_new_session, stop_group
 
@@ -148,17 +149,15 @@ def fingerprint(profile: LoadProfile) -> str:
 
 
 def _requests_fingerprint(profile: LoadProfile) -> str:
-    """The request bodies' hash, so a worker with another requests file is refused."""
+    """The request bodies' hash, which a load-worker computes from the bytes the master
+    sent it (request_set.py), so a worker that did not get them is refused."""
     if profile.requests_file is None:
         return ""
     try:
-        data = hashlib.sha256(Path(profile.requests_file).read_bytes()).hexdigest()[:12]
+        data: bytes | None = Path(profile.requests_file).read_bytes()
     except OSError:
-        data = "missing"
-    return (
-        f" requests={data} order={profile.requests_order} path={profile.predict_path}"
-        f" target={profile.target}"
-    )
+        data = None
+    return requests_fingerprint(data, profile.requests_order, profile.predict_path, profile.target)
 
 
 def master_address(profile: LoadProfile) -> str:

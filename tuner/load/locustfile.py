@@ -1,10 +1,11 @@
 """The tuner's default load: the configured REST bodies, or else varied, realistic texts
 posted to the service's /predict.
 
-With TUNER_LOAD_REQUESTS_FILE (JSON lines of TF Serving REST bodies, written by
-tuner/request_source.py) each request posts the next body ("cycle", file order) or a random
-one (TUNER_LOAD_REQUESTS_ORDER=random) to TUNER_LOAD_PREDICT_PATH, and a 200 must carry
-`predictions` or `outputs`. Without it, the demo's texts go to /predict.
+With configured requests (tuner/load/request_set.py: JSON lines of TF Serving REST bodies
+written by tuner/request_source.py, or on a load-worker the same bytes sent by the master)
+each request posts the next body ("cycle", file order) or a random one
+(TUNER_LOAD_REQUESTS_ORDER=random) to TUNER_LOAD_PREDICT_PATH, and a 200 must carry
+`predictions` or `outputs`. Without them, the demo's texts go to /predict.
 
 Two user classes, one per `load.arrival` (the interval reporter keeps the mode's class):
 PredictUser is the closed loop without think time, so `users` is the number of requests in
@@ -22,11 +23,11 @@ from __future__ import annotations
 import itertools
 import os
 import random
-from pathlib import Path
 
 from locust import FastHttpUser, User, constant, task
 
 from service.corpus import generate
+from tuner.load import request_set
 from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))
@@ -34,26 +35,22 @@ REQUEST_TIMEOUT_S = float(os.environ.get("TUNER_LOAD_REQUEST_TIMEOUT_S", "10"))
 CORPUS_SIZE = int(os.environ.get("TUNER_LOAD_CORPUS_SIZE", "2000"))
 CORPUS_SEED = int(os.environ.get("TUNER_LOAD_CORPUS_SEED", "0"))
 
-REQUESTS_FILE = os.environ.get("TUNER_LOAD_REQUESTS_FILE")
-REQUESTS_ORDER = os.environ.get("TUNER_LOAD_REQUESTS_ORDER", "cycle")
-PREDICT_PATH = os.environ.get("TUNER_LOAD_PREDICT_PATH", "/predict")
-TEXTS = [] if REQUESTS_FILE else [text for text, _label in generate(CORPUS_SIZE, seed=CORPUS_SEED)]
-BODIES = (
-    [line for line in Path(REQUESTS_FILE).read_bytes().splitlines() if line.strip()]
-    if REQUESTS_FILE
-    else []
+# The demo's texts; a load-worker makes them too, as it learns only later whether the
+# master sends request bodies instead.
+TEXTS = (
+    []
+    if os.environ.get("TUNER_LOAD_REQUESTS_FILE")
+    else [text for text, _label in generate(CORPUS_SIZE, seed=CORPUS_SEED)]
 )
 _HEADERS = {"Content-Type": "application/json"}
 # load.target = "grpc": the same requests as serialized PredictRequests, over gRPC.
 GRPC = os.environ.get("TUNER_LOAD_TARGET") == "grpc"
-GRPC_REQUESTS: list[bytes] = []
 if GRPC:  # grpc is imported only then: the HTTP load's processes stay as they were
     import grpc.experimental.gevent
 
-    from tuner.load.grpc_predict import PredictSender, read_requests
+    from tuner.load.grpc_predict import PredictSender
 
     grpc.experimental.gevent.init_gevent()  # gRPC calls yield to Locust's greenlets
-    GRPC_REQUESTS = read_requests(os.environ["TUNER_LOAD_GRPC_REQUESTS_FILE"])
 _user_numbers = itertools.count()
 
 
@@ -104,7 +101,7 @@ class GrpcPredictUser(User):
 
     @task
     def predict(self) -> None:
-        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+        self.sender.send(self.environment, _next_grpc(self.rng, self.next_body))
 
 
 class OpenLoopGrpcPredictUser(OpenLoopUser):
@@ -119,7 +116,7 @@ class OpenLoopGrpcPredictUser(OpenLoopUser):
         self.next_body = itertools.count(worker)
 
     def arrival(self) -> None:
-        self.sender.send(self.environment, _pick(GRPC_REQUESTS, self.rng, self.next_body))
+        self.sender.send(self.environment, _next_grpc(self.rng, self.next_body))
 
 
 def _grpc_target(host: str | None) -> str:
@@ -127,22 +124,32 @@ def _grpc_target(host: str | None) -> str:
     return (host or "").split("://", 1)[-1].rstrip("/")
 
 
-def _pick(items: list, rng: random.Random, next_body: itertools.count):
-    if REQUESTS_ORDER == "random":
+def _pick(items: list, order: str, rng: random.Random, next_body: itertools.count):
+    if order == "random":
         return rng.choice(items)
     return items[next(next_body) % len(items)]
 
 
+def _next_grpc(rng: random.Random, next_body: itertools.count) -> bytes:
+    requests = request_set.current()
+    if requests is None or not requests.grpc_requests:
+        raise RuntimeError('load.target = "grpc" but this Locust process has no requests')
+    return _pick(requests.grpc_requests, requests.order, rng, next_body)
+
+
 def _send(client, rng: random.Random, next_body: itertools.count) -> None:
-    if BODIES:
-        _post_body(client, rng, next_body)
+    requests = request_set.current()
+    if requests is not None:
+        _post_body(client, requests, rng, next_body)
     else:
         _predict(client, rng)
 
 
-def _post_body(client, rng: random.Random, next_body: itertools.count) -> None:
-    body = _pick(BODIES, rng, next_body)
-    with client.post(PREDICT_PATH, data=body, headers=_HEADERS, catch_response=True) as response:
+def _post_body(
+    client, requests: request_set.RequestSet, rng: random.Random, next_body: itertools.count
+) -> None:
+    body = _pick(requests.bodies, requests.order, rng, next_body)
+    with client.post(requests.path, data=body, headers=_HEADERS, catch_response=True) as response:
         if response.status_code == 200:
             problem = _rest_problem(response)
             if problem:

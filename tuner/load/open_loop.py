@@ -93,6 +93,8 @@ class _Scheduler:
     def run(self) -> None:
         if self.reader is None:
             raise RuntimeError("TUNER_LOAD_CONTROL_FILE is not set: open-loop load needs the tuner")
+        if distributed.REMOTE:  # no request before the bodies the tuner configured
+            distributed.await_requests(self.user.environment.runner)
         recorder.ready()
         try:
             while True:

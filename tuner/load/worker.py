@@ -13,7 +13,9 @@ next trial never waits a minute for it.
 
 The worker uses the tuner's config for everything that must match (the locustfile, the
 interval, how the rate and the in-flight ceiling are split over `load.workers`, the
-requests' shape); the tuner refuses a worker whose settings differ.
+requests' shape); the tuner refuses a worker whose settings differ. The request bodies of
+`load.requests` / `load.generate_rows` come from the master (distributed.py), so this host
+needs neither the requests file nor the model.
 """
 
 from __future__ import annotations
