@@ -41,6 +41,7 @@ model: $(MODEL)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 # The report is tested in a real headless Chromium: Debian's, installed when none is found.
 browser:

@@ -28,10 +28,10 @@ import optuna  # noqa: E402
 from bench.capacity_bench import point  # noqa: E402
 from bench.study_figures import say  # noqa: E402
 from scripts.example_models import build_image_model  # noqa: E402
+from tuner.commands.init_config import write_config  # noqa: E402
 from tuner.config import load_config  # noqa: E402
-from tuner.init_config import write_config  # noqa: E402
-from tuner.progress import describe_params  # noqa: E402
-from tuner.study import optimize  # noqa: E402
+from tuner.study.progress import describe_params  # noqa: E402
+from tuner.study.run import optimize  # noqa: E402
 from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
 
 

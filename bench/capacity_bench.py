@@ -34,8 +34,8 @@ import optuna  # noqa: E402
 
 from bench.study_figures import say, spread  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
-from tuner.progress import describe_params  # noqa: E402
-from tuner.study import (  # noqa: E402
+from tuner.study.progress import describe_params  # noqa: E402
+from tuner.study.run import (  # noqa: E402
     load_search_space,
     open_study,
     optimize,

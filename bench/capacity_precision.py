@@ -45,7 +45,7 @@ from bench.study_figures import say, spread  # noqa: E402
 from model_server.pauses import ENV_TUNING  # noqa: E402
 from storage import SampleStore  # noqa: E402
 from tuner.capacity.pauses import PauseLog  # noqa: E402
-from tuner.study import load_search_space, open_study, optimize  # noqa: E402
+from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
 
 COMPLETE = optuna.trial.TrialState.COMPLETE

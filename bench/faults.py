@@ -43,8 +43,8 @@ from optuna.trial import TrialState  # noqa: E402
 
 from tests.support.faults import Fault, check_records, leftovers, signal_part  # noqa: E402
 from tuner.config import load_config  # noqa: E402
-from tuner.resume import RETRY_ATTR, counted_trials  # noqa: E402
-from tuner.study import load_existing_study, optimize  # noqa: E402
+from tuner.coordination.resume import RETRY_ATTR, counted_trials  # noqa: E402
+from tuner.study.run import load_existing_study, optimize  # noqa: E402
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)  # failed trials: our lines, no tracebacks
 MODEL = REPO / "models" / "sentiment"

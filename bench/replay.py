@@ -5,7 +5,7 @@
                            [--draw repeats|interval] [--warm-scale F] [--warm-shift PARAM]
 
 Each seed runs a whole study through the tuner's own optimize() (references queued, the
-incumbent probe, pruning, the confirmation pass; tuner/study.py) whose measurements come from
+incumbent probe, pruning, the confirmation pass; tuner/study/run.py) whose measurements come from
 the surface (bench/replay_target.py), on a simulated clock. Per sampler it reports the trials
 and seconds until the study holds a configuration within 5% of the surface's best (median and
 90th percentile over seeds), the confirmed winner's true capacity as a fraction of the best,
@@ -41,10 +41,9 @@ from bench.replay_target import DRAWS, SurfaceTarget, replay_parts
 from bench.surface_file import Surface, SurfaceError, read_surface, shifted
 from search_spaces.loader import SearchSpaceError, load_space
 from tuner.config import SAMPLERS, StudyConfig, TunerConfig, load_config
-from tuner.confirm import WINNER_ATTR
 from tuner.errors import TunerError
-from tuner.study import optimize
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible
+from tuner.study.run import optimize
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, WINNER_ATTR, is_feasible
 
 SEED_STRIDE = 1000
 WITHIN = 0.05  # "found": a configuration within 5% of the surface's best

@@ -1,4 +1,4 @@
-"""A recorded surface as the thing a study measures: optimize()'s parts (tuner/study.py) whose
+"""A recorded surface as the thing a study measures: optimize()'s parts (tuner/study/run.py) whose
 capacity measurer runs the tuner's real capacity search over steps built from the surface.
 
 Each search draws one of the point's recorded repeats (or, with `draw = "interval"`, a
@@ -19,12 +19,12 @@ from pathlib import Path
 from bench.surface_file import Key, Surface, SurfaceError
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, SearchSpaceError
+from tests.support.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, Served, fake_parts
 from tuner.capacity.measure import CapacityMeasurement, OnStep
 from tuner.capacity.search import SearchSettings
 from tuner.capacity.step import StepCriteria
-from tuner.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, Served, fake_parts
 from tuner.load import LoadProfile
-from tuner.study import Parts
+from tuner.study.run import Parts
 
 DRAWS = ("repeats", "interval")
 

@@ -33,10 +33,10 @@ import optuna
 from bench.surface_file import Row, Surface, write_surface
 from search_spaces.loader import SearchSpace, SearchSpaceError
 from tuner.config import TunerConfig, load_config
+from tuner.coordination.resume import counted_trials
+from tuner.coordination.shared_trials import requeue
 from tuner.errors import TunerError
-from tuner.resume import counted_trials
-from tuner.shared_trials import requeue
-from tuner.study import MODE_ATTR, SPACE_ATTR, load_search_space, open_study, optimize
+from tuner.study.run import MODE_ATTR, SPACE_ATTR, load_search_space, open_study, optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible
 
 REPO = Path(__file__).resolve().parent.parent

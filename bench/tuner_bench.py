@@ -29,7 +29,7 @@ import optuna  # noqa: E402
 
 from bench.study_figures import say, spread  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
-from tuner.study import load_search_space, open_study, optimize  # noqa: E402
+from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible  # noqa: E402
 
 GRID_SPACE = """description = "tuner_bench: 18 points"

@@ -5,7 +5,7 @@ A page says where with a marker on a line of its own:
 `<!-- generated: cli -->` (every command and flag, from the argparse parsers),
 `<!-- generated: storage -->` (the tuner's own tables, from their SQLAlchemy definitions),
 `<!-- include: bench/RESULTS.md -->` (a file of the repository, its links made relative to the
-page). A config key without a description fails the build (tuner/reference.py says which).
+page). A config key without a description fails the build (tuner/commands/reference.py says which).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tuner.reference import cli_markdown, config_markdown, storage_markdown
+from tuner.commands.reference import cli_markdown, config_markdown, storage_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATORS = {"config": config_markdown, "cli": cli_markdown, "storage": storage_markdown}

@@ -13,7 +13,7 @@ import pytest
 from tests.support import alone, hygiene
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
-from tuner.runtime_dir import RUNTIME_ENV
+from tuner.coordination.runtime_dir import RUNTIME_ENV
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 _SESSION_ROOT = pytest.StashKey[Path]()
@@ -96,8 +96,8 @@ def _session_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
 
 @pytest.fixture(autouse=True)
 def runtime_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Each test's own host-wide slot and port locks (tuner/runtime_dir.py), inherited by the
-    tuners it starts: tests running side by side never see each other's."""
+    """Each test's own host-wide slot and port locks (tuner/coordination/runtime_dir.py), inherited
+    by the tuners it starts: tests running side by side never see each other's."""
     path = tmp_path_factory.mktemp("runtime")
     monkeypatch.setenv(RUNTIME_ENV, str(path))
     return path

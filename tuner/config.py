@@ -4,7 +4,7 @@ Unknown keys and wrong types are errors naming the file and the key, because a t
 ignored would tune the wrong thing for an hour.
 
 Every key is documented by the string literal right below it (an attribute docstring): the
-docs site's configuration reference is generated from them (tuner/reference.py), and a key
+docs site's configuration reference is generated from them (tuner/commands/reference.py), and a key
 without one fails the docs build and the test-suite. A new key is a field plus its docstring.
 """
 
@@ -29,7 +29,7 @@ PERCENTILES = ("p50", "p95", "p99")
 # tpe: Optuna's TPE, each parameter on its own; tpe-multivariate: TPE modelling the parameters
 # together; random; qmc: quasi-random (a scrambled Sobol sequence); grid: every point of the
 # space; quick: Model Analyzer's quick search, one parameter at a time from TF Serving's
-# recommended point (tuner/quick_search.py). docs/concepts/samplers.md compares them.
+# recommended point (tuner/study/quick_search.py). docs/concepts/samplers.md compares them.
 SAMPLERS = ("tpe", "tpe-multivariate", "random", "qmc", "grid", "quick")
 LOAD_MODES = ("capacity", "closed")
 

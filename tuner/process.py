@@ -4,8 +4,8 @@ Each starts in a session (and process group) of its own, so a Ctrl-C in the tune
 reaches the tuner only and the tuner stops them in order. Stopping is SIGTERM (a clean exit:
 logs flushed, Locust's CSVs written), a bounded wait, then SIGKILL to the whole group, so the
 children a process started (uvicorn's or Locust's workers) never outlive it, even when it
-hangs. Processes found by `tuner/leftovers.py` are not our children: `stop_processes` stops
-them the same way through psutil.
+hangs. Processes found by `tuner/coordination/leftovers.py` are not our children: `stop_processes`
+stops them the same way through psutil.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""The trial-record vocabulary: the attr names a trial is stored under, and the one rule that
-says whether a measurement is feasible.
+"""The trial-record vocabulary: the attr names a trial is stored under, the one rule that
+says whether a measurement is feasible, and which trial won.
 
 Trials, the confirmation pass, progress lines, `show` and the benchmarks all read what the
 objective wrote, so the names and the rule live here, apart from the code that measures.
@@ -10,10 +10,14 @@ max_error_rate]`, is <= 0: the same list Optuna's samplers and optuna-dashboard 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import optuna
 
-from tuner.measurement import Measurement
+from tuner.errors import TunerError
+
+if TYPE_CHECKING:  # only the type: `show` and `export` read records without the bench
+    from tuner.measure.measurement import Measurement
 
 REFERENCE_ATTR = "reference"
 NO_BATCHING = "no_batching"
@@ -21,6 +25,7 @@ TF_SERVING_RECOMMENDED = "tf_serving_recommended"
 SAME_PARAMS_ATTR = "same_params_as"
 CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func results
 CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
+WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 
@@ -67,6 +72,37 @@ def best_feasible_value(study: optuna.Study) -> float | None:
         elif is_feasible(t) and t.value is not None:
             values.append(t.value)
     return max(values, default=None)
+
+
+def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    done = [
+        t
+        for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
+        if is_feasible(t)
+    ]
+    return sorted(done, key=lambda t: t.value, reverse=True)[:k]
+
+
+def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
+    """The confirmed winner, else the best feasible trial; refuses when there is none."""
+    winner = study.user_attrs.get(WINNER_ATTR)
+    if winner is not None and winner.get("trial") is not None:
+        trial = study.trials[winner["trial"]]
+        return trial, bool(winner.get("confirmed"))
+    best = best_feasible(study, 1)
+    if not best:
+        measured = [t for t in study.trials if "rps" in t.user_attrs]
+        if not measured:
+            raise TunerError(
+                f"study {study.study_name!r} has no measured trial yet, so nothing to export; "
+                "run `python -m tuner optimize` first"
+            )
+        raise TunerError(
+            f"study {study.study_name!r} has no feasible trial ({len(measured)} measured, none "
+            "within the latency SLO and error-rate limit); relax objective.slo_ms or "
+            "objective.max_error_rate, or run more trials"
+        )
+    return best[0], False
 
 
 def measurement_attrs(m: Measurement) -> dict[str, object]:

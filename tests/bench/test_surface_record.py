@@ -9,9 +9,9 @@ from pathlib import Path
 import optuna
 
 from bench.surface import grid_points, open_surface_study, queue_missing, surface_of
+from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.studies import config_for
-from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
-from tuner.study import load_search_space, optimize
+from tuner.study.run import load_search_space, optimize
 
 
 def knee(batching, flags, rate) -> Served:

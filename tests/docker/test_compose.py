@@ -18,7 +18,7 @@ import pytest
 from tests.docker.engine import IMAGES, http_ok, model_available, wait_for
 from tests.docker.test_study import study_config
 from tuner.process import free_port
-from tuner.study import load_existing_study, optimize
+from tuner.study.run import load_existing_study, optimize
 
 REPO = Path(__file__).resolve().parents[2]
 FILES = ["-f", str(REPO / "compose.yaml"), "-f", str(REPO / "compose.embedded.yaml")]

@@ -21,7 +21,7 @@ from model_server.batching_parameters import BatchingParameters
 from service.client import ModelClient
 from service.text import Vocabulary
 from tests.docker.engine import IMAGES, READY_TIMEOUT_S
-from tuner.leftovers import marking_children
+from tuner.coordination.leftovers import marking_children
 from tuner.process import free_port
 from tuner.servers import BackendUnavailableError, DockerBackend, ServerSpec
 from tuner.servers.docker_backend import SIGKILL_EXIT, container_name

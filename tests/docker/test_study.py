@@ -20,7 +20,7 @@ from tuner.config import TunerConfig, load_config
 from tuner.process import free_port
 from tuner.servers.docker_engine import LABEL, WORKDIR_LABEL
 from tuner.servers.study_ports import PORTS_ATTR
-from tuner.study import load_existing_study, optimize
+from tuner.study.run import load_existing_study, optimize
 
 REPO = Path(__file__).resolve().parents[2]
 

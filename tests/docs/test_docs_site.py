@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tuner import config as config_module
-from tuner import reference
-from tuner.cli import build_parser
+from tuner.commands import reference
+from tuner.commands.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from storage import SampleStore
 from tests.support.processes import live_command_lines
 from tuner.config import TunerConfig
-from tuner.study import optimize
+from tuner.study.run import optimize
 
 # Which child of the tuner each part is, by its command line.
 PARTS = {

@@ -1,4 +1,4 @@
-"""Studies measured by tuner/fake_measurer.py: the study logic with no process."""
+"""Studies measured by tests/support/fake_measurer.py: the study logic with no process."""
 
 from __future__ import annotations
 
@@ -7,14 +7,15 @@ from pathlib import Path
 import optuna
 
 from storage import SampleStore, open_artifact_store
+from tests.support.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, ServedFn
 from tests.support.studies import config_for, new_study
 from tuner.capacity.settings import load_profile, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
-from tuner.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, ServedFn
-from tuner.objective import Objective
+from tuner.review.dashboard import attach_trial_curve
 from tuner.review.images import browser_session
-from tuner.study import load_search_space
+from tuner.study.objective import Objective
+from tuner.study.run import load_search_space
 
 
 def run(
@@ -25,7 +26,7 @@ def run(
     config.load.mode = mode
     study = new_study(config)
     fake = fake or FakeMeasurer(served)
-    # One browser for the study's curve PNGs, as tuner.study.optimize runs it: a browser start
+    # One browser for the study's curve PNGs, as tuner.study.run.optimize runs it: a browser start
     # per trial was most of these tests' time.
     with SampleStore(config.study.storage) as samples, browser_session():
         study.optimize(
@@ -46,6 +47,7 @@ def objective(
         if config.load.mode == "capacity"
         else None
     )
+    artifact_store = open_artifact_store(tmp_path / "artifacts")
     return Objective(
         config=config,
         space=load_search_space(config),
@@ -53,6 +55,9 @@ def objective(
         capacity=capacity,
         samples=samples,
         storage=study._storage,
-        artifact_store=open_artifact_store(tmp_path / "artifacts"),
+        artifact_store=artifact_store,
         workdir=tmp_path / "runs",
+        draw_curve=lambda trial, workdir: attach_trial_curve(
+            trial, config, samples, artifact_store, workdir
+        ),
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 
 from tuner.config import TunerConfig, load_config
-from tuner.study import load_search_space, open_study, prepare_new_study
+from tuner.study.run import load_search_space, open_study, prepare_new_study
 
 
 def config_for(tmp_path: Path, **study) -> TunerConfig:

@@ -17,10 +17,10 @@ import pytest
 from tests.service.test_generic_predict import TABULAR_ROWS
 from tests.tuner.capacity.test_capacity_end_to_end import CAPACITY_LOAD
 from tests.tuner.test_end_to_end import make_config
-from tuner.cli import main
+from tuner.commands.cli import main
 from tuner.config import load_config
 from tuner.errors import ConfigError
-from tuner.study import load_existing_study, optimize
+from tuner.study.run import load_existing_study, optimize
 
 pytestmark = pytest.mark.slow
 

@@ -10,10 +10,10 @@ import pytest
 
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import load_space
-from tuner.backend_note import recheck_space_text, summary_tag
-from tuner.confirm import WINNER_ATTR
-from tuner.export import export
-from tuner.report import winner_summary
+from tuner.commands.export import export
+from tuner.review.backend_note import recheck_space_text, summary_tag
+from tuner.review.show import winner_summary
+from tuner.study.confirm import WINNER_ATTR
 
 WINNING = BatchingParameters(
     max_batch_size=32,

@@ -10,7 +10,7 @@ from sqlalchemy.engine import make_url
 
 from model_server.batching_parameters import BatchingParameters, render
 from tests.support.postgres import PostgresServer
-from tuner.cli import _config, build_parser, main
+from tuner.commands.cli import _config, build_parser, main
 
 
 def test_help_explains_every_command(capsys) -> None:

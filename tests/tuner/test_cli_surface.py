@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from model_server.batching_parameters import BatchingParameters, render
-from tuner import cli
-from tuner.cli import _config, build_parser, main
+from tuner.commands import cli
+from tuner.commands.cli import _config, build_parser, main
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}

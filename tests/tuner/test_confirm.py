@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from tuner.config import load_config
-from tuner.confirm import summarize
+from tuner.study.confirm import summarize
 from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value
 
 

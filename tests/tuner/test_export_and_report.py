@@ -8,10 +8,10 @@ import optuna
 import pytest
 
 from model_server.batching_parameters import BatchingParameters, load_file, render
-from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR
+from tuner.commands.export import export
 from tuner.errors import TunerError
-from tuner.export import export
-from tuner.report import show, winner_summary
+from tuner.review.show import show, winner_summary
+from tuner.study.confirm import CONFIRMATION_ATTR, WINNER_ATTR
 
 
 def add_trial(

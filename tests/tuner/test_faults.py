@@ -42,8 +42,8 @@ from tests.support.faults import (
     run_with,
     signal_part,
 )
-from tuner.resume import RETRY_ATTR, counted_trials
-from tuner.study import load_existing_study
+from tuner.coordination.resume import RETRY_ATTR, counted_trials
+from tuner.study.run import load_existing_study
 
 pytestmark = pytest.mark.slow
 N_TRIALS = 6  # trials 0, 1, 3, 5, 6, 7 count; 2 and 4 are the bench's faults, re-run

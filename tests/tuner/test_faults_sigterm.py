@@ -15,8 +15,8 @@ import pytest
 from tests.support.faults import SHORT_STEPS, Fault, check_records, fault_config, finished
 from tests.support.processes import live_command_lines
 from tuner.config import load_config
-from tuner.resume import RETRY_ATTR
-from tuner.study import optimize
+from tuner.coordination.resume import RETRY_ATTR
+from tuner.study.run import optimize
 
 pytestmark = pytest.mark.slow
 
@@ -37,7 +37,7 @@ def test_sigterm_marks_the_trial_interrupted_stops_everything_and_the_study_resu
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # Where its private TMPDIR goes (tuner/private_tmpdir.py), to see it removed.
+        # Where its private TMPDIR goes (tuner/coordination/private_tmpdir.py), to see it removed.
         env={**os.environ, "TMPDIR": str(child_tmpdir)},
     )
     fault = Fault(config, lambda: psutil.Process(proc.pid).children(recursive=True), trial=0)

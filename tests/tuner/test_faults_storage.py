@@ -14,9 +14,9 @@ from optuna.trial import TrialState
 
 from tests.support.faults import Fault, check_records, fault_config, finished, leftovers
 from tests.support.postgres import running_postgres
+from tuner.coordination.resume import RETRY_ATTR
 from tuner.errors import TunerError
-from tuner.resume import RETRY_ATTR
-from tuner.study import optimize
+from tuner.study.run import optimize
 
 pytestmark = pytest.mark.slow
 

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import main
+from tuner.commands.cli import main
+from tuner.commands.init_config import suggested_slo_ms
 from tuner.config import load_config
-from tuner.init_config import suggested_slo_ms
 
 
 def run_init(capsys, *args: str) -> tuple[int, str, str]:

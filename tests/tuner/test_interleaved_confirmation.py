@@ -8,10 +8,10 @@ import random
 from collections import Counter
 from pathlib import Path
 
+from tests.support.fake_measurer import Served
 from tests.tuner.test_confirm_optimize_scripted import confirmed
-from tuner.fake_measurer import Served
-from tuner.ratios import TIED, ratio, tie_text
-from tuner.report import winner_summary
+from tuner.review.show import winner_summary
+from tuner.study.ratios import TIED, ratio, tie_text
 
 
 def noisy(capacity_none: float, capacity_batching: float, seed: int = 4):

@@ -12,7 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tuner.leftovers import OWNER_ENV, find_leftovers, marking_children, stop_leftovers
+from tuner.coordination.leftovers import OWNER_ENV, find_leftovers, marking_children, stop_leftovers
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(120)"]
 

@@ -9,9 +9,9 @@ import optuna
 import pytest
 
 from model_server.batching_parameters import BatchingParameters
+from tests.support.fake_measurer import Served
 from tests.support.scripted import run
 from tuner.errors import TrialFailed
-from tuner.fake_measurer import Served
 from tuner.trial_record import CONSTRAINTS_ATTR, is_feasible
 
 COMPLETE, PRUNED, FAIL = (

@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from storage import SampleStore
 from tests.support.processes import any_running
-from tuner.resume import ABANDONED, RETRY_ATTR, fail_reason
+from tuner.coordination.resume import ABANDONED, RETRY_ATTR, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
@@ -174,7 +174,8 @@ def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
         if t.state == TrialState.RUNNING and t.user_attrs.get("worker") == WORKERS[0]
     ]
     # Its model server, service and Locust run in sessions of their own and outlive it (a
-    # rerun of that tuner would stop them: tuner/leftovers.py); the test stops them itself.
+    # rerun of that tuner would stop them: tuner/coordination/leftovers.py); the test stops them
+    # itself.
     orphans = psutil.Process(victim.pid).children(recursive=True)
     victim.send_signal(signal.SIGKILL)
     try:

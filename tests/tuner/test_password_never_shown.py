@@ -12,11 +12,11 @@ import optuna
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.postgres import PostgresServer
 from tests.support.studies import config_for
-from tuner.cli import _dashboard_command, main
-from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
-from tuner.study import optimize
+from tuner.commands.cli import _dashboard_command, main
+from tuner.study.run import optimize
 
 PASSWORD = "s3cret-Pw-91x"
 

@@ -11,14 +11,20 @@ from pathlib import Path
 
 import pytest
 
-from tuner.private_tmpdir import MAX_PATH, OWNER_FILE, PREFIX, private_tmpdir, remove_orphans
-from tuner.runtime_dir import RUNTIME_ENV
+from tuner.coordination.private_tmpdir import (
+    MAX_PATH,
+    OWNER_FILE,
+    PREFIX,
+    private_tmpdir,
+    remove_orphans,
+)
+from tuner.coordination.runtime_dir import RUNTIME_ENV
 
 # A process that holds a private directory, writes a file in it as a child would, says where,
 # and waits to be killed.
 HOLDER = """
 import sys, time
-from tuner.private_tmpdir import private_tmpdir
+from tuner.coordination.private_tmpdir import private_tmpdir
 with private_tmpdir() as path:
     (path / "org.chromium.Chromium.x").write_text("left")
     print(path, flush=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner.progress import RunProgress
+from tuner.study.progress import RunProgress
 
 
 class Clock:

@@ -18,8 +18,8 @@ from model_server.tensors import to_proto
 from scripts.example_models import write_warmup
 from tuner.errors import ConfigError
 from tuner.load import LoadProfile
-from tuner.model_signature import read_signature
-from tuner.request_source import request_bodies, with_requests
+from tuner.measure.model_signature import read_signature
+from tuner.measure.request_source import request_bodies, with_requests
 
 
 def checked(body: bytes, spec: SignatureSpec) -> dict[str, np.ndarray]:
@@ -103,7 +103,7 @@ def test_model_warmup_without_a_file_and_two_sources_are_refused(example_models,
 
 def test_optimize_refuses_a_model_batching_cannot_apply_to(tmp_path, example_models):
     from tests.tuner.test_end_to_end import make_config
-    from tuner.study import optimize
+    from tuner.study.run import optimize
 
     config = make_config(tmp_path, example_models["unbatched"])
     with pytest.raises(ConfigError, match="batching cannot apply"):

@@ -9,8 +9,7 @@ import optuna
 from optuna.trial import TrialState
 
 from tests.support.studies import config_for, finish, new_study
-from tuner.report import trial_rows
-from tuner.resume import (
+from tuner.coordination.resume import (
     ABANDONED,
     BENCH_FAULTS,
     RETRY_ATTR,
@@ -19,7 +18,8 @@ from tuner.resume import (
     fail_stale_trials,
     requeue_cut_short,
 )
-from tuner.study import load_search_space, open_study
+from tuner.review.show import trial_rows
+from tuner.study.run import load_search_space, open_study
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 # The heartbeat must be older than 2 s; SQLite's clock has whole seconds, so allow one more.
@@ -126,7 +126,7 @@ def test_a_dead_service_or_load_generator_is_the_bench_and_its_retry_runs_again(
     tmp_path: Path,
 ) -> None:
     """A retry the bench fails again is not burned either: it runs again, and a tuner that
-    meets such faults in a row stops instead (tuner/shared_trials.py)."""
+    meets such faults in a row stops instead (tuner/coordination/shared_trials.py)."""
     config = config_for(tmp_path)
     study = new_study(config)
     finish(study, study.ask(), "service_failed")  # the service died under the reference

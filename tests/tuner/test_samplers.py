@@ -9,13 +9,13 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.studies import config_for
 from tuner.config import SAMPLERS, load_config
 from tuner.errors import ConfigError
-from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
-from tuner.quick_search import MOVE_ATTR, QuickSampler
-from tuner.samplers import SobolSampler, make_sampler
-from tuner.study import load_search_space, open_study, optimize
+from tuner.study.quick_search import MOVE_ATTR, QuickSampler
+from tuner.study.run import load_search_space, open_study, optimize
+from tuner.study.samplers import SobolSampler, make_sampler
 from tuner.trial_record import REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 
@@ -86,7 +86,7 @@ def test_multivariate_tpe_models_the_parameters_together(tmp_path: Path) -> None
     trials' spaces is empty and multivariate TPE samples exactly as independent TPE does."""
     alone = scripted_study(tmp_path / "independent", "tpe", 9)
     together = scripted_study(tmp_path / "multivariate", "tpe-multivariate", 9)
-    startup = 2 + 3  # the references, then random trials (tuner/samplers.py)
+    startup = 2 + 3  # the references, then random trials (tuner/study/samplers.py)
     assert [t.params for t in alone.trials[:startup]] == [
         t.params for t in together.trials[:startup]
     ]

@@ -22,13 +22,13 @@ from optuna.trial import TrialState
 
 from model_server.batching_parameters import BatchingParameters
 from tuner.config import TunerConfig, load_config
+from tuner.coordination.resume import BENCH_FAULTS, counted_trials, fail_reason
 from tuner.errors import TrialFailed
+from tuner.measure.server_start import CONTROL_DIR, SERVER_START_FAILED, ServerStarter, port_mover
 from tuner.process import free_port
-from tuner.resume import BENCH_FAULTS, counted_trials, fail_reason
-from tuner.server_start import CONTROL_DIR, SERVER_START_FAILED, ServerStarter, port_mover
 from tuner.servers import EmbeddedBackend, ServerSpec
 from tuner.servers.study_ports import PORTS_ATTR
-from tuner.study import REAL_PARTS, optimize
+from tuner.study.run import REAL_PARTS, optimize
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parents[2]

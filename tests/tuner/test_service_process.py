@@ -8,8 +8,8 @@ from pathlib import Path
 import psutil
 
 from tests.support.studies import config_for
+from tuner.measure.service_process import service_for
 from tuner.process import free_port
-from tuner.service_process import service_for
 
 
 def test_a_service_that_does_not_stop_in_time_leaves_no_worker_running(

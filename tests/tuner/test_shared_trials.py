@@ -17,11 +17,11 @@ from optuna.trial import TrialState
 
 from tests.support.studies import config_for
 from tuner.config import TunerConfig
+from tuner.coordination.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
+from tuner.coordination.shared_trials import SharedTrials, confirmation_claim
+from tuner.coordination.study_lock import StudyLock
 from tuner.errors import TrialFailed, TunerError
-from tuner.resume import ABANDONED, RETRY_ATTR, counted_trials, fail_reason
-from tuner.shared_trials import SharedTrials, confirmation_claim
-from tuner.study import join_study, load_search_space, make_sampler, open_study
-from tuner.study_lock import StudyLock
+from tuner.study.run import join_study, load_search_space, make_sampler, open_study
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

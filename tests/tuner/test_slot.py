@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from tests.support.studies import config_for
+from tuner.coordination.runtime_dir import RUNTIME_ENV
+from tuner.coordination.slot import study_key, take_slot
 from tuner.errors import TunerError
-from tuner.runtime_dir import RUNTIME_ENV
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import PORTS_ATTR, study_ports
-from tuner.slot import study_key, take_slot
-from tuner.study import load_search_space, open_study
+from tuner.study.run import load_search_space, open_study
 
 NEVER_BOUND = {"in_use": lambda port: False, "host": "h"}
 

@@ -8,9 +8,9 @@ import pytest
 
 from tests.support.studies import config_for, finish, new_study
 from tuner.errors import ConfigError
-from tuner.objective import suggestion_for
-from tuner.service_process import default_command, expand_command
-from tuner.study import load_search_space
+from tuner.measure.service_process import default_command, expand_command
+from tuner.study.objective import suggestion_for
+from tuner.study.run import load_search_space
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 
@@ -44,7 +44,7 @@ def test_seeded_samplers_repeat_their_suggestions(tmp_path: Path) -> None:
 
 
 def test_resuming_with_another_search_space_is_refused(tmp_path: Path, demo_model_dir) -> None:
-    from tuner.study import optimize
+    from tuner.study.run import optimize
 
     config = config_for(tmp_path)
     config.server.model_base_path = str(demo_model_dir)
@@ -54,7 +54,7 @@ def test_resuming_with_another_search_space_is_refused(tmp_path: Path, demo_mode
 
 
 def test_a_missing_model_is_one_sentence(tmp_path: Path) -> None:
-    from tuner.study import optimize
+    from tuner.study.run import optimize
 
     config = config_for(tmp_path)
     config.server.model_base_path = "nowhere"
@@ -92,7 +92,7 @@ def test_service_command_placeholders_are_filled_in() -> None:
 
 
 def test_a_repeated_configuration_is_named(tmp_path: Path) -> None:
-    from tuner.objective import same_params_as
+    from tuner.study.objective import same_params_as
 
     config = config_for(tmp_path)
     space = load_search_space(config)

@@ -13,7 +13,7 @@ import optuna
 import pytest
 
 from storage import StorageError, open_storage
-from tuner.study_lock import StudyLock, lock_key
+from tuner.coordination.study_lock import StudyLock, lock_key
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -24,7 +24,7 @@ INCREMENTER = textwrap.dedent(
     import sys, time
     import optuna
     from storage import open_storage
-    from tuner.study_lock import StudyLock
+    from tuner.coordination.study_lock import StudyLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url, rounds = sys.argv[1], int(sys.argv[2])
@@ -65,7 +65,7 @@ def test_increments_from_three_processes_are_never_lost(database_url: str) -> No
 HOLDER = textwrap.dedent(
     """
     import sys, time
-    from tuner.study_lock import StudyLock
+    from tuner.coordination.study_lock import StudyLock
 
     lock = StudyLock(sys.argv[1], "s")
     lock.acquire()

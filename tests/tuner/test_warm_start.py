@@ -8,14 +8,14 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.studies import config_for
-from tuner.cli import main
-from tuner.confirm import WINNER_ATTR
+from tuner.commands.cli import main
 from tuner.errors import ConfigError
-from tuner.fake_measurer import FakeMeasurer, Served, fake_parts
-from tuner.study import open_study, optimize
+from tuner.study.confirm import WINNER_ATTR
+from tuner.study.run import open_study, optimize
+from tuner.study.warm_start import WARM_START_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR
-from tuner.warm_start import WARM_START_ATTR
 
 
 def knee(batching, flags, rate) -> Served:

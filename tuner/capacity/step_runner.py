@@ -33,7 +33,7 @@ from tuner.capacity.pauses import PauseLog, hit_by
 from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.load import IntervalSample, LoadProfile
 from tuner.load.window import WindowFigures
-from tuner.measurement import Measurer
+from tuner.measure.measurement import Measurer
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
 RAMP_FRACTIONS = (0.5,)  # one interval at half the first rate, then its warm-up at the rate

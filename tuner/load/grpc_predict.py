@@ -1,6 +1,6 @@
 """Sending TF Serving PredictRequests over gRPC from Locust, reported as the HTTP users' are.
 
-The requests arrive already serialized (tuner/request_source.py builds them from the REST
+The requests arrive already serialized (tuner/measure/request_source.py builds them from the REST
 bodies), so the Locust process sends bytes through a generic unary call and never imports
 TensorFlow. Each call fires Locust's `request` event with its time and, on failure, a
 response stand-in whose status and `code` are those the service would have answered for

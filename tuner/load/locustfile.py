@@ -2,7 +2,7 @@
 posted to the service's /predict.
 
 With configured requests (tuner/load/request_set.py: JSON lines of TF Serving REST bodies
-written by tuner/request_source.py, or on a load-worker the same bytes sent by the master)
+written by tuner/measure/request_source.py, or on a load-worker the same bytes sent by the master)
 each request posts the next body ("cycle", file order) or a random one
 (TUNER_LOAD_REQUESTS_ORDER=random) to TUNER_LOAD_PREDICT_PATH, and a 200 must carry
 `predictions` or `outputs`. Without them, the demo's texts go to /predict.

@@ -1,7 +1,7 @@
 """The request bodies a Locust process sends, whichever host it runs on.
 
 On the tuner's host the bodies are files the tuner writes once per study
-(tuner/request_source.py): TF Serving REST bodies, one per line, and for `load.target =
+(tuner/measure/request_source.py): TF Serving REST bodies, one per line, and for `load.target =
 "grpc"` the same requests as serialized PredictRequests, base64 per line; the environment
 names them (TUNER_LOAD_REQUESTS_FILE, TUNER_LOAD_GRPC_REQUESTS_FILE). A load-worker on
 another host has no such files: its Locust worker asks the master, which answers with the

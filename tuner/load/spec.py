@@ -94,7 +94,7 @@ class LoadProfile:
     master_bind_port: int = 5557
     worker_timeout_s: float = 30.0  # every worker connected and ready within this, or fail
     # TF Serving REST bodies, one per line, posted to predict_path instead of the demo's
-    # texts to /predict (tuner/request_source.py writes it); "cycle" or "random" order.
+    # texts to /predict (tuner/measure/request_source.py writes it); "cycle" or "random" order.
     requests_file: Path | None = None
     requests_order: str = "cycle"
     predict_path: str = "/predict"

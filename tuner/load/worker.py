@@ -26,10 +26,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from tuner.coordination.worker_name import worker_name
 from tuner.load.locust_process import last_line, locust_env, worker_command
 from tuner.load.spec import LoadGeneratorError, LoadProfile, LoadProfileError
 from tuner.process import stop_child
-from tuner.worker import worker_name
 
 log = logging.getLogger(__name__)
 

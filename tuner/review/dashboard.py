@@ -48,7 +48,7 @@ def name_objective(study: optuna.Study, capacity: bool) -> None:
 def study_note(study: optuna.Study, percentile: str) -> str:
     """Markdown: the objective, the winner against the references, and every trial, as
     `python -m tuner show` prints them (a table that wraps, not a wide fixed-width block)."""
-    from tuner.report import (
+    from tuner.review.show import (
         CAPACITY_COLUMNS,
         COLUMNS,
         is_capacity_study,

@@ -11,21 +11,21 @@ import optuna
 
 from storage import SampleStore, StorageError
 from tuner.errors import TunerError
-from tuner.export import winning_trial
-from tuner.progress import describe_params
-from tuner.report import (
+from tuner.review.show import (
     CAPACITY_COLUMNS,
     COLUMNS,
     is_capacity_study,
     trial_rows,
     winner_summary,
 )
+from tuner.study.progress import describe_params
 from tuner.trial_record import (
     NO_BATCHING,
     NO_LATENCY_MS,
     REFERENCE_ATTR,
     TF_SERVING_RECOMMENDED,
     is_feasible,
+    winning_trial,
 )
 
 log = logging.getLogger("tuner")

@@ -23,7 +23,7 @@ class WrittenReport:
 
 
 def write_report(config: TunerConfig, out: Path, png_dir: Path | None = None) -> WrittenReport:
-    from tuner.study import load_existing_study
+    from tuner.study.run import load_existing_study
 
     study = load_existing_study(config)
     if out.is_dir():

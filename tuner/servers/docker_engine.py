@@ -20,7 +20,7 @@ import docker
 import requests
 from docker.errors import APIError, DockerException, ImageNotFound, NotFound
 
-from tuner.leftovers import current_owner, owner_gone, owner_workdir
+from tuner.coordination.leftovers import current_owner, owner_gone, owner_workdir
 from tuner.servers.base import BackendUnavailableError, ModelServerError
 
 log = logging.getLogger(__name__)

@@ -3,14 +3,14 @@
 A model server's ports are free between its trials, yet taken: its tuner restarts the server on
 them a moment later. So a tuner reserves the ports it chose for its whole run, and no tuner on
 the host picks a reserved one: port P is reserved by `flock` on the file `ports/P` in the
-runtime directory (tuner/runtime_dir.py), released by the kernel when the tuner ends, SIGKILL
-included. The file also keeps the name of the study slot whose stored ports include P, so a
+runtime directory (tuner/coordination/runtime_dir.py), released by the kernel when the tuner ends,
+SIGKILL included. The file also keeps the name of the study slot whose stored ports include P, so a
 tuner of another study does not pick P while that study is not running either; a slot that
 moves off a port clears its name. (Names of studies never run again stay until the runtime
 directory is cleared, at the latest by a reboot: a few ports out of thousands.)
 
 Only tuners of this user see these files; a port another user's process takes is a port taken
-by an unrelated process, which the tuner chooses again (tuner/server_start.py).
+by an unrelated process, which the tuner chooses again (tuner/measure/server_start.py).
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ import contextlib
 import fcntl
 from typing import IO
 
-from tuner.runtime_dir import runtime_dir
+from tuner.coordination.runtime_dir import runtime_dir
 
 
 class PortReservations:
-    """The ports one slot (`owner`, tuner/slot.py) holds on this host."""
+    """The ports one slot (`owner`, tuner/coordination/slot.py) holds on this host."""
 
     def __init__(self, owner: str) -> None:
         self.owner = owner

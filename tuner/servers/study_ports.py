@@ -9,8 +9,8 @@ free. A stored port something else has taken since is chosen again (and stored):
 configured port, nobody asked for that one. A killed tuner's container holding them is found by
 its labels, not its name, so it is still removed (DockerBackend.prepare).
 
-Several tuners of the study on one host each have a slot (tuner/slot.py), whatever their
-workdir; slot N > 0 stores its ports under `host#N`, and no tuner picks a port another slot of
+Several tuners of the study on one host each have a slot (tuner/coordination/slot.py), whatever
+their workdir; slot N > 0 stores its ports under `host#N`, and no tuner picks a port another slot of
 its host has stored: those ports are free between that tuner's trials, yet taken. Tuners of
 other studies keep off them through the host's port reservations (tuner/servers/reservations.py),
 which every port chosen here is taken in. Call these with the study lock held, as they read and

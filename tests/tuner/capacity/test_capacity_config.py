@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tuner.cli import main
+from tuner.commands.cli import main
 from tuner.config import load_config
 from tuner.errors import ConfigError
 
@@ -91,7 +91,7 @@ def test_the_cli_says_it_in_one_line_and_exits_2(
 
 def test_a_study_refuses_to_resume_in_the_other_mode(tmp_path: Path, demo_model_dir) -> None:
     from tests.support.studies import new_study
-    from tuner.study import optimize
+    from tuner.study.run import optimize
 
     storage = f"sqlite:///{tmp_path / 't.db'}"
     sections = {

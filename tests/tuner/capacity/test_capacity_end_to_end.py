@@ -12,9 +12,9 @@ import pytest
 
 from storage import SampleStore
 from tests.tuner.test_end_to_end import make_config
-from tuner.export import export
-from tuner.report import show, winner_summary
-from tuner.study import load_existing_study, optimize
+from tuner.commands.export import export
+from tuner.review.show import show, winner_summary
+from tuner.study.run import load_existing_study, optimize
 
 pytestmark = pytest.mark.slow
 CURVE_KEYS = {

@@ -14,10 +14,10 @@ from model_server.batching_parameters import BatchingParameters, load_file, rend
 from tests.tuner.capacity.fake_target import FakeTarget
 from tuner.capacity import SearchSettings, StepCriteria, search
 from tuner.capacity.record import capacity_attrs, constraints
+from tuner.commands.export import export
 from tuner.config import load_config
-from tuner.export import export
-from tuner.progress import trial_line
-from tuner.report import show, winner_summary
+from tuner.review.show import show, winner_summary
+from tuner.study.progress import trial_line
 from tuner.trial_record import record_constraints
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=20.0, max_error_rate=0.01, min_goodput_ratio=0.95)

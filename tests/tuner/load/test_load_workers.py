@@ -23,7 +23,7 @@ from tests.support.arrivals import arrival_counts
 from tests.support.stub_target import stub_target
 from tests.tuner.load.test_load_runner import locust_processes
 from tuner.capacity.settings import load_profile
-from tuner.cli import main
+from tuner.commands.cli import main
 from tuner.config import load_config
 from tuner.errors import ConfigError
 from tuner.load import LoadGeneratorError, LoadProfile

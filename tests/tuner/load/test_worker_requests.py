@@ -19,8 +19,8 @@ from tests.tuner.load.test_load_runner import locust_processes
 from tests.tuner.load.test_load_workers import load_worker, profile_of, write_config
 from tuner.load.generator import OpenLoopGenerator
 from tuner.load.locust_process import fingerprint
+from tuner.measure.request_source import for_target, with_requests
 from tuner.process import free_port
-from tuner.request_source import for_target, with_requests
 
 ROW = {"age": 31.0, "clicks": 4, "country": "fr", "embedding": [0.1, 0.2, 0.3, 0.4]}
 # One row and three rows: the service's access log tells them apart, and both differ from

@@ -12,7 +12,7 @@ from model_server.batching_parameters import render
 from storage import SampleStore
 from tests.support.studies import config_for, new_study
 from tuner.config import TunerConfig
-from tuner.study import load_search_space
+from tuner.study.run import load_search_space
 from tuner.trial_record import record_constraints
 
 SLO_MS = 40.0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.tuner.review.conftest import WINNER
-from tuner.cli import main
+from tuner.commands.cli import main
 
 
 @pytest.fixture

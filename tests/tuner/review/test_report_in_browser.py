@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.browser import headless_chromium, open_page
 from tests.tuner.review.conftest import CURVES
-from tuner.cli import main
+from tuner.commands.cli import main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

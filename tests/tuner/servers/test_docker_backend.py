@@ -19,7 +19,7 @@ import pytest
 import requests
 
 from model_server.batching_parameters import BatchingParameters
-from tuner.leftovers import marking_children
+from tuner.coordination.leftovers import marking_children
 from tuner.process import free_port, stop_child
 from tuner.servers import (
     BackendUnavailableError,

@@ -10,7 +10,7 @@ import psutil
 import pytest
 
 from tests.tuner.servers.test_embedded_backend import BATCHING, spec_for
-from tuner.cli import main
+from tuner.commands.cli import main
 from tuner.servers import ServerConfigError, ServerSpec, create_backend
 from tuner.servers.cpus import available_cpus, format_list, parse_cpus
 from tuner.servers.docker_backend import container_spec

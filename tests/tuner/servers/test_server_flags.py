@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from model_server.binary_flags import TF_SERVING_FLAGS, closest_flag
-from tuner.cli import main
+from tuner.commands.cli import main
 from tuner.servers.base import ServerConfigError
 from tuner.servers.flags import check_known_flags, model_server_flags, unknown_flag_message
 

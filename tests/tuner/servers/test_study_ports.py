@@ -8,7 +8,7 @@ from pathlib import Path
 from tests.support.studies import config_for, new_study
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import PORTS_ATTR, ports_again, study_ports
-from tuner.study import load_existing_study
+from tuner.study.run import load_existing_study
 
 NEVER_BOUND = {"in_use": lambda port: False, "host": "h"}
 

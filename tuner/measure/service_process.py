@@ -106,8 +106,8 @@ class ServiceProcess:
 
     def point_at(self, grpc_target: str, timeout_s: float) -> None:
         """Restart, on the same port, talking to the model server at `grpc_target`: its
-        ports moved (tuner/server_start.py). A service the user runs is left alone: its model
-        server's ports are configured, and those never move."""
+        ports moved (tuner/measure/server_start.py). A service the user runs is left alone: its
+        model server's ports are configured, and those never move."""
         if self.command_for is None or self.command is None:
             return
         self.stop()

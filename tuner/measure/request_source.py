@@ -20,7 +20,7 @@ import orjson
 
 from tuner.errors import ConfigError
 from tuner.load.spec import LoadProfile
-from tuner.model_signature import generated_bodies, read_signature, version_dir
+from tuner.measure.model_signature import generated_bodies, read_signature, version_dir
 
 MODEL_WARMUP = "model-warmup"
 

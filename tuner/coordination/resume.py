@@ -11,7 +11,7 @@ once (its retry carries `retry_of`, and is itself re-queued only if it too is cu
 - a *fault of the bench*: the trial failed for a reason that says nothing about its
   configuration (`BENCH_FAULTS`), such as a port another process holds. Counting it would let
   a broken bench fail the whole study in seconds; a tuner that meets several in a row stops
-  instead (tuner/shared_trials.py).
+  instead (tuner/coordination/shared_trials.py).
 
 The heartbeat, not "RUNNING at start-up", is what decides: with several tuner hosts on one
 database, another host's trial keeps beating and is never taken for abandoned.
@@ -39,7 +39,7 @@ BENCH_FAULTS: frozenset[str] = frozenset(
         # says nothing about the batching: the user frees it, and the trial runs again.
         "port_conflict",
         # The model server does not start even without the trial's batching file and flags
-        # (tuner/server_start.py); one that starts only without them is the configuration's
+        # (tuner/measure/server_start.py); one that starts only without them is the configuration's
         # fault and fails `server_exited` or `never_ready`, which count.
         "server_start_failed",
         # The Docker engine stopped answering, or the image can be neither found nor pulled.

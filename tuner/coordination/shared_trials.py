@@ -3,7 +3,8 @@
 Optuna's RDB storage numbers trials uniquely and hands each queued trial to one tuner. What
 it does not do is keep `n_trials` a total across tuners (`study.optimize(n_trials=k)` counts
 only its own), nor re-queue an abandoned trial once, nor run the confirmation pass once. So
-each tuner claims its trials one at a time with the study lock held (tuner/study_lock.py):
+each tuner claims its trials one at a time with the study lock held
+(tuner/coordination/study_lock.py):
 
 - it fails what stopped beating and re-queues what was cut short (once: the lock keeps two
   tuners from queueing the same retry);
@@ -15,9 +16,9 @@ each tuner claims its trials one at a time with the study lock held (tuner/study
 When the count is reached while other tuners' trials still run, a tuner waits for them: one
 of them may die, and its trial then goes stale, fails `abandoned` and runs again here.
 
-A trial failed by the bench (tuner/resume.py's BENCH_FAULTS) does not count and runs again, so
-a bench that fails every trial would spin; after `max_bench_faults_in_a_row` such trials in a
-row the tuner stops, in one sentence, and leaves them queued for the next run.
+A trial failed by the bench (tuner/coordination/resume.py's BENCH_FAULTS) does not count and runs
+again, so a bench that fails every trial would spin; after `max_bench_faults_in_a_row` such trials
+in a row the tuner stops, in one sentence, and leaves them queued for the next run.
 """
 
 from __future__ import annotations
@@ -30,15 +31,15 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.errors import TunerError
-from tuner.resume import (
+from tuner.coordination.resume import (
     counted_trials,
     fail_reason,
     fail_stale_trials,
     is_bench_fault,
     requeue_cut_short,
 )
-from tuner.study_lock import StudyLock
+from tuner.coordination.study_lock import StudyLock
+from tuner.errors import TunerError
 
 CONFIRMING_ATTR = "confirming_worker"
 CONFIRMED_AT_ATTR = "confirmed_at_trials"  # counted trials the last confirmation pass saw

@@ -1,6 +1,6 @@
 """A ratio of two configurations' capacities, with its 95% interval.
 
-Measured in the same confirmation rounds (tuner/confirm.py), two configurations share each
+Measured in the same confirmation rounds (tuner/study/confirm.py), two configurations share each
 round's state of the machine, so the ratio is taken round by round (paired), and its
 interval is a percentile bootstrap of the median of those ratios over the rounds (at least
 MIN_ROUNDS of them). With fewer shared rounds, each run's own capacity interval
@@ -78,7 +78,7 @@ def ratio_between(
     a_value: float,
     b_value: float,
 ) -> Ratio | None:
-    """a's figure over b's, with the 95% interval of their runs (tuner/ratios.py); the
+    """a's figure over b's, with the 95% interval of their runs (tuner/study/ratios.py); the
     point is the figures quoted beside it."""
     if not b_value:
         return None

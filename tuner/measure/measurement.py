@@ -14,14 +14,14 @@ from pathlib import Path
 from model_server.batching_parameters import BatchingParameters
 from service.corpus import generate
 from tuner.errors import TrialFailed
-from tuner.faults import check_server, check_server_answers, check_service
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, LoadResult, run_load
-from tuner.server_start import ServerStarter
+from tuner.measure.faults import check_server, check_server_answers, check_service
+from tuner.measure.server_start import ServerStarter
+from tuner.measure.service_process import ServiceProcess
+from tuner.measure.warmup import warm_up_target
 from tuner.servers import ModelServerBackend
 from tuner.servers.base import CpuMeter
 from tuner.servers.metrics import MetricsError, mean_batch_size, queue_full_count, scrape
-from tuner.service_process import ServiceProcess
-from tuner.warmup import warm_up_target
 
 log = logging.getLogger("tuner")
 SERVICE_READY_TIMEOUT_S = 30.0
@@ -50,7 +50,7 @@ class Measurer:
         warmup_requests: int,
         move_ports: Callable[[int], bool] | None = None,
     ) -> None:
-        """`move_ports`: see ServerStarter (tuner/server_start.py)."""
+        """`move_ports`: see ServerStarter (tuner/measure/server_start.py)."""
         self.backend = backend
         self.starter = ServerStarter(backend, move_ports)
         self.service = service
@@ -137,7 +137,7 @@ class Measurer:
 
     def check_bench(self, result: LoadResult) -> None:
         """After a step: raise TrialFailed when a part of the bench, not the configuration,
-        made its figures (tuner/faults.py)."""
+        made its figures (tuner/measure/faults.py)."""
         check_server(self.backend)
         check_service(self.service, result.failures_by_code)
         # Milliseconds for a live server, even a loaded one; a hung one may have answered
@@ -145,7 +145,7 @@ class Measurer:
         check_server_answers(self.backend, self.model_name)
 
     def _warm_up(self) -> None:
-        """The load's own requests, every status checked (tuner/warmup.py)."""
+        """The load's own requests, every status checked (tuner/measure/warmup.py)."""
         warm_up_target(self.profile, self.target_url, self._texts, self.warmup_requests)
 
     def metrics(self):

@@ -12,7 +12,7 @@ Two things can stop a server from starting that say nothing about the configurat
   exits (or never becomes AVAILABLE) with a batching file might be that, or the batching file.
   So the tuner asks the bench: it starts the server without the trial's batching file and
   flags (the control start). If that fails too, the trial fails `server_start_failed`, a fault
-  of the bench (tuner/resume.py re-queues it, uncounted). If the control starts, the
+  of the bench (tuner/coordination/resume.py re-queues it, uncounted). If the control starts, the
   configuration is tried once more: failing again, it is the configuration's fault and fails
   the trial as it did (`server_exited`, `never_ready`: counted); starting, the first failure
   was a passing one and the trial goes on.

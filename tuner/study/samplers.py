@@ -17,7 +17,7 @@ import optuna
 from search_spaces.loader import SearchSpace, SearchSpaceError
 from tuner.config import TunerConfig
 from tuner.errors import ConfigError
-from tuner.quick_search import QuickSampler
+from tuner.study.quick_search import QuickSampler
 
 COMPLETE, PRUNED = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED
 REFERENCE_POINTS = 2  # no batching, and TF Serving's recommended starting point

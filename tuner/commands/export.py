@@ -9,12 +9,12 @@ from pathlib import Path
 import optuna
 
 from model_server.batching_parameters import load_file
-from tuner.backend_note import recheck_advice
-from tuner.confirm import WINNER_ATTR, best_feasible
 from tuner.errors import TunerError
-from tuner.ratios import tie_text
-from tuner.report import versus_references
+from tuner.review.backend_note import recheck_advice
+from tuner.review.show import versus_references
 from tuner.servers.defaults import DEFAULT_BINARY
+from tuner.study.ratios import tie_text
+from tuner.trial_record import WINNER_ATTR, winning_trial
 
 
 @dataclass(frozen=True)
@@ -29,28 +29,6 @@ class Export:
     versus: str = ""  # against the reference points, e.g. "1.59x no batching (trial 0: ...), ..."
     backend_note: str = ""  # which server measured it; for the stand-in, how to re-measure
     tie: str = ""  # "tied within the measurement's precision with trial 4 (...)", when it is
-
-
-def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:
-    """The confirmed winner, else the best feasible trial; refuses when there is none."""
-    winner = study.user_attrs.get(WINNER_ATTR)
-    if winner is not None and winner.get("trial") is not None:
-        trial = study.trials[winner["trial"]]
-        return trial, bool(winner.get("confirmed"))
-    best = best_feasible(study, 1)
-    if not best:
-        measured = [t for t in study.trials if "rps" in t.user_attrs]
-        if not measured:
-            raise TunerError(
-                f"study {study.study_name!r} has no measured trial yet, so nothing to export; "
-                "run `python -m tuner optimize` first"
-            )
-        raise TunerError(
-            f"study {study.study_name!r} has no feasible trial ({len(measured)} measured, none "
-            "within the latency SLO and error-rate limit); relax objective.slo_ms or "
-            "objective.max_error_rate, or run more trials"
-        )
-    return best[0], False
 
 
 def export(

@@ -5,7 +5,7 @@ the parts it measured through are still there: a model server that exited, a ser
 died, or a model server that stopped answering make the step's figures meaningless, so the
 trial fails with the reason (docs/concepts/faults.md) instead of recording errors the
 configuration did not cause. Which of those reasons say nothing about the configuration, and
-so run again, is tuner/resume.py's `BENCH_FAULTS`.
+so run again, is tuner/coordination/resume.py's `BENCH_FAULTS`.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ import grpc
 
 from tuner.errors import TrialFailed
 from tuner.load.classify import from_dead_process
+from tuner.measure.service_process import ServiceProcess
 from tuner.process import log_tail
 from tuner.servers import ModelServerBackend, ModelServerError
 from tuner.servers.readiness import CHANNEL_OPTIONS, model_state
-from tuner.service_process import ServiceProcess
 
 SERVER_PROBE_S = 5.0  # a live server answers GetModelStatus in milliseconds, even loaded
 

@@ -24,11 +24,13 @@ from tuner.capacity.measure import CapacityMeasurer, StepWriter
 from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
-from tuner.measurement import Measurer
-from tuner.ratios import TIED, ratio
+from tuner.measure.measurement import Measurer
+from tuner.study.ratios import TIED, ratio
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     REFERENCE_ATTR,
+    WINNER_ATTR,
+    best_feasible,
     constraint_values,
     is_feasible,
     measurement_attrs,
@@ -36,17 +38,7 @@ from tuner.trial_record import (
 )
 
 log = logging.getLogger("tuner")
-WINNER_ATTR = "winner"
 ROUNDS_ATTR = "confirmation_rounds"  # study attr: interleaved rounds run so far
-
-
-def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
-    done = [
-        t
-        for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
-        if is_feasible(t)
-    ]
-    return sorted(done, key=lambda t: t.value, reverse=True)[:k]
 
 
 def reference_points(
@@ -75,7 +67,7 @@ def confirm(
     Randomized multiple interleaved trials (Abedi & Brecht, ICPE'17): `repeats` rounds, each
     measuring every finalist and reference once in a fresh random order, so a drift of the
     machine (a warming CPU, a neighbour's load) falls on all of them alike instead of on
-    whichever was measured last, and each round pairs them (tuner/ratios.py)."""
+    whichever was measured last, and each round pairs them (tuner/study/ratios.py)."""
     candidates = best_feasible(study, config.confirm.top_k)
     if not candidates:
         say("confirmation pass skipped: no trial is feasible")
@@ -160,7 +152,7 @@ def confirm(
 
 
 def _versus_runner_up(best: dict, others: list[dict]) -> dict:
-    """The winner against the next best (paired, tuner/ratios.py), and the finalists it cannot
+    """The winner against the next best (paired, tuner/study/ratios.py), and the finalists it cannot
     be told apart from."""
     if not others:
         return {}

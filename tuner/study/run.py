@@ -11,6 +11,7 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -28,39 +29,39 @@ from tuner.capacity.measure import CapacityMeasurer
 from tuner.capacity.pauses import pause_log
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
-from tuner.confirm import WINNER_ATTR, confirm
-from tuner.errors import ConfigError, StorageLost, TrialFailed, TunerError
-from tuner.leftovers import marking_children, stop_leftovers
-from tuner.load import LoadProfile
-from tuner.measurement import Measurer
-from tuner.model_signature import check_batchable
-from tuner.objective import Objective
-from tuner.private_tmpdir import private_tmpdir
-from tuner.process import free_port
-from tuner.progress import RunProgress, trial_line
-from tuner.request_source import for_target, request_bodies, with_requests
-from tuner.resume import (
+from tuner.coordination.leftovers import marking_children, stop_leftovers
+from tuner.coordination.private_tmpdir import private_tmpdir
+from tuner.coordination.resume import (
     INTERRUPTED,
     counted_trials,
     fail_reason,
     heartbeat_settings,
     is_bench_fault,
 )
-from tuner.review.dashboard import annotate_study, name_objective
+from tuner.coordination.shared_trials import SharedTrials, confirmation_claim, requeue
+from tuner.coordination.slot import study_key, take_slot
+from tuner.coordination.study_lock import StudyLock
+from tuner.coordination.worker_name import worker_name
+from tuner.errors import ConfigError, StorageLost, TrialFailed, TunerError
+from tuner.load import LoadProfile
+from tuner.measure.measurement import Measurer
+from tuner.measure.model_signature import check_batchable
+from tuner.measure.request_source import for_target, request_bodies, with_requests
+from tuner.measure.server_start import port_mover
+from tuner.measure.service_process import service_for
+from tuner.process import free_port
+from tuner.review.dashboard import annotate_study, attach_trial_curve, name_objective
 from tuner.review.images import browser_session
-from tuner.samplers import make_sampler
-from tuner.server_start import port_mover
 from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, create_backend
 from tuner.servers.cpus import parse_cpus
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import ports_again, study_ports
-from tuner.service_process import service_for
-from tuner.shared_trials import SharedTrials, confirmation_claim, requeue
-from tuner.slot import study_key, take_slot
-from tuner.study_lock import StudyLock
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
-from tuner.warm_start import WarmPoint, enqueue_warm_points, warm_points
-from tuner.worker import worker_name
+from tuner.study.confirm import confirm
+from tuner.study.objective import Objective
+from tuner.study.progress import RunProgress, trial_line
+from tuner.study.samplers import make_sampler
+from tuner.study.warm_start import WarmPoint, enqueue_warm_points, warm_points
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, WINNER_ATTR
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
@@ -78,7 +79,7 @@ class OptimizeResult:
 @dataclass(frozen=True)
 class Parts:
     """What optimize() builds its measurements from: the configured backend, service and
-    measurers. Tests pass tuner/fake_measurer.py's (`fake_parts`), so the study logic runs
+    measurers. Tests pass tests/support/fake_measurer.py's (`fake_parts`), so the study logic runs
     with no server, service or load generator."""
 
     create_backend: Callable[..., tuple] = create_backend
@@ -91,8 +92,8 @@ REAL_PARTS = Parts()
 
 
 def study_dir(config: TunerConfig) -> Path:
-    """The study's working directory: every slot's is in it (tuner/slot.py), and what its
-    tuners leave running is marked with it (tuner/leftovers.py)."""
+    """The study's working directory: every slot's is in it (tuner/coordination/slot.py), and what
+    its tuners leave running is marked with it (tuner/coordination/leftovers.py)."""
     return config.path(config.study.workdir) / config.study.name
 
 
@@ -119,7 +120,7 @@ def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.
         study_name=config.study.name,
         storage=storage,
         sampler=sampler,
-        # Early stopping is tuner/pruning.py's job: it knows the SLO, Optuna's pruners do not.
+        # Early stopping is tuner/study/pruning.py's job: it knows the SLO, Optuna's pruners do not.
         pruner=optuna.pruners.NopPruner(),
         direction="maximize",
         load_if_exists=True,
@@ -176,7 +177,7 @@ def prepare_new_study(
     config: TunerConfig,
     warm: Sequence[WarmPoint] = (),
 ) -> None:
-    """The study's attrs, then its first trials: a warm start's points (tuner/warm_start.py),
+    """The study's attrs, then its first trials: a warm start's points (tuner/study/warm_start.py),
     then the two reference points."""
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
@@ -274,8 +275,8 @@ def optimize(
     config: TunerConfig, say: Callable[[str], None] = print, parts: Parts = REAL_PARTS
 ) -> OptimizeResult:
     """Run this tuner's share of the study: alone, every trial; beside other tuners on the
-    same storage, the trials it claims (tuner/shared_trials.py), the study's total staying
-    `n_trials`."""
+    same storage, the trials it claims (tuner/coordination/shared_trials.py), the study's total
+    staying `n_trials`."""
     space = load_search_space(config)
     profile = load_profile(config)
     model_base_path = config.path(config.server.model_base_path)
@@ -414,7 +415,8 @@ def _run(
     # Marked with the study's directory, not the slot's: a tuner restarted into another slot
     # still finds what it left running. Every process of the bench reports its pauses to one
     # file (tuner/capacity/pauses.py). Their temporary files go to a directory of this
-    # tuner's, which the next tuner removes if this one is killed (tuner/private_tmpdir.py).
+    # tuner's, which the next tuner removes if this one is killed
+    # (tuner/coordination/private_tmpdir.py).
     with (
         private_tmpdir(),
         marking_children(study_dir(config)),
@@ -443,6 +445,7 @@ def _run(
                 if config.load.mode == "capacity"
                 else None
             )
+            artifact_store = open_artifact_store(config.path(config.study.artifact_dir))
             objective = Objective(
                 config=config,
                 space=space,
@@ -450,9 +453,12 @@ def _run(
                 capacity=capacity,
                 samples=samples,
                 storage=study._storage,
-                artifact_store=open_artifact_store(config.path(config.study.artifact_dir)),
+                artifact_store=artifact_store,
                 workdir=workdir,
                 worker=worker,
+                draw_curve=partial(
+                    _draw_curve, config=config, samples=samples, artifact_store=artifact_store
+                ),
             )
             # Always: with nothing left, it returns at once, unless a trial of another tuner
             # still runs (it may die and leave its trial to this one).
@@ -496,3 +502,14 @@ def _run(
                 service.stop()
                 samples.close()
     return OptimizeResult(config.study.name, config.study.storage, trials_run, winner)
+
+
+def _draw_curve(
+    trial: optuna.Trial,
+    workdir: Path,
+    *,
+    config: TunerConfig,
+    samples: SampleStore,
+    artifact_store: object,
+) -> None:
+    attach_trial_curve(trial, config, samples, artifact_store, workdir)

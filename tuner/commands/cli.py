@@ -95,8 +95,8 @@ def _config(args: argparse.Namespace) -> TunerConfig:
 
 
 def cmd_optimize(args: argparse.Namespace) -> int:
-    from tuner.export import winning_trial
-    from tuner.study import optimize
+    from tuner.study.run import optimize
+    from tuner.trial_record import winning_trial
 
     config = _config(args)
     optimize(config, say=lambda line: print(line, flush=True))
@@ -110,7 +110,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 
 
 def cmd_init(args: argparse.Namespace) -> int:
-    from tuner.init_config import suggested_slo_ms, write_config
+    from tuner.commands.init_config import suggested_slo_ms, write_config
 
     print(f"inspecting {args.model} and timing one request on the embedded model server ...")
     out, summary, latency_ms = write_config(Path(args.model), Path(args.out), args.force)
@@ -131,8 +131,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from tuner.export import export
-    from tuner.study import load_existing_study
+    from tuner.commands.export import export
+    from tuner.study.run import load_existing_study
 
     config = _config(args)
     study = load_existing_study(config)
@@ -200,8 +200,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def _print_report(config: TunerConfig) -> optuna.Study:
     """The table of trials, then the winner against the no-batching reference."""
-    from tuner.report import show, winner_summary
-    from tuner.study import load_existing_study
+    from tuner.review.show import show, winner_summary
+    from tuner.study.run import load_existing_study
 
     study = load_existing_study(config)
     print(show(study))

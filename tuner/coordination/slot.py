@@ -5,8 +5,8 @@ the study's config or a copy of its own, with the same `study.workdir` or not. E
 working directory the others do not clean or mark, and ports the others do not pick, even
 between trials when its model server is stopped and its ports look free. So a tuner takes the
 lowest free *slot* of the study on this host: slot N is held by `flock` on `slot-N.lock` in a
-directory of the study's own under the host's runtime directory (tuner/runtime_dir.py), keyed
-by the study's storage URL and name, for the tuner's whole life; the kernel releases it when
+directory of the study's own under the host's runtime directory (tuner/coordination/runtime_dir.py),
+keyed by the study's storage URL and name, for the tuner's whole life; the kernel releases it when
 the tuner ends, SIGKILL included. The slot, not the directory, names the ports stored with the
 study (tuner/servers/study_ports.py), so tuners with different workdirs never share them.
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from tuner.coordination.runtime_dir import runtime_dir
 from tuner.errors import TunerError
-from tuner.runtime_dir import runtime_dir
 
 MAX_SLOTS = 256
 

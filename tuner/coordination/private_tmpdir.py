@@ -21,7 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from tuner.runtime_dir import RUNTIME_ENV, runtime_dir
+from tuner.coordination.runtime_dir import RUNTIME_ENV, runtime_dir
 
 log = logging.getLogger("tuner")
 
@@ -59,7 +59,7 @@ def remove_orphans(base: Path) -> list[Path]:
 @contextlib.contextmanager
 def private_tmpdir() -> Iterator[Path]:
     """TMPDIR is this tuner's own directory while the block runs; removed after. The host's
-    runtime directory (tuner/runtime_dir.py) is pinned first: it lives in the temporary
+    runtime directory (tuner/coordination/runtime_dir.py) is pinned first: it lives in the temporary
     directory too, and every tuner of the host must keep finding the same one."""
     base = Path(tempfile.gettempdir())
     me = psutil.Process()

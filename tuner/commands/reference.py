@@ -2,8 +2,8 @@
 
 Generated from the definitions themselves, so the reference cannot drift from the code: a key's
 meaning is the attribute docstring below its field in tuner/config.py, its type the field's
-annotation, its default the dataclass's own. `python -m tuner.reference config|cli|storage` prints
-a page; docs/hooks.py puts them into the site when `make docs` builds it.
+annotation, its default the dataclass's own. `python -m tuner.commands.reference config|cli|storage`
+prints a page; docs/hooks.py puts them into the site when `make docs` builds it.
 """
 
 from __future__ import annotations
@@ -132,7 +132,7 @@ def config_markdown() -> str:
 def cli_markdown(parser: argparse.ArgumentParser | None = None) -> str:
     """Every command with its description and a table of its options."""
     if parser is None:
-        from tuner.cli import build_parser
+        from tuner.commands.cli import build_parser
 
         parser = build_parser()
     out = [parser.description or "", ""]
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     args = argv if argv is not None else sys.argv[1:]
     pages = {"config": config_markdown, "cli": cli_markdown, "storage": storage_markdown}
     if len(args) != 1 or args[0] not in pages:
-        print("usage: python -m tuner.reference config|cli|storage", file=sys.stderr)
+        print("usage: python -m tuner.commands.reference config|cli|storage", file=sys.stderr)
         return 2
     try:
         print(pages[args[0]]())

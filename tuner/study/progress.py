@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import optuna
 
 from tuner.capacity.record import ci_text
-from tuner.config import TunerConfig
 from tuner.trial_record import REFERENCE_ATTR, best_feasible_value, is_feasible
+
+if TYPE_CHECKING:  # only the type: `show` reads the progress lines' words without the config
+    from tuner.config import TunerConfig
 
 _SHORT = {
     "max_batch_size": "max",

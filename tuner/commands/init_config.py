@@ -21,8 +21,8 @@ from pathlib import Path
 from model_server.signature_spec import SignatureSpec
 from model_server.tensors import dtype_name
 from tuner.errors import ConfigError, TunerError
-from tuner.model_signature import check_batchable, generated_bodies, read_signature
-from tuner.request_source import MODEL_WARMUP, predict_path, warmup_bodies
+from tuner.measure.model_signature import check_batchable, generated_bodies, read_signature
+from tuner.measure.request_source import MODEL_WARMUP, predict_path, warmup_bodies
 
 SIGNATURE = "serving_default"
 TIMED_REQUESTS = 15

@@ -1,4 +1,4 @@
-"""A scripted measurer beside the real one, as httpx's MockTransport sits beside its transports.
+"""A scripted measurer beside the real one, for the tests and bench/replay.py (not shipped).
 
 `Objective`, `confirm()` and `optimize()` take whatever measures a configuration. The real
 measurers restart a model server and run Locust; these answer from a function of the batching
@@ -23,8 +23,8 @@ from tuner.capacity.measure import CapacityMeasurement, CapacityMeasurer, OnStep
 from tuner.capacity.search import SearchSettings, search
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
 from tuner.load import IntervalSample, LoadProfile, LoadResult
-from tuner.measurement import Measurement
-from tuner.study import Parts
+from tuner.measure.measurement import Measurement
+from tuner.study.run import Parts
 
 
 @dataclass(frozen=True)

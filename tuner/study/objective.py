@@ -8,6 +8,7 @@ Artifacts are attached before the trial ends, since Optuna refuses writes to fin
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,11 +22,11 @@ from tuner.capacity.measure import CapacityMeasurer, StepWriter
 from tuner.capacity.record import capacity_attrs, constraints
 from tuner.capacity.step import CurvePoint
 from tuner.config import TunerConfig
+from tuner.coordination.worker_name import WORKER_ATTR
 from tuner.errors import StorageLost, TrialFailed
 from tuner.load import IntervalSample
-from tuner.measurement import Measurement, Measurer
-from tuner.pruning import EarlyStop
-from tuner.review.dashboard import attach_trial_curve
+from tuner.measure.measurement import Measurement, Measurer
+from tuner.study.pruning import EarlyStop
 from tuner.trial_record import (
     NO_BATCHING,
     REFERENCE_ATTR,
@@ -36,7 +37,6 @@ from tuner.trial_record import (
     meets,
     record_constraints,
 )
-from tuner.worker import WORKER_ATTR
 
 log = logging.getLogger("tuner")
 
@@ -73,7 +73,11 @@ class Objective:
     artifact_store: object
     workdir: Path
     capacity: CapacityMeasurer | None = None  # capacity mode; None = the closed loop
-    worker: str | None = None  # this tuner's name, recorded on each trial (tuner/worker.py)
+    # this tuner's name, recorded on each trial (tuner/coordination/worker_name.py)
+    worker: str | None = None
+    # Draws the trial's curve for optuna-dashboard (tuner/review/dashboard.py's
+    # attach_trial_curve, given by the run), so a trial does not import the review package.
+    draw_curve: Callable[[optuna.Trial, Path], None] | None = None
     _stop_reason: str | None = None
     _artifact_problem: str | None = None  # the last artifact failure logged
 
@@ -127,7 +131,7 @@ class Objective:
 
     def _reporter(self, trial: optuna.Trial):
         """Reports each measured interval's throughput to Optuna (the dashboard plots it) and
-        stops the trial early when tuner/pruning.py says it is clearly hopeless."""
+        stops the trial early when tuner/study/pruning.py says it is clearly hopeless."""
         percentile = self.config.objective.percentile
         rule = EarlyStop(
             percentile=percentile,
@@ -215,7 +219,8 @@ class Objective:
         `artifacts_failed`, and the log says it once per cause, not once per trial."""
         problem = unwritable(self.artifact_store)
         if problem is None:
-            attach_trial_curve(trial, self.config, self.samples, self.artifact_store, workdir)
+            if self.draw_curve is not None:
+                self.draw_curve(trial, workdir)
             files = [workdir / "batching_parameters.txt", workdir / "server.log"]
             load_dir = workdir / "load"
             if load_dir.is_dir():

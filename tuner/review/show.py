@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import optuna
 
-from tuner.backend_note import summary_tag
 from tuner.capacity.record import ci_text
-from tuner.confirm import CONFIRMATION_ATTR, WINNER_ATTR, best_feasible
-from tuner.progress import describe_params
-from tuner.ratios import ratio_between, tie_text
-from tuner.resume import RETRY_ATTR, fail_reason
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, is_feasible
-from tuner.worker import WORKER_ATTR
+from tuner.coordination.resume import RETRY_ATTR, fail_reason
+from tuner.coordination.worker_name import WORKER_ATTR
+from tuner.review.backend_note import summary_tag
+from tuner.study.progress import describe_params
+from tuner.study.ratios import ratio_between, tie_text
+from tuner.trial_record import (
+    CONFIRMATION_ATTR,
+    NO_BATCHING,
+    REFERENCE_ATTR,
+    TF_SERVING_RECOMMENDED,
+    WINNER_ATTR,
+    best_feasible,
+    is_feasible,
+)
 
 COLUMNS = (
     "#",
