@@ -41,7 +41,7 @@ import optuna  # noqa: E402
 import psutil  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from tests.support.faults import Fault, check_records, leftovers, signal_part  # noqa: E402
+from tests.support.faults import Fault, check_records, intervals_seen, leftovers, signal_part  # noqa: E402
 from tuner.config import load_config  # noqa: E402
 from tuner.coordination.resume import RETRY_ATTR, counted_trials  # noqa: E402
 from tuner.study.run import load_existing_study, optimize  # noqa: E402
@@ -78,6 +78,7 @@ def config_for(workdir: Path, trials: int):
                 "step_warmup_s": 1.0,
                 "step_measure_s": 2.0,
                 "max_steps": 3,
+                "step_extra_s": 0.0,  # the window is WINDOW_INTERVALS long, never lengthened
                 "resolution": 0.5,
                 "low_check_fraction": 0.0,
                 "max_in_flight": 128,
@@ -90,8 +91,10 @@ def config_for(workdir: Path, trials: int):
     return config
 
 
-def action(kind: str, config, rng: random.Random):
-    """The fault itself, with a random delay inside the interval it starts in."""
+def action(kind: str, config, rng: random.Random, trial: int):
+    """The fault itself, with a random delay inside the interval it starts in. Returns what
+    the fault returned and how many intervals of the step were written when it struck: a
+    delay drawn in the window's last interval can strike after the window closed."""
     delay = rng.uniform(0.0, 0.8)
     db = config.base_dir / "tuning.db"
     signals = {
@@ -112,9 +115,10 @@ def action(kind: str, config, rng: random.Random):
 
     def act():
         time.sleep(delay)
+        seen = intervals_seen(config, trial, 1)
         if kind == "db_lock":
-            return lock_db()
-        return signal_part(*signals[kind])()
+            return lock_db(), seen
+        return signal_part(*signals[kind])(), seen
 
     return act
 
@@ -134,7 +138,13 @@ def run(trials: int, every: int, seed: int, faults: int | None) -> dict:
             (
                 number,
                 kind,
-                Fault(config, action(kind, config, rng), trial=number, after=after, timeout_s=3600),
+                Fault(
+                    config,
+                    action(kind, config, rng, number),
+                    trial=number,
+                    after=after,
+                    timeout_s=3600,
+                ),
             )
             for number, kind, after in plan
         ]
@@ -151,9 +161,10 @@ def run(trials: int, every: int, seed: int, faults: int | None) -> dict:
         for *_, fault in armed:
             fault.cancel()
             fault.join(timeout=10)
-            if fault.result and fault.result[1] and "model_server" in str(fault.result[1]):
+            signalled = fault.result[0] if fault.result else None
+            if signalled and "model_server" in str(signalled[1]):
                 with contextlib.suppress(psutil.Error):
-                    psutil.Process(fault.result[0]).resume()  # never leave a stopped process
+                    psutil.Process(signalled[0]).resume()  # never leave a stopped process
         left = leftovers(before)
         consistent = True
         try:
@@ -170,7 +181,13 @@ def run(trials: int, every: int, seed: int, faults: int | None) -> dict:
             reason = trial.user_attrs.get("fail_reason") if trial else None
             state = trial.state.name if trial else None
             expected = EXPECTED[kind]
+            seen = fault.result[1] if fault.result else None
+            # Struck once the step's window was written: nothing left to cut short in it. The
+            # trial finishes on what it measured, or its next step meets the dead part.
+            after_window = seen is not None and seen >= WINDOW_INTERVALS
             right = reason == expected if expected else state in ("COMPLETE", "PRUNED")
+            if after_window and expected:
+                right = right or state in ("COMPLETE", "PRUNED")
             injected.append(
                 {
                     "trial": number,
@@ -179,6 +196,8 @@ def run(trials: int, every: int, seed: int, faults: int | None) -> dict:
                     "fail_reason": reason,
                     "expected": expected,
                     "right": right,
+                    "intervals_when_struck": seen,
+                    "after_window": after_window,
                     "error": repr(fault.error) if fault.error else None,
                 }
             )
@@ -223,7 +242,8 @@ def main() -> None:
         mark = "ok" if fault["right"] else "WRONG"
         print(
             f"trial {fault['trial']:>2} {fault['fault']:<13} -> {fault['state']} "
-            f"{fault['fail_reason'] or ''} (expected {fault['expected'] or 'finished'}) {mark}"
+            f"{fault['fail_reason'] or ''} (expected {fault['expected'] or 'finished'}"
+            f"{', or finished: struck after the window' if fault['after_window'] else ''}) {mark}"
         )
     print(
         f"\n{result['trials_finished']} trials finished of {result['trials_stored']} stored "
