@@ -28,7 +28,6 @@ import contextlib
 import json
 import random
 import signal
-import sqlite3
 import sys
 import tempfile
 import time
@@ -41,7 +40,14 @@ import optuna  # noqa: E402
 import psutil  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from tests.support.faults import Fault, check_records, intervals_seen, leftovers, signal_part  # noqa: E402
+from tests.support.faults import (  # noqa: E402
+    Fault,
+    check_records,
+    intervals_seen,
+    leftovers,
+    lock_sqlite,
+    signal_part,
+)
 from tuner.config import load_config  # noqa: E402
 from tuner.coordination.resume import RETRY_ATTR, counted_trials  # noqa: E402
 from tuner.study.run import load_existing_study, optimize  # noqa: E402
@@ -104,20 +110,11 @@ def action(kind: str, config, rng: random.Random, trial: int):
         "locust_kill": ("locust", signal.SIGKILL),
     }
 
-    def lock_db() -> None:
-        other = sqlite3.connect(db, timeout=30)
-        try:
-            other.execute("BEGIN EXCLUSIVE")
-            time.sleep(4)
-        finally:
-            other.rollback()
-            other.close()
-
     def act():
         time.sleep(delay)
         seen = intervals_seen(config, trial, 1)
         if kind == "db_lock":
-            return lock_db(), seen
+            return lock_sqlite(db), seen
         return signal_part(*signals[kind])(), seen
 
     return act

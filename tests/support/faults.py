@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -220,3 +222,26 @@ def run_with(config: TunerConfig, *faults: Fault) -> tuple[list[str], set[int]]:
 
 def by_reason(stored: list[optuna.trial.FrozenTrial], reason: str) -> list:
     return [t for t in stored if t.user_attrs.get("fail_reason") == reason]
+
+
+def lock_sqlite(db: Path, seconds: float = 4.0) -> None:
+    """Hold the SQLite file's write lock, as another writer would (4 s by default: across the
+    step's end, when its figures are written)."""
+    other = sqlite3.connect(db, timeout=30)
+    try:
+        other.execute("BEGIN EXCLUSIVE")
+        time.sleep(seconds)
+    finally:
+        other.rollback()
+        other.close()
+
+
+class LogLines(logging.Handler):
+    """Log lines over a whole study run by a module's fixture (caplog is one test's)."""
+
+    def __init__(self, level: int = logging.WARNING) -> None:
+        super().__init__(level)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())

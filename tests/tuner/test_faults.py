@@ -23,8 +23,7 @@ import contextlib
 import logging
 import shutil
 import signal
-import sqlite3
-import time
+from functools import partial
 from pathlib import Path
 
 import optuna
@@ -34,11 +33,13 @@ from optuna.trial import TrialState
 
 from tests.support.faults import (
     Fault,
+    LogLines,
     by_reason,
     check_records,
     fault_config,
     finished,
     leftovers,
+    lock_sqlite,
     run_with,
     signal_part,
 )
@@ -47,30 +48,6 @@ from tuner.study.run import load_existing_study
 
 pytestmark = pytest.mark.slow
 N_TRIALS = 6  # trials 0, 1, 3, 5, 6, 7 count; 2 and 4 are the bench's faults, re-run
-
-
-class Records(logging.Handler):
-    """The tuner's log lines over the whole study (caplog is one test's)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
-
-
-def lock_sqlite_for_a_while(db: Path):
-    def act() -> None:
-        other = sqlite3.connect(db, timeout=30)
-        try:
-            other.execute("BEGIN EXCLUSIVE")
-            time.sleep(4)  # across the step's end, when its figures are written
-        finally:
-            other.rollback()
-            other.close()
-
-    return act
 
 
 def replace_with_a_file(directory: Path):
@@ -88,7 +65,7 @@ def faulted(tmp_path_factory, demo_model_dir):
     # Two Locust processes, so a killed one has a worker that must not be left.
     config = fault_config(tmp_path, demo_model_dir, n_trials=N_TRIALS, load={"processes": 2})
     faults = {
-        "sqlite_lock": Fault(config, lock_sqlite_for_a_while(tmp_path / "tuning.db"), trial=0),
+        "sqlite_lock": Fault(config, partial(lock_sqlite, tmp_path / "tuning.db"), trial=0),
         "server_kill": Fault(config, signal_part("model_server", signal.SIGKILL), trial=1),
         "service_kill": Fault(config, signal_part("service", signal.SIGKILL), trial=2),
         "locust_kill": Fault(config, signal_part("locust", signal.SIGKILL), trial=4),
@@ -99,7 +76,7 @@ def faulted(tmp_path_factory, demo_model_dir):
         # of the step's requests already answered.
         "server_stop": Fault(config, signal_part("model_server", signal.SIGSTOP), trial=6, after=2),
     }
-    records = Records()
+    records = LogLines()
     logging.getLogger("tuner").addHandler(records)
     try:
         said, before = run_with(config, *faults.values())

@@ -12,22 +12,20 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from tests.support.faults import Fault, check_records, fault_config, finished, leftovers
+from tests.support.faults import (
+    Fault,
+    LogLines,
+    check_records,
+    fault_config,
+    finished,
+    leftovers,
+)
 from tests.support.postgres import running_postgres
 from tuner.coordination.resume import RETRY_ATTR
 from tuner.errors import TunerError
 from tuner.study.run import optimize
 
 pytestmark = pytest.mark.slow
-
-
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.messages: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.messages.append(record.getMessage())
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +46,7 @@ def cut_off(tmp_path_factory, demo_model_dir):
             server.start()
 
         faults = [Fault(config, restart, trial=0), Fault(config, server.stop, trial=1)]
-        records = Records()
+        records = LogLines(logging.INFO)
         logging.getLogger().addHandler(records)
         before = {c.pid for c in psutil.Process().children(recursive=True)}
         for fault in faults:
