@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import alone, hygiene
+from tests.support import alone, hygiene, timeline
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
 from tuner.coordination.runtime_dir import RUNTIME_ENV
@@ -27,10 +27,14 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with the most slow (end-to-end) tests first, the rest in collection order: under
-    xdist the longest modules start while every worker is free and short ones fill in after."""
+    """Modules with an `alone` test first, then those with the most slow (end-to-end) tests,
+    the rest in collection order. Under xdist an `alone` test waits for every running test to
+    end: at the start that is nothing, later it can be a whole study in a module's fixture with
+    every other worker held idle behind it. The longest modules then start while the workers
+    are free and short ones fill in after."""
+    lone = {item.path for item in items if item.get_closest_marker(alone.MARK)}
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: -slow[item.path])
+    items.sort(key=lambda item: (item.path not in lone, -slow[item.path]))
 
 
 @pytest.hookimpl(wrapper=True)
@@ -44,8 +48,10 @@ def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
     before = hygiene.tmp_entries(root)
     try:
         if worker == "main":
-            return (yield)
-        with alone.turn(root, item.get_closest_marker(alone.MARK) is not None):
+            with timeline.recorded(item.nodeid, worker):
+                return (yield)
+        lone = item.get_closest_marker(alone.MARK) is not None
+        with alone.turn(root, lone), timeline.recorded(item.nodeid, worker):
             return (yield)
     finally:
         hygiene.note_new_entries(root, before, item.nodeid, worker)
