@@ -1,14 +1,13 @@
 """How long one request takes on a warm model server, and the capacity search sized from it.
 
 TensorFlow's first calls of a freshly loaded model are slow (function tracing, oneDNN
-primitive creation, first allocations), and not only the very first one: on the example image
-model the first few dozen requests averaged ~44 ms where a warm server answers in ~1.3 ms. A
-config whose SLO, first probe and trial budget come from a cold figure starts its search far
-below the knee and runs out of budget before reaching it. So requests are sent until their
-latencies settle (the median of the last WINDOW stops falling), bounded by a count and a
-time, and only then is a batch timed. "Stopped falling" alone would take a flat cold stretch
-for a warm server, so the warm-up is also at least MIN_WARMUP requests and MIN_WARMUP_S.
-"""
+primitive creation, first allocations), and not only the very first one. A config whose SLO,
+first probe and trial budget come from a cold figure starts its search far below the knee and
+runs out of budget before reaching it. So requests are sent until their latencies settle (the
+median of the last WINDOW stops falling), bounded by a count and a time, and only then is a
+batch timed. "Stopped falling" alone would take a flat cold stretch for a warm server, so the
+warm-up is also at least MIN_WARMUP requests and MIN_WARMUP_S. (init's 44 ms on the image
+model was not a cold start but the connection: see init_config._median_ms.)"""
 
 from __future__ import annotations
 
@@ -104,7 +103,7 @@ def search_budget(
     BATCHING_HEADROOM x the serial estimate within max_steps, with steps left to bisect and
     for the low-rate check, and max_trial_s leaves time for all of those steps."""
     serial = 1000.0 / max(latency_ms, 0.01) * max(1, cores)
-    start = max(5.0, round(serial * START_SHARE))
+    start = max(5.0, float(math.ceil(serial * START_SHARE)))
     doublings = max(1, math.ceil(math.log(BATCHING_HEADROOM * serial / start, growth)))
     steps = doublings + BISECTION_STEPS + EXTRA_STEPS
     trial_s = steps * (warmup_s + measure_s + STEP_OVERHEAD_S)
