@@ -11,7 +11,6 @@ and the `auto` backend.
 
 from __future__ import annotations
 
-import http.client
 import os
 import subprocess
 import sys
@@ -19,7 +18,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from model_server.signature_spec import SignatureSpec
 from model_server.tensors import dtype_name
@@ -133,40 +131,30 @@ def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> WarmTimin
 
 
 def _median_ms(url: str, bodies: list[bytes]) -> WarmTiming:
-    """Each request on a fresh connection, timed from after the connect: on a kept-alive
-    connection the embedded server's REST API answered the image model's 61 KB bodies in
-    ~44 ms against ~1.5 ms on fresh ones (httpx and http.client alike, at the same settled
-    figure after hundreds of requests): a stall of the transport (delayed ACKs, most likely),
-    not the model, and not what the load generator pays (the trials saw p95 ~5 ms)."""
-    parts = urlsplit(url)
-    sent = 0
+    """On one kept-alive connection, as the load generator sends."""
+    import httpx
 
-    def send() -> float:
-        nonlocal sent
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30.0)
-        try:
-            conn.connect()
+    with httpx.Client(timeout=30.0) as client:
+        sent = 0
+
+        def send() -> float:
+            nonlocal sent
             started = time.perf_counter()
-            conn.request(
-                "POST",
-                parts.path,
-                body=bodies[sent % len(bodies)],
+            response = client.post(
+                url,
+                content=bodies[sent % len(bodies)],
                 headers={"Content-Type": "application/json"},
             )
-            response = conn.getresponse()
-            text = response.read()
             elapsed = (time.perf_counter() - started) * 1000.0
-        finally:
-            conn.close()
-        sent += 1
-        if response.status != 200:
-            raise TunerError(
-                f"the model answered a request with {response.status}: "
-                f"{text[:200].decode(errors='replace')}"
-            )
-        return elapsed
+            sent += 1
+            if response.status_code != 200:
+                raise TunerError(
+                    f"the model answered a request with {response.status_code}: "
+                    f"{response.text[:200]}"
+                )
+            return elapsed
 
-    return warm_median_ms(send)
+        return warm_median_ms(send)
 
 
 def suggested_slo_ms(latency_ms: float) -> float:

@@ -7,7 +7,8 @@ runs out of budget before reaching it. So requests are sent until their latencie
 median of the last WINDOW stops falling), bounded by a count and a time, and only then is a
 batch timed. "Stopped falling" alone would take a flat cold stretch for a warm server, so the
 warm-up is also at least MIN_WARMUP requests and MIN_WARMUP_S. (init's 44 ms on the image
-model was not a cold start but the connection: see init_config._median_ms.)"""
+model was not a cold start but the embedded server's REST connections without TCP_NODELAY,
+fixed in model_server/server.py.)"""
 
 from __future__ import annotations
 
