@@ -220,13 +220,12 @@ mode = "capacity"                # each trial: the highest req/s within the SLO
 target = "service"               # service | rest | grpc (straight to the model server)
 {source}requests_order = "cycle"         # cycle | random
 # Sized from the latency: served one at a time on {cores} core(s), about
-# 1000 / {latency_ms:.1f} ms x {cores} = {budget.serial_rps:.0f} req/s; batching can multiply
-# that, so the search must be able to reach {BATCHING_HEADROOM:g}x it. It starts at
-# {START_SHARE:g} of it and doubles while steps pass: {budget.doublings} doublings reach
-# {BATCHING_HEADROOM:g}x, and max_steps leaves {budget.max_steps - budget.doublings} more to bisect
-# the knee and check a low rate. Each step is {STEP_WARMUP_S:g} s of warm-up,
-# {STEP_MEASURE_S:g} s measured and up to ~{STEP_OVERHEAD_S:g} s more (drain, an extended
-# window), so max_trial_s lets every one of those steps run.
+# 1000 / {latency_ms:.1f} ms x {cores} = {budget.serial_rps:.0f} req/s. Batching can multiply that,
+# so the search must be able to reach {BATCHING_HEADROOM:g}x it: it starts at 1/{1 / START_SHARE:g}
+# of it and doubles while steps pass ({budget.doublings} doublings reach {BATCHING_HEADROOM:g}x),
+# and max_steps leaves {budget.max_steps - budget.doublings} more to bisect the knee and check a
+# low rate. Each step is {STEP_WARMUP_S:g} s of warm-up, {STEP_MEASURE_S:g} s measured and up to
+# ~{STEP_OVERHEAD_S:g} s more (drain, an extended window): max_trial_s lets all of them run.
 start_rps = {budget.start_rps:g}
 min_rps = 5.0
 max_rps = {budget.max_rps:g}
