@@ -8,7 +8,9 @@ quick space, confirmation with both references), in bench/out/any_model/:
 
     python bench/any_model_bench.py [--trials 8] [--target service|rest|grpc] [--short]
 
-Writes bench/out/any_model_bench.json. A full run takes about as long as `make demo` on a
+Writes bench/out/any_model_bench.json: each capacity with `lower_bound` (its search stopped
+before crossing the SLO, so it is ">=", kept apart from measured runs) and ratios that say
+">=" or "<=" when one side is a bound. A full run takes about as long as `make demo` on a
 quiet machine; `--short` (4 trials, shorter steps) checks the script in a few minutes.
 """
 
@@ -30,6 +32,7 @@ from bench.study_figures import say  # noqa: E402
 from scripts.example_models import build_image_model  # noqa: E402
 from tuner.commands.init_config import write_config  # noqa: E402
 from tuner.config import load_config  # noqa: E402
+from tuner.study.bounds import is_lower_bound  # noqa: E402
 from tuner.study.progress import describe_params  # noqa: E402
 from tuner.study.run import optimize  # noqa: E402
 from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
@@ -37,7 +40,7 @@ from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
 
 def run(out: Path, args: argparse.Namespace) -> dict:
     model = build_image_model(out / "image")
-    config_path, _, latency_ms = write_config(model, out / "tuner.toml", force=True)
+    config_path, _, timing = write_config(model, out / "tuner.toml", force=True)
     overrides: dict[str, dict] = {
         "study": {
             "n_trials": args.trials,
@@ -56,35 +59,67 @@ def run(out: Path, args: argparse.Namespace) -> dict:
     confirmation = study.user_attrs.get("confirmation") or {}
     refs = {t.user_attrs[REFERENCE_ATTR]: t for t in study.trials if REFERENCE_ATTR in t.user_attrs}
 
-    def capacity(trial: optuna.trial.FrozenTrial | None) -> float | None:
-        """The median of the confirmation's re-measurements when there are some."""
+    def capacity(trial: optuna.trial.FrozenTrial | None) -> dict | None:
+        """The confirmation's figure when it re-measured the trial (the median of its measured
+        runs, bounds apart), else the trial's own; `lower_bound` when the figure is one (a
+        search that stopped before crossing the SLO), never averaged with measurements."""
         if trial is None:
             return None
-        confirmed = confirmation.get(str(trial.number)) or {}
-        return confirmed.get("median_rps") or trial.user_attrs.get("capacity_rps") or None
+        confirmed = confirmation.get(str(trial.number))
+        if confirmed:
+            return {
+                "rps": confirmed["median_rps"],
+                "lower_bound": bool(confirmed.get("lower_bound")),
+                "measured_rps": confirmed.get("measured_rps", confirmed["rps"]),
+                "lower_bounds_rps": confirmed.get("lower_bounds_rps", []),
+            }
+        rps = trial.user_attrs.get("capacity_rps")
+        if not rps:
+            return None
+        bound = is_lower_bound({"ci": trial.user_attrs.get("capacity_ci_rps")})
+        return {
+            "rps": rps,
+            "lower_bound": bound,
+            "measured_rps": [] if bound else [rps],
+            "lower_bounds_rps": [rps] if bound else [],
+        }
 
     winner = result.winner or {}
     won = study.trials[winner["trial"]] if winner else None
     figures = {
         "no_batching": capacity(refs.get("no_batching")),
         "tf_serving_recommended": capacity(refs.get("tf_serving_recommended")),
-        "winner_median": winner.get("median_rps"),
+        "winner": capacity(won),
         "winner_params": describe_params(won) if won else None,
     }
     ratios = {
-        f"winner_vs_{name}": round(figures["winner_median"] / figures[name], 2)
+        f"winner_vs_{name}": quoted
         for name in ("no_batching", "tf_serving_recommended")
-        if figures[name] and figures["winner_median"]
+        if (quoted := bounded_ratio(figures["winner"], figures[name])) is not None
     }
     return {
         "model": "image: float32 [None, 32, 32, 3], 2 conv layers, random weights",
         "target": args.target,
-        "one_request_ms": round(latency_ms, 2),
+        "one_request_ms": round(timing.median_ms, 2),
+        "one_request_timing": timing.describe(),
         "slo": f"{config.objective.percentile} <= {config.objective.slo_ms:g} ms",
         "capacity_rps": figures,
         "ratios": ratios,
         "trials": [point(t, config.objective.percentile) for t in study.trials],
     }
+
+
+def bounded_ratio(a: dict | None, b: dict | None) -> str | None:
+    """a / b, as ">= 1.5" when a is a lower bound, "<= 1.5" when b is, None when both are
+    (nothing can be said) or either is missing."""
+    if not a or not b or not a["rps"] or not b["rps"]:
+        return None
+    if a["lower_bound"] and b["lower_bound"]:
+        return None
+    value = f"{a['rps'] / b['rps']:.2f}"
+    if a["lower_bound"]:
+        return f">= {value}"
+    return f"<= {value}" if b["lower_bound"] else value
 
 
 def main() -> None:

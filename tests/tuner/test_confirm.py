@@ -5,6 +5,7 @@ from __future__ import annotations
 import optuna
 
 from tuner.config import load_config
+from tuner.study.bounds import describe_confirmed
 from tuner.study.confirm import summarize
 from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value
 
@@ -50,3 +51,23 @@ def test_the_incumbent_is_a_confirmed_median_not_its_lucky_first_run() -> None:
         CONFIRMATION_ATTR, {"0": {"trial": 0, "median_rps": 380.0, "feasible": False}}
     )
     assert best_feasible_value(study) == 250.0  # re-measured infeasible: no longer the bar
+
+
+def test_a_lower_bound_is_never_averaged_with_a_measurement() -> None:
+    """The image model's TF Serving reference: its trial's search stopped on the budget at
+    31.1 req/s (interval open above), its confirmation measured 827.7; "429.4" was neither."""
+    config = load_config(None, {"objective": {"slo_ms": 220.0}})
+    trial = {"rps": 31.1, "latency_ms": 4.6, "error_rate": 0.0, "ci": [31.0, None]}
+    confirmed = {"rps": 827.7, "latency_ms": 6.0, "error_rate": 0.0, "ci": [800.0, 850.0]}
+    mixed = summarize(1, [trial, confirmed], config)
+    assert mixed["median_rps"] == 827.7 and not mixed["lower_bound"]
+    assert mixed["measured_rps"] == [827.7] and mixed["lower_bounds_rps"] == [31.1]
+    assert describe_confirmed(mixed) == (
+        "median 827.7 req/s over 1 measured runs, 1 lower bound(s) set aside (>= 31.1)"
+    )
+    both = summarize(1, [trial, {**confirmed, "ci": [820.0, None]}], config)
+    assert both["lower_bound"] and both["median_rps"] == 827.7  # at least the highest bound
+    assert describe_confirmed(both).startswith(">= 827.7 req/s (a lower bound: none of its 2")
+    closed = summarize(1, runs((900, 90, 0), (600, 90, 0)), config)  # closed loop: no interval
+    assert closed["median_rps"] == 750 and not closed["lower_bound"]
+    assert describe_confirmed(closed) == "median 750.0 req/s over 2 runs"

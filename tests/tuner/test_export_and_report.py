@@ -147,3 +147,46 @@ def test_show_reads_a_running_trial_whose_attrs_are_still_arriving(study) -> Non
     running.set_user_attr("rps", 700.0)  # error_rate and the rest not written yet
     line = show(study).splitlines()[3]
     assert "RUNNING" in line and "700.0" in line
+
+
+def test_show_and_summary_say_when_a_confirmed_capacity_is_a_lower_bound(study) -> None:
+    reference = add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
+    best = add_trial(study, rps=900, p95=40, batching=BatchingParameters(max_batch_size=8))
+    bounded = {
+        "trial": reference,
+        "rps": [31.1, 827.7],
+        "measured_rps": [827.7],
+        "lower_bounds_rps": [31.1],
+        "median_rps": 827.7,
+        "lower_bound": False,
+        "feasible": True,
+    }
+    only_bounds = {
+        "trial": best,
+        "rps": [900.0, 950.0],
+        "measured_rps": [],
+        "lower_bounds_rps": [900.0, 950.0],
+        "median_rps": 950.0,
+        "lower_bound": True,
+        "feasible": True,
+    }
+    study.set_user_attr(CONFIRMATION_ATTR, {str(reference): bounded, str(best): only_bounds})
+    study.set_user_attr(
+        WINNER_ATTR,
+        {
+            "trial": best,
+            "median_rps": 950.0,
+            "median_p95_ms": 42.0,
+            "runs": 2,
+            "confirmed": True,
+            "lower_bound": True,
+        },
+    )
+    lines = show(study).splitlines()
+    assert "set aside (>= 31.1)" in lines[2]
+    assert "confirmed >= 950.0 req/s (a lower bound" in lines[3]
+    summary = winner_summary(study, "p95")
+    assert "a lower bound: no run crossed the SLO" in summary
+    assert "827.7 req/s, p95 20.0 ms, median of 1 measured runs, 1 lower bound(s) set aside" in (
+        summary
+    )

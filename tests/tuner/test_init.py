@@ -12,6 +12,12 @@ import pytest
 
 from tuner.commands.cli import main
 from tuner.commands.init_config import suggested_slo_ms
+from tuner.commands.warm_timing import (
+    BATCHING_HEADROOM,
+    WarmTiming,
+    search_budget,
+    warm_median_ms,
+)
 from tuner.config import load_config
 
 
@@ -96,3 +102,55 @@ def test_the_config_uses_the_models_warmup_file_and_a_measured_slo(
 def test_suggested_slo_is_five_times_one_request_rounded_up_to_5_ms():
     assert suggested_slo_ms(10.2) == 55.0
     assert suggested_slo_ms(1.0) == 20.0  # a floor: scheduling noise dominates below it
+
+
+def test_the_timing_waits_for_a_cold_model_to_warm_up():
+    """TensorFlow's first few dozen calls are slow; one warm request is not enough."""
+    latencies = iter([40.0] * 35 + [1.3] * 200)
+    ticks = iter(x / 20 for x in range(10_000))  # 50 ms per call of the clock
+    timing = warm_median_ms(lambda: next(latencies), clock=lambda: next(ticks))
+    assert timing.median_ms == 1.3 and timing.settled
+    assert 50 <= timing.warmup_requests < 100 and timing.warmup_s >= 2.0
+
+
+def test_the_warm_up_is_bounded_when_latencies_keep_falling():
+    falling = (100.0 * 0.9**i for i in range(10_000))
+    timing = warm_median_ms(lambda: next(falling), max_warmup_requests=50)
+    assert timing.warmup_requests == 50 and not timing.settled
+    assert "still falling" in timing.describe()
+    ticks = iter(range(10_000))
+    falling = (100.0 * 0.9**i for i in range(10_000))
+    timing = warm_median_ms(lambda: next(falling), max_warmup_s=5.0, clock=lambda: next(ticks))
+    assert timing.warmup_requests < 10 and not timing.settled
+
+
+@pytest.mark.parametrize("latency_ms", [0.3, 1.3, 44.0, 400.0])
+@pytest.mark.parametrize("cores", [1, 2, 16])
+def test_the_search_can_reach_beyond_the_serial_capacity_within_its_budget(latency_ms, cores):
+    """Doubling from start_rps reaches BATCHING_HEADROOM x the serial estimate within
+    max_steps, with steps left to bisect, and max_trial_s lets all of them run."""
+    b = search_budget(latency_ms, cores, warmup_s=1.0, measure_s=3.0)
+    serial = 1000.0 / latency_ms * cores
+    assert b.serial_rps == pytest.approx(serial)
+    assert b.start_rps >= 5.0
+    reach = b.start_rps * 2.0**b.doublings
+    assert reach >= BATCHING_HEADROOM * serial and reach <= b.max_rps
+    assert b.max_steps >= b.doublings + 4
+    assert b.max_trial_s >= b.max_steps * (1.0 + 3.0 + 5.0)
+
+
+def test_the_config_says_how_it_was_timed_and_sizes_its_search(tmp_path, example_models):
+    from tuner.commands.init_config import inspect_model, render_config
+
+    summary = inspect_model(example_models["image"])
+    timing = WarmTiming(1.3, 30, 42, 0.2, True)
+    out = tmp_path / "tuner.toml"
+    text = render_config(summary, timing, out, cores=2)
+    out.write_text(text)
+    assert "median of 30 requests after 42 warm-up requests" in text
+    config = load_config(out, {})
+    budget = search_budget(1.3, 2, config.load.step_warmup_s, config.load.step_measure_s)
+    assert config.load.start_rps == budget.start_rps and config.load.max_steps == budget.max_steps
+    assert config.load.max_trial_s == budget.max_trial_s
+    # the old config's 40 s and 6 steps stopped both references far below the knee
+    assert config.load.max_trial_s > 40.0 and config.load.max_steps > 6

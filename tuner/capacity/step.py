@@ -2,15 +2,21 @@
 budget, and keeping up with the traffic that was offered.
 
 A step that did not offer the rate it was asked for (the generator hit its in-flight ceiling,
-or sent fewer arrivals than asked) is "not achieved" and fails with that reason: its latency
-says nothing about the target rate, and quietly becoming a closed loop would hide exactly the
-overload the search is looking for.
+or sent fewer arrivals than its schedule held) is "not achieved" and fails with that reason:
+its latency says nothing about the target rate, and quietly becoming a closed loop would hide
+exactly the overload the search is looking for. What was sent is compared with what the
+Poisson schedule drew for the window, not with rate x seconds: at 28 req/s a 3 s window holds
+~85 arrivals give or take 9, so a draw 5% short is chance, not a generator falling behind.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from tuner.load.arrivals import poisson_noise
+
+POISSON_SDS = 3.0  # without the schedule's count: a shortfall this many sd of the draw is chance
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ class StepResult:
     remeasured_because: str | None = None  # the first window's pause, when it was measured again
     not_drained: str | None = None  # the drain before the step did not finish: nothing measured
     drain_s: float | None = None  # how long the drain before the step took
+    # arrivals the schedule held in the window per second (None: not known, e.g. closed loop)
+    scheduled_rps: float | None = None
 
     def latency_ms(self, percentile: str) -> float | None:
         return getattr(self, f"{percentile}_ms")
@@ -93,11 +101,9 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
             "not achieved: the load generator hit its in-flight ceiling"
             + (f" ({step.in_flight_detail})" if step.in_flight_detail else "")
         )
-    elif step.offered_rps < c.min_goodput_ratio * step.target_rps:
+    elif shortfall := _behind_schedule(step, c):
         achieved = False
-        reasons.append(
-            f"not achieved: {step.offered_rps:.1f} req/s offered of {step.target_rps:.1f} asked"
-        )
+        reasons.append(f"not achieved: {shortfall}")
     latency = step.latency_ms(c.percentile)
     if latency is None:
         reasons.append("no successful request, so no latency")
@@ -128,6 +134,25 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
         decided=undecided is None or bool(others),
         note=undecided if undecided is not None and not others else None,
     )
+
+
+def _behind_schedule(step: StepResult, c: StepCriteria) -> str | None:
+    """Did the generator send less than it was due to? Due is what the arrival schedule held
+    in the window; when that is not known, the nominal rate less POISSON_SDS standard
+    deviations of a Poisson count over the window."""
+    if step.scheduled_rps is not None:
+        if step.offered_rps >= c.min_goodput_ratio * step.scheduled_rps:
+            return None
+        return (
+            f"{step.offered_rps:.1f} req/s offered of {step.scheduled_rps:.1f} the arrival "
+            f"schedule held ({step.target_rps:.1f} asked): the generator fell behind it"
+        )
+    slack = 1.0 - c.min_goodput_ratio
+    if step.duration_s > 0 and step.target_rps > 0:
+        slack = max(slack, POISSON_SDS * poisson_noise(step.target_rps, step.duration_s))
+    if step.offered_rps >= (1.0 - slack) * step.target_rps:
+        return None
+    return f"{step.offered_rps:.1f} req/s offered of {step.target_rps:.1f} asked"
 
 
 def _holds(ci: list[float | None], slo_ms: float) -> bool:

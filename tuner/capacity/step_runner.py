@@ -188,6 +188,7 @@ class StepRunner:
         return StepResult(
             target_rps=rate,
             offered_rps=offered if offered is not None else rate,
+            scheduled_rps=result.scheduled_rps,
             completed_rps=result.rps,
             goodput_rps=result.rps * (1.0 - result.error_rate),
             p50_ms=result.p50_ms,

@@ -112,8 +112,9 @@ def cmd_optimize(args: argparse.Namespace) -> int:
 def cmd_init(args: argparse.Namespace) -> int:
     from tuner.commands.init_config import suggested_slo_ms, write_config
 
-    print(f"inspecting {args.model} and timing one request on the embedded model server ...")
-    out, summary, latency_ms = write_config(Path(args.model), Path(args.out), args.force)
+    print(f"inspecting {args.model} and timing requests on the warm embedded model server ...")
+    out, summary, timing = write_config(Path(args.model), Path(args.out), args.force)
+    latency_ms = timing.median_ms
     for line in summary.describe():
         print(f"  {line}")
     source = "its warm-up file" if summary.has_warmup_file else "requests from its signature"
@@ -121,6 +122,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         f"one request: {latency_ms:.1f} ms; suggested SLO p95 <= "
         f"{suggested_slo_ms(latency_ms):g} ms; load: {source}"
     )
+    print(f"  ({timing.describe()})")
     print(f"wrote {out}; run: python -m tuner optimize --config {out}")
     return 0
 

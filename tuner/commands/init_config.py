@@ -2,15 +2,16 @@
 
 It inspects the model (its serving_default signature, inputs, outputs, whether every input
 has a free batch dimension), measures one request's latency on the embedded model server
-(a real `python -m model_server`, REST, the median of a few requests after a warm one), and
+(a real `python -m model_server`, REST, on a warm server: warm_timing.py), and
 writes a config that `python -m tuner optimize` runs with no edits: the model's own warm-up
 file as requests when it has one (else single-row requests generated from the signature),
-an SLO suggested from the measured latency, the quick space and the `auto` backend.
+an SLO suggested from the measured latency, a capacity search sized from it, the quick space
+and the `auto` backend.
 """
 
 from __future__ import annotations
 
-import statistics
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,12 +21,21 @@ from pathlib import Path
 
 from model_server.signature_spec import SignatureSpec
 from model_server.tensors import dtype_name
+from tuner.commands.warm_timing import (
+    BATCHING_HEADROOM,
+    START_SHARE,
+    STEP_OVERHEAD_S,
+    WarmTiming,
+    search_budget,
+    warm_median_ms,
+)
 from tuner.errors import ConfigError, TunerError
 from tuner.measure.model_signature import check_batchable, generated_bodies, read_signature
 from tuner.measure.request_source import MODEL_WARMUP, predict_path, warmup_bodies
 
 SIGNATURE = "serving_default"
-TIMED_REQUESTS = 15
+STEP_WARMUP_S = 1.0
+STEP_MEASURE_S = 3.0
 SLO_FACTOR = 5.0  # the SLO as a multiple of one request's latency (see suggested_slo_ms)
 MIN_SLO_MS = 20.0
 
@@ -76,8 +86,8 @@ def inspect_model(base_path: Path) -> ModelSummary:
     )
 
 
-def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> float:
-    """The median latency of one request on the embedded server, in ms (no batching)."""
+def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> WarmTiming:
+    """One request's latency on the warm embedded server (no batching)."""
     from tuner.process import free_port, stop_child
     from tuner.servers.readiness import wait_until_available
 
@@ -120,25 +130,31 @@ def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> float:
             stop_child(process, 10.0)
 
 
-def _median_ms(url: str, bodies: list[bytes]) -> float:
+def _median_ms(url: str, bodies: list[bytes]) -> WarmTiming:
+    """On one kept-alive connection, as the load generator sends."""
     import httpx
 
-    timings = []
     with httpx.Client(timeout=30.0) as client:
-        for i in range(TIMED_REQUESTS + 1):
+        sent = 0
+
+        def send() -> float:
+            nonlocal sent
             started = time.perf_counter()
             response = client.post(
-                url, content=bodies[i % len(bodies)], headers={"Content-Type": "application/json"}
+                url,
+                content=bodies[sent % len(bodies)],
+                headers={"Content-Type": "application/json"},
             )
             elapsed = (time.perf_counter() - started) * 1000.0
+            sent += 1
             if response.status_code != 200:
                 raise TunerError(
                     f"the model answered a request with {response.status_code}: "
                     f"{response.text[:200]}"
                 )
-            if i:  # the first pays for TensorFlow's first-call set-up
-                timings.append(elapsed)
-    return statistics.median(timings)
+            return elapsed
+
+        return warm_median_ms(send)
 
 
 def suggested_slo_ms(latency_ms: float) -> float:
@@ -148,14 +164,18 @@ def suggested_slo_ms(latency_ms: float) -> float:
     return max(MIN_SLO_MS, 5.0 * -(-latency_ms * SLO_FACTOR // 5.0))
 
 
-def render_config(summary: ModelSummary, latency_ms: float, out: Path) -> str:
+def render_config(
+    summary: ModelSummary, timing: WarmTiming, out: Path, cores: int | None = None
+) -> str:
     """The commented tuner.toml for this model."""
+    latency_ms = timing.median_ms
     slo = suggested_slo_ms(latency_ms)
+    cores = cores or os.cpu_count() or 1
+    budget = search_budget(latency_ms, cores, STEP_WARMUP_S, STEP_MEASURE_S)
     try:
         model_path = summary.base_path.resolve().relative_to(out.resolve().parent)
     except ValueError:
         model_path = summary.base_path.resolve()
-    start_rps = max(5.0, round(500.0 / latency_ms, 0)) if latency_ms > 0 else 50.0
     if summary.has_warmup_file:
         source = (
             f'requests = "{MODEL_WARMUP}"          # the model\'s own '
@@ -172,8 +192,8 @@ def render_config(summary: ModelSummary, latency_ms: float, out: Path) -> str:
 # Written by `python -m tuner init --model {summary.base_path}`; `python -m tuner optimize`
 # runs it as it is. The model, version {summary.version}, signature {SIGNATURE}:
 {signature}
-# One request took {latency_ms:.1f} ms (median of {TIMED_REQUESTS}, embedded server, no
-# batching, this machine).
+# One request took {latency_ms:.1f} ms on the embedded server, no batching, this machine:
+# the {timing.describe()}.
 
 [study]
 name = "{summary.name}"
@@ -199,14 +219,21 @@ model_base_path = "{model_path}"
 mode = "capacity"                # each trial: the highest req/s within the SLO
 target = "service"               # service | rest | grpc (straight to the model server)
 {source}requests_order = "cycle"         # cycle | random
-start_rps = {start_rps:g}                # the first probe: about half of one core's serial rate
+# Sized from the latency: served one at a time on {cores} core(s), about
+# 1000 / {latency_ms:.1f} ms x {cores} = {budget.serial_rps:.0f} req/s. Batching can multiply that,
+# so the search must be able to reach {BATCHING_HEADROOM:g}x it: it starts at 1/{1 / START_SHARE:g}
+# of it and doubles while steps pass ({budget.doublings} doublings reach {BATCHING_HEADROOM:g}x),
+# and max_steps leaves {budget.max_steps - budget.doublings} more to bisect the knee and check a
+# low rate. Each step is {STEP_WARMUP_S:g} s of warm-up, {STEP_MEASURE_S:g} s measured and up to
+# ~{STEP_OVERHEAD_S:g} s more (drain, an extended window): max_trial_s lets all of them run.
+start_rps = {budget.start_rps:g}
 min_rps = 5.0
-max_rps = 5000.0
+max_rps = {budget.max_rps:g}
 resolution = 0.1
-max_steps = 6
-max_trial_s = 40.0
-step_warmup_s = 1.0
-step_measure_s = 3.0
+max_steps = {budget.max_steps}
+max_trial_s = {budget.max_trial_s:g}
+step_warmup_s = {STEP_WARMUP_S:g}
+step_measure_s = {STEP_MEASURE_S:g}
 
 [search]
 space = "quick"                  # cpu | gpu | quick, or the path of your own space file
@@ -217,11 +244,13 @@ repeats = 1
 """
 
 
-def write_config(model: Path, out: Path, force: bool = False) -> tuple[Path, ModelSummary, float]:
+def write_config(
+    model: Path, out: Path, force: bool = False
+) -> tuple[Path, ModelSummary, WarmTiming]:
     """Inspect, measure, write; returns the file, the model and the measured latency."""
     if out.exists() and not force:
         raise ConfigError(f"{out} exists; pass --out with another file or --force to replace it")
     summary = inspect_model(model)
-    latency_ms = one_request_ms(summary)
-    out.write_text(render_config(summary, latency_ms, out))
-    return out, summary, latency_ms
+    timing = one_request_ms(summary)
+    out.write_text(render_config(summary, timing, out))
+    return out, summary, timing

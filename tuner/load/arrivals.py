@@ -85,3 +85,29 @@ def step_arrivals(
 def poisson_noise(rate_rps: float, window_s: float) -> float:
     """Relative standard deviation of a plain Poisson count over a window."""
     return 1.0 / math.sqrt(rate_rps * window_s)
+
+
+def scheduled_count(
+    rate_rps: float,
+    processes: int,
+    window_start_s: float,
+    window_s: float,
+    interval_s: float,
+    intervals: range,
+) -> int:
+    """How many arrivals the schedules of all `processes` hold in the given intervals of a
+    step (each arrival counted in interval int(offset / interval_s), as the recorder counts
+    it): what the generator was due to send there, whatever the Poisson draw made of the
+    nominal rate (an extended window or one cut short is plain Poisson or a share of the
+    window's arrivals, not rate x seconds)."""
+    if rate_rps <= 0 or not intervals:
+        return 0
+    rate = process_rate(rate_rps, processes)
+    count = 0
+    for index in range(processes):
+        for offset in step_arrivals(rate, index, window_start_s, window_s):
+            slot = int(offset / interval_s)
+            if slot >= intervals.stop:
+                break
+            count += slot in intervals
+    return count

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tuner.load import cpu
+from tuner.load.arrivals import scheduled_count
 from tuner.load.spec import IntervalSample, LoadResult
 from tuner.load.window import IntervalData, WindowFigures, settling, window_figures
 
@@ -90,6 +91,7 @@ class WindowCollector:
         max_in_flight: int | None = None,
         extend: Callable[[WindowFigures], int] | None = None,
         window_start: float | None = None,
+        schedulers: int | None = None,
     ) -> None:
         self.interval_s = interval_s
         self.warmup_intervals = warmup_intervals
@@ -105,6 +107,7 @@ class WindowCollector:
         # At the window's last interval: how many more to measure (an undecided verdict).
         self.extend = extend
         self.window_start = window_start  # monotonic; None in closed mode
+        self.schedulers = schedulers  # Locust processes whose schedules add up to the rate
         self.last_index = warmup_intervals + measure_intervals - 1
         self.samples: list[IntervalSample] = []
         self.measured: list[IntervalData] = []
@@ -154,9 +157,10 @@ class WindowCollector:
         settled, detail = settling(measured_samples)
         generator_cpu, per_process, by_pid = self._cpu()
         saturated, reason = judge_saturation(log_text, per_process)
-        offered = limit_hit = offered_detail = None
+        offered = limit_hit = offered_detail = scheduled = None
         if figures.arrivals is not None and figures.duration_s:
             offered = figures.arrivals / figures.duration_s
+            scheduled = self._scheduled_rps(figures.duration_s)
             limit_hit = bool(figures.skipped)
             offered_detail = self._offered_detail(figures, offered)
             late_share = (figures.late or 0) / figures.arrivals if figures.arrivals else 0.0
@@ -204,6 +208,7 @@ class WindowCollector:
             step=self.step,
             target_rps=self.target_rps,
             offered_rps_achieved=offered,
+            scheduled_rps=scheduled,
             arrivals=figures.arrivals,
             skipped=figures.skipped,
             late=figures.late,
@@ -217,6 +222,21 @@ class WindowCollector:
                 else None
             ),
         )
+
+    def _scheduled_rps(self, duration_s: float) -> float | None:
+        """The arrivals the processes' schedules held in the measured intervals, per second
+        (arrivals.py draws them from the rate, the process index and the window alone)."""
+        if not self.schedulers or not self.target_rps or not self.measured:
+            return None
+        count = scheduled_count(
+            self.target_rps,
+            self.schedulers,
+            self.warmup_intervals * self.interval_s,
+            self.measure_intervals * self.interval_s,
+            self.interval_s,
+            range(self.measured[0].index, self.measured[-1].index + 1),
+        )
+        return count / duration_s
 
     def _offered_detail(self, figures, offered: float) -> str:
         target = self.target_rps or 0.0

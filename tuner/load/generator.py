@@ -210,6 +210,7 @@ class OpenLoopGenerator:
             max_in_flight=self.profile.max_in_flight,
             extend=extend,
             window_start=start_at + warmup * interval,
+            schedulers=self.profile.schedulers,
         )
         budget = CONTROL_LEAD_S + (warmup + measure) * interval + max_extra_s + STEP_SLACK_S
         try:

@@ -282,6 +282,8 @@ class LoadResult:
     step: int = 0
     target_rps: float | None = None
     offered_rps_achieved: float | None = None  # arrivals sent per second over the window
+    # arrivals the schedule held in the window per second: what was due, Poisson draw included
+    scheduled_rps: float | None = None
     arrivals: int | None = None  # arrivals sent in the window
     skipped: int | None = None  # arrivals due in the window but not sent (ceiling reached)
     late: int | None = None  # arrivals sent more than 10 ms after their scheduled time

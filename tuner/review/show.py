@@ -8,6 +8,7 @@ from tuner.capacity.record import ci_text
 from tuner.coordination.resume import RETRY_ATTR, fail_reason
 from tuner.coordination.worker_name import WORKER_ATTR
 from tuner.review.backend_note import summary_tag
+from tuner.study.bounds import describe_confirmed, runs_text
 from tuner.study.progress import describe_params
 from tuner.study.ratios import ratio_between, tie_text
 from tuner.trial_record import (
@@ -70,8 +71,7 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
         confirmation = confirmations.get(str(t.number))
         if confirmation:
             notes.append(
-                f"confirmed median {confirmation['median_rps']:.1f} req/s "
-                f"over {len(confirmation['rps'])} runs"
+                f"confirmed {describe_confirmed(confirmation)}"
                 + ("" if confirmation["feasible"] else " (infeasible)")
             )
         if REFERENCE_ATTR in a:
@@ -165,6 +165,8 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         rps = winner["median_rps"]
         latency = winner.get(f"median_{percentile}_ms", trial.user_attrs.get(f"{percentile}_ms"))
         how = f"median of {winner.get('runs', 1)} runs" if winner.get("confirmed") else "single run"
+        if winner.get("lower_bound"):
+            how += ", a lower bound: no run crossed the SLO before its search stopped"
     else:
         best = best_feasible(study, 1)
         if not best:
@@ -234,7 +236,7 @@ def reference_figures(
         return (
             confirmed["median_rps"],
             confirmed.get(f"median_{percentile}_ms", latency),
-            f", median of {len(confirmed['rps'])} runs",
+            runs_text(confirmed),
         )
     return ref.user_attrs["rps"], latency, ""
 

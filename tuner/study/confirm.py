@@ -6,6 +6,12 @@ reference point should not inflate the ratios quoted against it: the two referen
 re-measured too (`confirm.references`), so "2.1x no batching" compares medians with medians.
 Finished trials cannot be changed in Optuna, so the repeated figures live in the study's user
 attrs (`confirmation`, `winner`) and in the samples table with phase "confirm".
+
+A capacity run whose 95% interval is open above (its search stopped on a budget or at
+max_rps before any step crossed the SLO) is a lower bound, not a measurement: the median is
+taken over the measured runs only, the bounds are kept apart (`lower_bounds_rps`), and a
+configuration with nothing but bounds has `lower_bound` set and the highest bound as its
+figure, so no report averages ">= 31" with "828" into "429".
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from tuner.capacity.record import capacity_attrs
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measure.measurement import Measurer
+from tuner.study.bounds import is_lower_bound
 from tuner.study.ratios import TIED, ratio
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
@@ -130,6 +137,7 @@ def confirm(
             f"median_{percentile}_ms": best[f"median_{percentile}_ms"],
             "runs": len(best["rps"]),
             "confirmed": True,
+            **({"lower_bound": True} if best.get("lower_bound") else {}),
             **_versus_runner_up(best, ranked[1:]),
         }
         if winner.get("tied_with"):
@@ -209,9 +217,12 @@ def _run(attrs: dict, percentile: str, round_number: int | None = None) -> dict:
 
 
 def summarize(trial_number: int, runs: list[dict], config: TunerConfig) -> dict:
-    """Medians over every run of one configuration, and whether they meet the objective."""
+    """Medians over every run of one configuration, and whether they meet the objective; the
+    capacity's median over its measured runs only (lower bounds apart, see the module)."""
     percentile = config.objective.percentile
     rps = [r["rps"] for r in runs]
+    measured = [r["rps"] for r in runs if not is_lower_bound(r)]
+    bounds = [r["rps"] for r in runs if is_lower_bound(r)]
     latency = [r["latency_ms"] for r in runs if r["latency_ms"] is not None]
     errors = [r["error_rate"] for r in runs]
     median_latency = statistics.median(latency) if latency else None
@@ -220,7 +231,10 @@ def summarize(trial_number: int, runs: list[dict], config: TunerConfig) -> dict:
         "runs": runs,
         "rps": rps,
         f"{percentile}_ms": latency,
-        "median_rps": statistics.median(rps),
+        "median_rps": statistics.median(measured) if measured else max(bounds),
+        "measured_rps": measured,
+        "lower_bounds_rps": bounds,
+        "lower_bound": not measured,
         f"median_{percentile}_ms": median_latency,
         "median_error_rate": statistics.median(errors),
         "feasible": meets(

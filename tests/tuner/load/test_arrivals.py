@@ -15,6 +15,7 @@ from tuner.load.arrivals import (
     PoissonArrivals,
     poisson_noise,
     process_rate,
+    scheduled_count,
     share,
     step_arrivals,
 )
@@ -108,3 +109,17 @@ def test_control_file_is_read_once_per_new_step(tmp_path: Path) -> None:
     assert reader.poll() == second
     write_step(path, first)  # an older step never goes back
     assert reader.poll() is None
+
+
+@pytest.mark.parametrize("processes", [1, 3])
+def test_the_schedule_count_of_any_measured_intervals(processes: int) -> None:
+    """What the tuner reads as "due": the window alone holds rate x window exactly; an
+    extended window or one cut short holds what the draw put there, counted as the recorder
+    counts arrivals (by interval) and summed over the processes' own streams."""
+    counts = arrival_counts(30.0, processes, 0.5, 8, 0.5, 1.5)
+    window = scheduled_count(30.0, processes, 0.5, 1.5, 0.5, range(1, 4))
+    assert window == sum(counts[1:4]) == 45
+    assert scheduled_count(30.0, processes, 0.5, 1.5, 0.5, range(1, 8)) == sum(counts[1:8])
+    assert scheduled_count(30.0, processes, 0.5, 1.5, 0.5, range(1, 2)) == counts[1]
+    assert scheduled_count(30.0, processes, 0.5, 1.5, 0.5, range(1, 1)) == 0
+    assert scheduled_count(0.0, processes, 0.5, 1.5, 0.5, range(1, 4)) == 0

@@ -19,6 +19,7 @@ import pytest
 from tests.support.arrivals import arrival_counts
 from tests.support.stub_target import stub_target
 from tests.tuner.load.test_load_runner import interval_lines, locust_processes, stub_stats
+from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.load import LoadGeneratorError, LoadProfile, LoadProfileError, run_load
 from tuner.load.arrivals import step_arrivals
 from tuner.load.generator import OpenLoopGenerator
@@ -363,3 +364,37 @@ def test_open_loop_command_line_and_environment(tmp_path: Path) -> None:
     assert env["TUNER_LOAD_CONTROL_FILE"] == str(tmp_path / "control.json")
     assert (env["TUNER_LOAD_PROCESSES"], env["TUNER_LOAD_MAX_IN_FLIGHT"]) == ("2", "100")
     assert env["TUNER_LOAD_PARENT_PID"] == str(os.getpid())
+
+
+def test_a_low_rate_window_is_judged_against_its_schedule(tmp_path: Path) -> None:
+    """At 30 req/s a window lengthened by plain Poisson intervals, or cut short to its first
+    interval, holds fewer arrivals than rate x seconds (this draw: 27.4 and 24 req/s); a fast
+    real target keeps up with the schedule, so the step is achieved."""
+    profile = open_profile(measure_s=1.5)
+    with (
+        stub_target("--delay-s=0.002") as stub,
+        OpenLoopGenerator(profile, stub.url, tmp_path) as gen,
+    ):
+        extra = iter([4])  # four more intervals, once
+        extended = gen.step(30.0, extend=lambda figures: next(extra, 0), max_extra_s=2.0)
+        cut = gen.step(30.0, on_interval=lambda s: s.in_warmup)
+    counts = schedule(profile, 30.0) + arrival_counts(30.0, 1, 0.5, 8, 0.5, 1.5)[4:]
+    criteria = StepCriteria("p95", slo_ms=1000.0, max_error_rate=0.01, min_goodput_ratio=0.95)
+    for result, due in ((extended, sum(counts[1:8])), (cut, counts[1])):
+        assert result.arrivals == due and result.skipped == 0
+        assert result.scheduled_rps == result.offered_rps_achieved == due / result.duration_s
+        assert result.offered_rps_achieved < 0.95 * 30.0  # what the old check read as a limit
+        step = StepResult(
+            target_rps=30.0,
+            offered_rps=result.offered_rps_achieved,
+            completed_rps=result.rps,
+            goodput_rps=result.rps,
+            p50_ms=result.p50_ms,
+            p95_ms=result.p95_ms,
+            p99_ms=result.p99_ms,
+            error_rate=result.error_rate,
+            duration_s=result.duration_s,
+            scheduled_rps=result.scheduled_rps,
+        )
+        assert judge(step, criteria).achieved, judge(step, criteria).reason
+    assert extended.duration_s == 3.5 and cut.duration_s == 0.5
