@@ -20,8 +20,8 @@ from bench.surface_file import Key, Surface, SurfaceError
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, SearchSpaceError
 from tests.support.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, Served, fake_parts
-from tuner.capacity.measure import CapacityMeasurement, OnStep
 from tuner.capacity.search import SearchSettings
+from tuner.capacity.search_run import CapacityMeasurement, OnStep
 from tuner.capacity.step import StepCriteria
 from tuner.load import LoadProfile
 from tuner.study.run import Parts

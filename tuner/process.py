@@ -6,6 +6,14 @@ logs flushed, Locust's CSVs written), a bounded wait, then SIGKILL to the whole 
 children a process started (uvicorn's or Locust's workers) never outlive it, even when it
 hangs. Processes found by `tuner/coordination/leftovers.py` are not our children: `stop_processes`
 stops them the same way through psutil.
+
+The interface: `spawn` starts a role's process (its command, log file, environment, CPUs) and
+returns a `Child`; `Child.stop` stops it and logs `event=<role>_kill` when the wait ran out and
+`event=<role>_stop` with its exit code; `Child.reap` takes back one found dead. The role
+modules (tuner/servers/process.py, tuner/measure/service_process.py,
+tuner/load/locust_process.py) keep only what is theirs: command lines, readiness, Locust's
+protocol. `start_in_new_session` and `stop_group` are the two steps `spawn` and `Child` are made
+of, for a caller that holds a bare `Popen`.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import signal
 import socket
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -70,6 +79,67 @@ def stop_group(proc: subprocess.Popen, timeout_s: float, kill_event: str) -> int
         os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     return proc.returncode
+
+
+@dataclass
+class Child:
+    """A process `spawn` started for `role` ("server", "service", "load"), writing to
+    `log_path`; `fields` ("backend=binary") go into every event logged about it."""
+
+    role: str
+    proc: subprocess.Popen
+    log_path: Path
+    fields: str = ""
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def poll(self) -> int | None:
+        """Its exit code once it has exited; None while it runs."""
+        return self.proc.poll()
+
+    def stop(self, timeout_s: float) -> int | None:
+        """SIGTERM, up to `timeout_s`, then SIGKILL to its whole group (see `stop_group`); logs
+        `event=<role>_stop` and returns the exit code."""
+        code = stop_group(self.proc, timeout_s, self._event("kill"))
+        log.info("event=%s exit_code=%s", self._event("stop"), code)
+        return code
+
+    def reap(self) -> int | None:
+        """For one found dead: SIGKILL to whatever its group left (workers), then its exit
+        code; logs nothing, the caller says what it does next."""
+        return stop_group(self.proc, 0, self._event("kill"))
+
+    def log_tail(self, lines: int = 30) -> str:
+        return log_tail(self.log_path, lines)
+
+    def _event(self, what: str) -> str:
+        return f"{self.role}_{what}" + (f" {self.fields}" if self.fields else "")
+
+
+def spawn(
+    role: str,
+    cmd: Sequence[str],
+    log_path: Path,
+    *,
+    append: bool = True,
+    header: str | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    cpus: Sequence[int] | None = None,
+    fields: str = "",
+) -> Child:
+    """`cmd` in a session of its own (see `start_in_new_session`), its output appended to
+    `log_path` (or replacing it: `append=False`) after `header`, if any. The log is ours to
+    open and close: the child writes through its own descriptor."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab" if append else "wb") as output:
+        if header is not None:
+            output.write(header.encode())
+            output.flush()
+        proc = start_in_new_session(cmd, output, env=env, cwd=cwd, cpus=cpus)
+    return Child(role, proc, log_path, fields)
 
 
 def stop_child(proc: subprocess.Popen, timeout_s: float) -> int | None:

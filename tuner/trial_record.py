@@ -17,7 +17,7 @@ import optuna
 from tuner.errors import TunerError
 
 if TYPE_CHECKING:  # only the type: `show` and `export` read records without the bench
-    from tuner.measure.measurement import Measurement
+    from tuner.measure.fixed_load import Measurement
 
 REFERENCE_ATTR = "reference"
 NO_BATCHING = "no_batching"

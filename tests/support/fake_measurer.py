@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from model_server.batching_parameters import BatchingParameters
-from tuner.capacity.measure import CapacityMeasurement, CapacityMeasurer, OnStep
 from tuner.capacity.search import SearchSettings, search
+from tuner.capacity.search_run import CapacityMeasurement, CapacityMeasurer, OnStep
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult
 from tuner.load import IntervalSample, LoadProfile, LoadResult
-from tuner.measure.measurement import Measurement
+from tuner.measure.fixed_load import Measurement
 from tuner.study.run import Parts
 
 

@@ -4,7 +4,7 @@ Every process of the bench (the service, the embedded model server, Locust, the 
 appends its pauses (collections, event-loop lag) to one file named by TUNER_PAUSE_LOG
 (model_server/pauses.py). A step's window that one of them hit is visible in its curve
 (`pause_max_ms`, the longest pause of each process overlapping the window) and is measured
-again instead of counted (tuner/capacity/measure.py): the pause belongs to the stand-in or the
+again instead of counted (tuner/capacity/search_run.py): the pause belongs to the stand-in or the
 bench, not to the configuration being measured.
 """
 

@@ -28,12 +28,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tuner.capacity.early import EarlyFail
 from tuner.capacity.pauses import PauseLog, hit_by
 from tuner.capacity.step import StepCriteria, StepResult, judge
+from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
 from tuner.load.window import WindowFigures
-from tuner.measure.measurement import Measurer
+from tuner.measure.fixed_load import Measurer
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
 RAMP_FRACTIONS = (0.5,)  # one interval at half the first rate, then its warm-up at the rate

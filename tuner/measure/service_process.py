@@ -10,7 +10,6 @@ from __future__ import annotations
 import importlib.util
 import logging
 import shlex
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ import httpx
 
 from tuner.config import TunerConfig
 from tuner.errors import ConfigError, TrialFailed, TunerError
-from tuner.process import free_port, log_tail, start_in_new_session, stop_group
+from tuner.process import Child, free_port, log_tail, spawn
 
 log = logging.getLogger("tuner")
 
@@ -40,7 +39,7 @@ class ServiceProcess:
         self.log_path = log_path
         # the command for another model-server address (its ports moved): see point_at
         self.command_for = command_for
-        self.process: subprocess.Popen | None = None
+        self.process: Child | None = None
 
     @property
     def pid(self) -> int | None:
@@ -48,10 +47,8 @@ class ServiceProcess:
 
     def start(self, timeout_s: float) -> None:
         if self.command is not None:
-            self.log_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.log_path.open("ab") as log_file:
-                # A session of its own: Ctrl-C reaches the tuner, which stops it in order.
-                self.process = start_in_new_session(self.command, log_file)
+            # A session of its own: Ctrl-C reaches the tuner, which stops it in order.
+            self.process = spawn("service", self.command, self.log_path)
             log.info("event=service_start pid=%d url=%s", self.process.pid, self.url)
         self._wait("/healthz", timeout_s)
 
@@ -74,7 +71,7 @@ class ServiceProcess:
         proc = self.process
         if self.command is None or proc is None or proc.poll() is None:
             return None
-        code = stop_group(proc, 0, "service_kill")  # its workers, should any be left
+        code = proc.reap()  # its workers, should any be left
         log.warning("event=service_restart exit_code=%s url=%s", code, self.url)
         self.start(timeout_s)
         return code
@@ -83,10 +80,11 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout_s
         last = "no answer"
         while True:
-            if self.process is not None and self.process.poll() is not None:
+            code = self.process.poll() if self.process is not None else None
+            if code is not None:
                 last_line = log_tail(self.log_path, 1).strip() or "(empty log)"
                 raise TunerError(
-                    f"the prediction service exited with code {self.process.returncode} "
+                    f"the prediction service exited with code {code} "
                     f"while starting ({last_line}); see {self.log_path} and fix service.command "
                     "or service.port"
                 )
@@ -128,8 +126,7 @@ class ServiceProcess:
         proc = self.process
         if proc is None or proc.poll() is not None:
             return
-        code = stop_group(proc, timeout_s, "service_kill")
-        log.info("event=service_stop exit_code=%s", code)
+        proc.stop(timeout_s)
 
 
 PLACEHOLDERS = ("host", "port", "grpc_target", "model_name", "model_base_path", "workers", "python")

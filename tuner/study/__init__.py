@@ -1,2 +1,3 @@
 """The study's run: the loop (run.py), one trial (objective.py), the confirmation
-pass, and what they decide with: pruning, samplers, ratios, progress, warm start."""
+pass, and what they decide with: pruning a trial (trial_pruning.py), samplers, ratios,
+progress, warm start."""

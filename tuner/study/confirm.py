@@ -26,11 +26,11 @@ import optuna
 
 from model_server.batching_parameters import parse_text
 from storage import SampleStore
-from tuner.capacity.measure import CapacityMeasurer, StepWriter
 from tuner.capacity.record import capacity_attrs
+from tuner.capacity.search_run import CapacityMeasurer, StepWriter
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
-from tuner.measure.measurement import Measurer
+from tuner.measure.fixed_load import Measurer
 from tuner.study.bounds import is_lower_bound
 from tuner.study.ratios import TIED, ratio
 from tuner.trial_record import (

@@ -18,15 +18,15 @@ from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, Suggestion
 from storage import SampleStore, StorageError, attach_files
 from storage.artifacts import unwritable
-from tuner.capacity.measure import CapacityMeasurer, StepWriter
 from tuner.capacity.record import capacity_attrs, constraints
+from tuner.capacity.search_run import CapacityMeasurer, StepWriter
 from tuner.capacity.step import CurvePoint
 from tuner.config import TunerConfig
 from tuner.coordination.worker_name import WORKER_ATTR
 from tuner.errors import StorageLost, TrialFailed
 from tuner.load import IntervalSample
-from tuner.measure.measurement import Measurement, Measurer
-from tuner.study.pruning import EarlyStop
+from tuner.measure.fixed_load import Measurement, Measurer
+from tuner.study.trial_pruning import EarlyStop
 from tuner.trial_record import (
     NO_BATCHING,
     REFERENCE_ATTR,
@@ -131,7 +131,7 @@ class Objective:
 
     def _reporter(self, trial: optuna.Trial):
         """Reports each measured interval's throughput to Optuna (the dashboard plots it) and
-        stops the trial early when tuner/study/pruning.py says it is clearly hopeless."""
+        stops the trial early when tuner/study/trial_pruning.py says it is clearly hopeless."""
         percentile = self.config.objective.percentile
         rule = EarlyStop(
             percentile=percentile,

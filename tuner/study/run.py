@@ -25,8 +25,8 @@ from storage import (
     open_storage,
     safe_url,
 )
-from tuner.capacity.measure import CapacityMeasurer
 from tuner.capacity.pauses import pause_log
+from tuner.capacity.search_run import CapacityMeasurer
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
 from tuner.config import TunerConfig
 from tuner.coordination.leftovers import marking_children, stop_leftovers
@@ -44,7 +44,7 @@ from tuner.coordination.study_lock import StudyLock
 from tuner.coordination.worker_name import worker_name
 from tuner.errors import ConfigError, StorageLost, TrialFailed, TunerError
 from tuner.load import LoadProfile
-from tuner.measure.measurement import Measurer
+from tuner.measure.fixed_load import Measurer
 from tuner.measure.model_signature import check_batchable
 from tuner.measure.request_source import for_target, request_bodies, with_requests
 from tuner.measure.server_start import port_mover
@@ -120,7 +120,8 @@ def open_study(config: TunerConfig, space: SearchSpace | None = None) -> optuna.
         study_name=config.study.name,
         storage=storage,
         sampler=sampler,
-        # Early stopping is tuner/study/pruning.py's job: it knows the SLO, Optuna's pruners do not.
+        # Early stopping is tuner/study/trial_pruning.py's job: it knows the SLO, Optuna's
+        # pruners do not.
         pruner=optuna.pruners.NopPruner(),
         direction="maximize",
         load_if_exists=True,

@@ -22,8 +22,8 @@ import pytest
 from tests.support.stub_target import stub_target
 from tests.tuner.capacity.queue_model import rate_with_fail_probability, sojourn_p95_s
 from tuner.capacity import SearchSettings, StepCriteria, search
-from tuner.capacity.measure import StepRunner
 from tuner.capacity.search import SearchOutcome
+from tuner.capacity.search_run import StepRunner
 from tuner.load import LoadProfile, OpenLoopGenerator
 
 pytestmark = [pytest.mark.slow, pytest.mark.alone]  # its figures depend on the CPU it gets

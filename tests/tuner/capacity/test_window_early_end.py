@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 from tuner.capacity import StepCriteria, StepResult, judge
-from tuner.capacity.early import EarlyFail
+from tuner.capacity.window_early_end import EarlyFail
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=20.0, max_error_rate=0.01, min_goodput_ratio=0.95)
 

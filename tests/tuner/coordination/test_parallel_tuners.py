@@ -29,7 +29,7 @@ from tuner.servers.study_ports import PORTS_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 WORKERS = ("tuner-a", "tuner-b", "tuner-c")
 
 

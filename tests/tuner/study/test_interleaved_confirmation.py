@@ -9,7 +9,7 @@ from collections import Counter
 from pathlib import Path
 
 from tests.support.fake_measurer import Served
-from tests.tuner.test_confirm_optimize_scripted import confirmed
+from tests.tuner.study.test_confirm_optimize_scripted import confirmed
 from tuner.review.show import winner_summary
 from tuner.study.ratios import TIED, ratio, tie_text
 

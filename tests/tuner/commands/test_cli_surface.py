@@ -15,7 +15,7 @@ from model_server.batching_parameters import BatchingParameters, render
 from tuner.commands import cli
 from tuner.commands.cli import _config, build_parser, main
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
 
 

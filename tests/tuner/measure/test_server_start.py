@@ -31,7 +31,7 @@ from tuner.servers.study_ports import PORTS_ATTR
 from tuner.study.run import REAL_PARTS, optimize
 
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 BATCHING = BatchingParameters(
     max_batch_size=8, batch_timeout_micros=1000, num_batch_threads=1, max_enqueued_batches=8
 )

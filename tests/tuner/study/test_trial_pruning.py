@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tuner.study.pruning import EarlyStop
+from tuner.study.trial_pruning import EarlyStop
 
 
 def feed(rule: EarlyStop, intervals: list[tuple[float, float | None]]) -> list[str | None]:

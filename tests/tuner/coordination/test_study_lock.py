@@ -15,7 +15,7 @@ import pytest
 from storage import StorageError, open_storage
 from tuner.coordination.study_lock import StudyLock, lock_key
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 # Each process adds one to a counter kept in the study, read and written in two steps: without
 # the lock, two processes read the same value and an increment is lost.

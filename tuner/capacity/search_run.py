@@ -22,7 +22,7 @@ from tuner.capacity.search import SearchOutcome, SearchSettings, search
 from tuner.capacity.step import CurvePoint, StepCriteria
 from tuner.capacity.step_runner import StepRunner
 from tuner.load import IntervalSample, LoadGeneratorError, LoadProfile, OpenLoopGenerator
-from tuner.measure.measurement import Measurer, load_failed
+from tuner.measure.fixed_load import Measurer, load_failed
 
 __all__ = ["CapacityMeasurement", "CapacityMeasurer", "StepRunner", "StepWriter"]
 
