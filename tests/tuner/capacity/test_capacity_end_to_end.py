@@ -68,6 +68,9 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
         assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
+        # only the first step after the restart had a ramp, recorded beside it
+        assert curve[0]["ramp_s"] > 0 and curve[0]["ramp_settled"] in (True, False)
+        assert all(p["ramp_s"] is None and p["ramp_settled"] is None for p in curve[1:])
     for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
         a = trial.user_attrs
         assert trial.state == optuna.trial.TrialState.COMPLETE
