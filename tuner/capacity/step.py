@@ -48,10 +48,10 @@ class StepResult:
     remeasured_because: str | None = None  # the first window's pause, when it was measured again
     not_drained: str | None = None  # the drain before the step did not finish: nothing measured
     drain_s: float | None = None  # how long the drain before the step took
-    # the first step after a restart: how long its unmeasured ramp took, and whether the
-    # server settled in it (False: the ramp ended at its bound, the server still not steady)
+    # the first step after a restart: how long its unmeasured ramp took, and how it ended:
+    # settled (steady within the SLO), over_slo (steady over it) or bound (still changing)
     ramp_s: float | None = None
-    ramp_settled: bool | None = None
+    ramp_outcome: str | None = None
 
     def latency_ms(self, percentile: str) -> float | None:
         return getattr(self, f"{percentile}_ms")

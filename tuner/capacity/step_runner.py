@@ -9,7 +9,7 @@ path the search took to it.
 - Warm: the first step after a restart is preceded by an unmeasured ramp (ramp.py): up to
   its rate, then held there until the server is steady or the ramp's bound is reached, so no
   measured window is the server's first traffic; the step records how long it took and
-  whether it settled.
+  how it ended. A ramp that did not settle is drained like any step before it.
 - Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
   latency criterion; a window whose interval holds the SLO is measured longer, up to
   `max_extra_s`, before its verdict is taken as it stands (flagged undecided).
@@ -74,11 +74,11 @@ class StepRunner:
         if self._ramp_pending:
             self._ramp_pending = False
             ramp = ramp_up(self.generator, self.profile, rate, self.criteria)
-        else:
+        if ramp is None or not ramp.settled:  # a settled ramp leaves no backlog behind
             drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
             drain_s = round(drain.waited_s, 3)
             if not drain.drained:
-                return self._not_drained(rate, drain, started)
+                return _with_ramp(self._not_drained(rate, drain, started), ramp)
         step = dataclasses.replace(self._measure(rate), drain_s=drain_s)
         hit = self._pause_hit(step)
         if hit is not None:
@@ -88,9 +88,7 @@ class StepRunner:
                     self._measure(rate, replace=True), remeasured_because=hit, drain_s=drain_s
                 )
         self._steps += 1
-        if ramp is not None:
-            step = dataclasses.replace(step, ramp_s=ramp.seconds, ramp_settled=ramp.settled)
-        return dataclasses.replace(step, elapsed_s=time.monotonic() - started)
+        return _with_ramp(dataclasses.replace(step, elapsed_s=time.monotonic() - started), ramp)
 
     def _not_drained(self, rate: float, drain: Any, started: float) -> StepResult:
         self.samples[len(self.samples)] = []
@@ -217,3 +215,9 @@ class StepRunner:
         if self.pauses is None or window is None:
             return {}
         return {p: round(ms, 1) for p, ms in self.pauses.longest(*window).items()}
+
+
+def _with_ramp(step: StepResult, ramp: RampRecord | None) -> StepResult:
+    if ramp is None:
+        return step
+    return dataclasses.replace(step, ramp_s=ramp.seconds, ramp_outcome=ramp.outcome)

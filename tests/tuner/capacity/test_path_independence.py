@@ -89,7 +89,7 @@ def test_a_target_slow_after_its_start_keeps_its_probe(tmp_path: Path) -> None:
         )
     assert outcome.pruned_because is None, outcome.pruned_because
     assert outcome.points[0].verdict.passed
-    assert outcome.points[0].result.ramp_settled is True  # held at the rate until warm
+    assert outcome.points[0].result.ramp_outcome == "settled"  # held at the rate until warm
     # the target is really cold: without the ramp, the first window fails
     with (
         stub_target(*cold) as stub,

@@ -1,7 +1,8 @@
 """The ramp before a restarted server's first measured step (tuner/capacity/ramp.py): when an
 interval counts as settled, then the ramp against real HTTP stubs of known behaviour loaded by
 the real open-loop generator: a warm target's ramp stays short, a target slow for its first
-seconds is held at the rate until it is warm, one that never settles ends at the bound."""
+seconds is held at the rate until it is warm, one steadily too slow ends the ramp at once,
+one that never settles ends it at the bound."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import pytest
 
 from tests.support.stub_target import stub_target
 from tests.tuner.capacity.test_known_capacity import CRITERIA, PROFILE, SERVICE_S
-from tuner.capacity.ramp import FRACTIONS, bound_intervals, ramp_up, settled
+from tuner.capacity.ramp import (
+    BOUND,
+    FRACTIONS,
+    OVER_SLO,
+    SETTLED,
+    bound_intervals,
+    over_slo,
+    ramp_up,
+    settled,
+)
 from tuner.capacity.step import judge
 from tuner.capacity.step_runner import StepRunner
 from tuner.load import IntervalSample, OpenLoopGenerator
@@ -20,9 +30,11 @@ from tuner.load import IntervalSample, OpenLoopGenerator
 SHORT = replace(PROFILE, warmup_s=1.0, measure_s=2.0)
 
 
-def interval(p95: float | None, in_flight: int = 3, skipped: int = 0) -> IntervalSample:
+def interval(
+    p95: float | None, in_flight: int = 3, skipped: int = 0, failures: int = 0
+) -> IntervalSample:
     return IntervalSample(
-        index=0, t_s=1.0, in_warmup=False, requests=100, failures=0, rps=100.0,
+        index=0, t_s=1.0, in_warmup=False, requests=100, failures=failures, rps=100.0,
         p50_ms=p95, p95_ms=p95, p99_ms=p95, in_flight_max=in_flight, skipped=skipped,
     )  # fmt: skip
 
@@ -39,8 +51,21 @@ def test_an_interval_is_settled_within_the_slo_and_no_longer_falling() -> None:
     # the ramp's leftovers: 100 req/s at 30 ms keeps ~3 in flight, 60 is a backlog
     assert not settled(interval(10.0), interval(12.0, in_flight=60), 100.0, CRITERIA)
     assert not settled(interval(10.0), interval(12.0, skipped=5), 100.0, CRITERIA)
+    assert not settled(interval(10.0), interval(12.0, failures=2), 100.0, CRITERIA)  # > 1%
+    assert settled(interval(10.0), interval(12.0, failures=1), 100.0, CRITERIA)
     # without criteria only the trend counts
     assert settled(interval(10.0), interval(500.0, in_flight=60), 100.0, None)
+
+
+def test_two_intervals_over_the_slo_not_falling_are_steady_over_it() -> None:
+    slo = CRITERIA.slo_ms  # 30 ms
+    assert over_slo(interval(80.0), interval(85.0), CRITERIA)
+    assert over_slo(interval(80.0), interval(70.0), CRITERIA)  # within the tolerance
+    assert not over_slo(interval(300.0), interval(80.0), CRITERIA)  # warming
+    assert not over_slo(interval(80.0), interval(slo - 1), CRITERIA)
+    assert not over_slo(interval(slo - 1), interval(80.0), CRITERIA)  # one interval is not two
+    assert not over_slo(interval(80.0), interval(None), CRITERIA)  # no answer, no trend
+    assert not over_slo(interval(80.0), interval(85.0), None)  # no SLO known
 
 
 def test_the_bound_derives_from_the_step_warmup() -> None:
@@ -57,7 +82,7 @@ def test_a_warm_target_ramp_is_short(tmp_path: Path) -> None:
     ):
         ramp = ramp_up(generator, SHORT, 80.0, criteria)
         rates = [round(r.samples[0].target_rps or 0.0, 1) for r in generator.steps]
-    assert ramp.settled
+    assert ramp.outcome == SETTLED
     assert ramp.intervals_at_rate <= 2  # settled at its first interval at the rate, or next
     assert rates == [80.0 * f for f in FRACTIONS] + [80.0]
 
@@ -73,19 +98,34 @@ def test_a_target_slow_after_its_start_is_held_until_warm(tmp_path: Path) -> Non
     with stub_target(*cold) as stub, OpenLoopGenerator(profile, stub.url, tmp_path) as gen:
         step = StepRunner(gen, profile, criteria=criteria)(100.0)
         held = len(gen.steps[len(FRACTIONS)].samples)
-    assert step.ramp_settled is True and step.ramp_s is not None
+    assert step.ramp_outcome == SETTLED and step.ramp_s is not None
     assert 2 <= held < bound_intervals(profile), held
     assert judge(step, criteria).passed, step
 
 
 @pytest.mark.slow
-def test_a_target_that_never_settles_ends_the_ramp_at_its_bound(tmp_path: Path) -> None:
-    # always 80 ms over its service time: never within a 30 ms SLO
+def test_a_target_steadily_too_slow_ends_the_ramp_at_once(tmp_path: Path) -> None:
+    # always 80 ms over its service time: never within a 30 ms SLO, and not warming either
     slow = ("--service-s", str(SERVICE_S), "--cold-s", "3600", "--cold-extra-s", "0.08")
     with stub_target(*slow) as stub, OpenLoopGenerator(SHORT, stub.url, tmp_path) as gen:
         step = StepRunner(gen, SHORT, criteria=CRITERIA)(40.0)
         held = len(gen.steps[len(FRACTIONS)].samples)
-    assert held == bound_intervals(SHORT)
-    assert step.ramp_settled is False
+    assert step.ramp_outcome == OVER_SLO and held == 2
+    assert step.drain_s is not None  # an unsettled ramp is drained before the step
     verdict = judge(step, CRITERIA)  # the measured step decides, not the ramp
     assert not verdict.passed and "> SLO" in (verdict.reason or ""), verdict
+
+
+@pytest.mark.slow
+def test_a_target_that_never_settles_ends_the_ramp_at_its_bound(tmp_path: Path) -> None:
+    # every answer a 500: answering, never within the error budget
+    with (
+        stub_target("--plain500-every", "1") as stub,
+        OpenLoopGenerator(SHORT, stub.url, tmp_path) as gen,
+    ):
+        step = StepRunner(gen, SHORT, criteria=CRITERIA)(40.0)
+        held = len(gen.steps[len(FRACTIONS)].samples)
+    assert held == bound_intervals(SHORT)
+    assert step.ramp_outcome == BOUND and step.ramp_s is not None
+    verdict = judge(step, CRITERIA)
+    assert not verdict.passed and "error rate" in (verdict.reason or ""), verdict

@@ -53,13 +53,14 @@ def test_the_ramp_comes_first_then_every_step_is_drained() -> None:
     runner = StepRunner(gen, PROFILE, criteria=CRITERIA)
     first = runner(200.0)
     second = runner(400.0)
-    # the scripted generator reports no interval, so the ramp ran to its end unsettled
-    assert first.ramp_settled is False and first.ramp_s is not None
-    assert second.ramp_settled is None and second.ramp_s is None
-    assert [c[0] for c in gen.calls] == ["step", "step", "step", "step", "drain", "step"]
-    # unmeasured: a quarter and half the first rate, then the rate until settled
+    # the scripted generator reports no interval, so the ramp ran to its bound
+    assert first.ramp_outcome == "bound" and first.ramp_s is not None
+    assert second.ramp_outcome is None and second.ramp_s is None
+    # unmeasured: a quarter and half the first rate, then the rate until settled; a ramp
+    # that did not settle is drained like any step before it
+    assert [c[0] for c in gen.calls] == ["step"] * 3 + ["drain", "step", "drain", "step"]
     assert gen.calls[:3] == [("step", 50.0, 0.0), ("step", 100.0, 0.0), ("step", 200.0, 0.0)]
-    assert gen.calls[4] == ("drain", PROFILE.request_timeout_s + 2.0)
+    assert gen.calls[3] == gen.calls[5] == ("drain", PROFILE.request_timeout_s + 2.0)
 
 
 def test_a_drain_that_does_not_finish_fails_the_step_unmeasured() -> None:
