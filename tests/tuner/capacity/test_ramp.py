@@ -28,6 +28,7 @@ from tuner.capacity.step_runner import StepRunner
 from tuner.load import IntervalSample, OpenLoopGenerator
 
 SHORT = replace(PROFILE, warmup_s=1.0, measure_s=2.0)
+ATTEMPTS = 2  # a stall of the shared machine can fail one measured window
 
 
 def interval(
@@ -76,14 +77,19 @@ def test_the_bound_derives_from_the_step_warmup() -> None:
 @pytest.mark.slow
 def test_a_warm_target_ramp_is_short(tmp_path: Path) -> None:
     criteria = replace(CRITERIA, slo_ms=100.0)  # warm p95 ~10 ms: a stall does not decide it
-    with (
-        stub_target("--service-s", str(SERVICE_S)) as stub,
-        OpenLoopGenerator(SHORT, stub.url, tmp_path) as generator,
-    ):
-        ramp = ramp_up(generator, SHORT, 80.0, criteria)
-        rates = [round(r.samples[0].target_rps or 0.0, 1) for r in generator.steps]
-    assert ramp.outcome == SETTLED
-    assert ramp.intervals_at_rate <= 2  # settled at its first interval at the rate, or next
+    seen = []
+    for attempt in range(ATTEMPTS):  # a stall in an interval at the rate holds it longer
+        with (
+            stub_target("--service-s", str(SERVICE_S)) as stub,
+            OpenLoopGenerator(SHORT, stub.url, tmp_path / f"a{attempt}") as generator,
+        ):
+            ramp = ramp_up(generator, SHORT, 80.0, criteria)
+            rates = [round(r.samples[0].target_rps or 0.0, 1) for r in generator.steps]
+        seen.append(ramp)
+        if ramp.outcome == SETTLED and ramp.intervals_at_rate <= 2:
+            break
+    assert ramp.outcome == SETTLED, seen
+    assert ramp.intervals_at_rate <= 2, seen  # settled at its first interval at the rate, or next
     assert rates == [80.0 * f for f in FRACTIONS] + [80.0]
 
 
@@ -95,12 +101,20 @@ def test_a_target_slow_after_its_start_is_held_until_warm(tmp_path: Path) -> Non
     cold = ("--service-s", str(SERVICE_S), "--cold-s", "2.5", "--cold-extra-s", "0.3")
     criteria = replace(CRITERIA, slo_ms=150.0)
     profile = replace(PROFILE, warmup_s=2.0, measure_s=3.0)
-    with stub_target(*cold) as stub, OpenLoopGenerator(profile, stub.url, tmp_path) as gen:
-        step = StepRunner(gen, profile, criteria=criteria)(100.0)
-        held = len(gen.steps[len(FRACTIONS)].samples)
-    assert step.ramp_outcome == SETTLED and step.ramp_s is not None
-    assert 2 <= held < bound_intervals(profile), held
-    assert judge(step, criteria).passed, step
+    seen = []
+    for attempt in range(ATTEMPTS):
+        with (
+            stub_target(*cold) as stub,
+            OpenLoopGenerator(profile, stub.url, tmp_path / f"a{attempt}") as gen,
+        ):
+            step = StepRunner(gen, profile, criteria=criteria)(100.0)
+            held = len(gen.steps[len(FRACTIONS)].samples)
+        seen.append((step.ramp_outcome, held, step.p95_ms))
+        if step.ramp_outcome == SETTLED and judge(step, criteria).passed:
+            break
+    assert step.ramp_outcome == SETTLED and step.ramp_s is not None, seen
+    assert 2 <= held < bound_intervals(profile), seen
+    assert judge(step, criteria).passed, seen
 
 
 @pytest.mark.slow
