@@ -31,8 +31,9 @@ from tuner.capacity.ramp import FRACTIONS
 from tuner.config import TunerConfig
 from tuner.study.run import optimize
 
-# a trial's generator steps: the ramp's fractions, its hold at the rate, then the measured ones
-FIRST_MEASURED_STEP = len(FRACTIONS) + 1
+# a trial's generator steps: the ramp's fractions, its hold at the rate, a drain, the first
+# measured step
+FIRST_MEASURED_STEP = len(FRACTIONS) + 2
 
 # Which child of the tuner each part is, by its command line.
 PARTS = {

@@ -15,8 +15,8 @@ outcome is recorded; the ramp never decides a verdict, the measured step does.
 
 On a warm server the ramp costs FRACTIONS plus one interval at the rate (the rate's first
 interval is compared with the last fraction's: latency rising with the rate is not falling).
-A ramp that did not settle is followed by a drain (step_runner.py), so the measured step
-does not inherit its backlog.
+The ramp is drained like any step (step_runner.py), so the first measured step does not
+inherit its backlog; after a settled ramp that is a fraction of a second.
 """
 
 from __future__ import annotations

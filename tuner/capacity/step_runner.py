@@ -9,7 +9,7 @@ path the search took to it.
 - Warm: the first step after a restart is preceded by an unmeasured ramp (ramp.py): up to
   its rate, then held there until the server is steady or the ramp's bound is reached, so no
   measured window is the server's first traffic; the step records how long it took and
-  how it ended. A ramp that did not settle is drained like any step before it.
+  how it ended. The ramp is drained like any step before the first one.
 - Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
   latency criterion; a window whose interval holds the SLO is measured longer, up to
   `max_extra_s`, before its verdict is taken as it stands (flagged undecided).
@@ -69,16 +69,14 @@ class StepRunner:
 
     def __call__(self, rate: float) -> StepResult:
         started = time.monotonic()
-        drain_s = None
         ramp: RampRecord | None = None
         if self._ramp_pending:
             self._ramp_pending = False
             ramp = ramp_up(self.generator, self.profile, rate, self.criteria)
-        if ramp is None or not ramp.settled:  # a settled ramp leaves no backlog behind
-            drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
-            drain_s = round(drain.waited_s, 3)
-            if not drain.drained:
-                return _with_ramp(self._not_drained(rate, drain, started), ramp)
+        drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
+        drain_s = round(drain.waited_s, 3)
+        if not drain.drained:
+            return _with_ramp(self._not_drained(rate, drain, started), ramp)
         step = dataclasses.replace(self._measure(rate), drain_s=drain_s)
         hit = self._pause_hit(step)
         if hit is not None:

@@ -125,7 +125,7 @@ def test_a_target_steadily_too_slow_ends_the_ramp_at_once(tmp_path: Path) -> Non
         step = StepRunner(gen, SHORT, criteria=CRITERIA)(40.0)
         held = len(gen.steps[len(FRACTIONS)].samples)
     assert step.ramp_outcome == OVER_SLO and held == 2
-    assert step.drain_s is not None  # an unsettled ramp is drained before the step
+    assert step.drain_s is not None  # the ramp is drained before the step
     verdict = judge(step, CRITERIA)  # the measured step decides, not the ramp
     assert not verdict.passed and "> SLO" in (verdict.reason or ""), verdict
 

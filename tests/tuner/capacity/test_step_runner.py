@@ -56,8 +56,8 @@ def test_the_ramp_comes_first_then_every_step_is_drained() -> None:
     # the scripted generator reports no interval, so the ramp ran to its bound
     assert first.ramp_outcome == "bound" and first.ramp_s is not None
     assert second.ramp_outcome is None and second.ramp_s is None
-    # unmeasured: a quarter and half the first rate, then the rate until settled; a ramp
-    # that did not settle is drained like any step before it
+    # unmeasured: a quarter and half the first rate, then the rate until settled; the ramp
+    # is drained like any step before the first one
     assert [c[0] for c in gen.calls] == ["step"] * 3 + ["drain", "step", "drain", "step"]
     assert gen.calls[:3] == [("step", 50.0, 0.0), ("step", 100.0, 0.0), ("step", 200.0, 0.0)]
     assert gen.calls[3] == gen.calls[5] == ("drain", PROFILE.request_timeout_s + 2.0)
