@@ -41,6 +41,7 @@ import psutil  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from tests.support.faults import (  # noqa: E402
+    FIRST_MEASURED_STEP,
     Fault,
     check_records,
     intervals_seen,
@@ -112,7 +113,7 @@ def action(kind: str, config, rng: random.Random, trial: int):
 
     def act():
         time.sleep(delay)
-        seen = intervals_seen(config, trial, 1)
+        seen = intervals_seen(config, trial, FIRST_MEASURED_STEP)
         if kind == "db_lock":
             return lock_sqlite(db), seen
         return signal_part(*signals[kind])(), seen

@@ -27,8 +27,13 @@ from optuna.trial import TrialState
 
 from storage import SampleStore
 from tests.support.processes import live_command_lines
+from tuner.capacity.ramp import FRACTIONS
 from tuner.config import TunerConfig
 from tuner.study.run import optimize
+
+# a trial's generator steps: the ramp's fractions, its hold at the rate, a drain, the first
+# measured step
+FIRST_MEASURED_STEP = len(FRACTIONS) + 2
 
 # Which child of the tuner each part is, by its command line.
 PARTS = {
@@ -75,9 +80,9 @@ def part_of(tuner_pid: int, part: str) -> psutil.Process | None:
 class Fault(threading.Thread):
     """Runs `action()` once trial `trial`'s step `step` has written `after` intervals (its
     warm-up is the first `warmup` of them); `done` is set after it ran, `result` is what it
-    returned, `error` what it raised. The generator's step 0 of a trial is the unmeasured
-    ramp after the restart (tuner/capacity/step_runner.py), so step 1 is the first measured
-    step."""
+    returned, `error` what it raised. The generator's first steps of a trial are the
+    unmeasured ramp after the restart (tuner/capacity/ramp.py), so FIRST_MEASURED_STEP is the
+    first measured step."""
 
     def __init__(
         self,
@@ -85,7 +90,7 @@ class Fault(threading.Thread):
         action: Callable[[], object],
         *,
         trial: int,
-        step: int = 1,
+        step: int = FIRST_MEASURED_STEP,
         after: int = 1,
         timeout_s: float = 400.0,
     ) -> None:

@@ -11,10 +11,9 @@ Poisson schedule drew for the window, not with rate x seconds: at 28 req/s a 3 s
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from tuner.load.arrivals import poisson_noise
 
 POISSON_SDS = 3.0  # without the schedule's count: a shortfall this many sd of the draw is chance
 
@@ -56,6 +55,10 @@ class StepResult:
     drain_s: float | None = None  # how long the drain before the step took
     # arrivals the schedule held in the window per second (None: not known, e.g. closed loop)
     scheduled_rps: float | None = None
+    # the first step after a restart: how long its unmeasured ramp took, and how it ended:
+    # settled (steady within the SLO), over_slo (steady over it) or bound (still changing)
+    ramp_s: float | None = None
+    ramp_outcome: str | None = None
 
     def latency_ms(self, percentile: str) -> float | None:
         return getattr(self, f"{percentile}_ms")
@@ -149,7 +152,8 @@ def _behind_schedule(step: StepResult, c: StepCriteria) -> str | None:
         )
     slack = 1.0 - c.min_goodput_ratio
     if step.duration_s > 0 and step.target_rps > 0:
-        slack = max(slack, POISSON_SDS * poisson_noise(step.target_rps, step.duration_s))
+        noise = 1.0 / math.sqrt(step.target_rps * step.duration_s)  # a Poisson count's sd
+        slack = max(slack, POISSON_SDS * noise)
     if step.offered_rps >= (1.0 - slack) * step.target_rps:
         return None
     return f"{step.offered_rps:.1f} req/s offered of {step.target_rps:.1f} asked"

@@ -6,8 +6,10 @@ path the search took to it.
   that reason). A step that follows an overloaded one would otherwise inherit its backlog:
   against a FIFO target, 430 req/s passed when approached from below and failed when it came
   after 824 req/s.
-- Warm: the first step after a restart is preceded by an unmeasured ramp at RAMP_FRACTIONS of
-  its rate, so no measured window is the server's first traffic.
+- Warm: the first step after a restart is preceded by an unmeasured ramp (ramp.py): up to
+  its rate, then held there until the server is steady or the ramp's bound is reached, so no
+  measured window is the server's first traffic; the step records how long it took and
+  how it ended. The ramp is drained like any step before the first one.
 - Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
   latency criterion; a window whose interval holds the SLO is measured longer, up to
   `max_extra_s`, before its verdict is taken as it stands (flagged undecided).
@@ -18,7 +20,7 @@ path the search took to it.
 The model server's metrics are scraped when the warm-up ends and when the window ends, so
 the mean batch size covers the measured window only. Without a model server to ask (a test
 target), `metrics` returns None and the batch size is unknown. Given the criteria, a window
-that can no longer pass ends early (early.py).
+that can no longer pass ends early (window_early_end.py).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from collections.abc import Callable
 from typing import Any
 
 from tuner.capacity.pauses import PauseLog, hit_by
+from tuner.capacity.ramp import RampRecord, ramp_up
 from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
@@ -36,7 +39,6 @@ from tuner.load.window import WindowFigures
 from tuner.measure.fixed_load import Measurer
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
-RAMP_FRACTIONS = (0.5,)  # one interval at half the first rate, then its warm-up at the rate
 PAUSE_SHARE = 0.25  # a pause this long against the SLO makes a failed window worth another look
 DRAIN_SLACK_S = 2.0  # beyond the request timeout, for the last answers to be reported
 
@@ -67,14 +69,14 @@ class StepRunner:
 
     def __call__(self, rate: float) -> StepResult:
         started = time.monotonic()
-        drain_s = None
+        ramp: RampRecord | None = None
         if self._ramp_pending:
-            self._ramp(rate)
-        else:
-            drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
-            drain_s = round(drain.waited_s, 3)
-            if not drain.drained:
-                return self._not_drained(rate, drain, started)
+            self._ramp_pending = False
+            ramp = ramp_up(self.generator, self.profile, rate, self.criteria)
+        drain = self.generator.drain(self.profile.request_timeout_s + DRAIN_SLACK_S)
+        drain_s = round(drain.waited_s, 3)
+        if not drain.drained:
+            return _with_ramp(self._not_drained(rate, drain, started), ramp)
         step = dataclasses.replace(self._measure(rate), drain_s=drain_s)
         hit = self._pause_hit(step)
         if hit is not None:
@@ -84,14 +86,7 @@ class StepRunner:
                     self._measure(rate, replace=True), remeasured_because=hit, drain_s=drain_s
                 )
         self._steps += 1
-        return dataclasses.replace(step, elapsed_s=time.monotonic() - started)
-
-    def _ramp(self, rate: float) -> None:
-        """Unmeasured traffic rising to the first rate: a restarted server's first seconds
-        (connections, first batches, allocations) are not the configuration's steady state."""
-        self._ramp_pending = False
-        for fraction in RAMP_FRACTIONS:
-            self.generator.step(rate * fraction, warmup_s=0.0, measure_s=self.profile.interval_s)
+        return _with_ramp(dataclasses.replace(step, elapsed_s=time.monotonic() - started), ramp)
 
     def _not_drained(self, rate: float, drain: Any, started: float) -> StepResult:
         self.samples[len(self.samples)] = []
@@ -219,3 +214,9 @@ class StepRunner:
         if self.pauses is None or window is None:
             return {}
         return {p: round(ms, 1) for p, ms in self.pauses.longest(*window).items()}
+
+
+def _with_ramp(step: StepResult, ramp: RampRecord | None) -> StepResult:
+    if ramp is None:
+        return step
+    return dataclasses.replace(step, ramp_s=ramp.seconds, ramp_outcome=ramp.outcome)

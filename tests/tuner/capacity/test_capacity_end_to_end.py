@@ -12,6 +12,7 @@ import pytest
 
 from storage import SampleStore
 from tests.tuner.test_end_to_end import make_config
+from tuner.capacity.ramp import BOUND, OVER_SLO, SETTLED
 from tuner.commands.export import export
 from tuner.review.show import show, winner_summary
 from tuner.study.run import load_existing_study, optimize
@@ -22,6 +23,7 @@ CURVE_KEYS = {
     "p99_ms", "error_rate", "mean_batch_size", "cpu_model_server_percent", "cpu_service_percent",
     "cpu_load_generator_percent", "passed", "reason", "in_flight_limit_hit",
 }  # fmt: skip
+RAMP_OUTCOMES = {SETTLED, OVER_SLO, BOUND}
 CAPACITY_LOAD = {
     "mode": "capacity",
     "start_rps": 40.0,
@@ -68,6 +70,9 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
         assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
+        # only the first step after the restart had a ramp, recorded beside it
+        assert curve[0]["ramp_s"] > 0 and curve[0]["ramp_outcome"] in RAMP_OUTCOMES
+        assert all(p["ramp_s"] is None and p["ramp_outcome"] is None for p in curve[1:])
     for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
         a = trial.user_attrs
         assert trial.state == optuna.trial.TrialState.COMPLETE

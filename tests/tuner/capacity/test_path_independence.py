@@ -7,7 +7,8 @@ behaviour loaded by the real open-loop generator (tests/support/stub_target.py).
   measured as if it came first, and a search that comes at the capacity from above lands in
   the same band as one from below.
 - A target slow in its first seconds after a start (a restarted server) must not fail the
-  probe the first step after a restart is: an unmeasured ramp comes before it.
+  probe the first step after a restart is: an unmeasured ramp comes before it, held at the
+  rate until the target is steady (tuner/capacity/ramp.py, tested on its own in test_ramp.py).
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ def test_a_target_slow_after_its_start_keeps_its_probe(tmp_path: Path) -> None:
         )
     assert outcome.pruned_because is None, outcome.pruned_because
     assert outcome.points[0].verdict.passed
+    assert outcome.points[0].result.ramp_outcome == "settled"  # held at the rate until warm
     # the target is really cold: without the ramp, the first window fails
     with (
         stub_target(*cold) as stub,

@@ -51,11 +51,16 @@ class Scripted:
 def test_the_ramp_comes_first_then_every_step_is_drained() -> None:
     gen = Scripted([10.0, 10.0])
     runner = StepRunner(gen, PROFILE, criteria=CRITERIA)
-    runner(200.0)
-    runner(400.0)
-    assert [c[0] for c in gen.calls] == ["step", "step", "drain", "step"]
-    assert gen.calls[0] == ("step", 100.0, 0.0)  # half the first rate, unmeasured
-    assert gen.calls[2] == ("drain", PROFILE.request_timeout_s + 2.0)
+    first = runner(200.0)
+    second = runner(400.0)
+    # the scripted generator reports no interval, so the ramp ran to its bound
+    assert first.ramp_outcome == "bound" and first.ramp_s is not None
+    assert second.ramp_outcome is None and second.ramp_s is None
+    # unmeasured: a quarter and half the first rate, then the rate until settled; the ramp
+    # is drained like any step before the first one
+    assert [c[0] for c in gen.calls] == ["step"] * 3 + ["drain", "step", "drain", "step"]
+    assert gen.calls[:3] == [("step", 50.0, 0.0), ("step", 100.0, 0.0), ("step", 200.0, 0.0)]
+    assert gen.calls[3] == gen.calls[5] == ("drain", PROFILE.request_timeout_s + 2.0)
 
 
 def test_a_drain_that_does_not_finish_fails_the_step_unmeasured() -> None:

@@ -145,7 +145,10 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
     assert shown.returncode == 0, shown.stderr[-1500:]
     assert "worker" in shown.stdout.splitlines()[0]
     trials = check_the_study(postgres_url, 4, outputs)
-    assert len(trials) == 4  # none failed, and no tuner overshot n_trials
+    states = [
+        (t.number, t.state.name, fail_reason(t), t.user_attrs.get("fail_detail")) for t in trials
+    ]
+    assert len(trials) == 4, states  # none failed, and no tuner overshot n_trials
     ports = optuna.load_study(study_name="shared", storage=postgres_url).user_attrs[PORTS_ATTR]
     assert len(ports) == 3 and len({p for slot in ports.values() for p in slot.values()}) == 6
     confirming = [out for out in outputs if "confirming the best" in out]
