@@ -12,7 +12,6 @@ and the `auto` backend.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -88,7 +87,7 @@ def inspect_model(base_path: Path) -> ModelSummary:
 
 def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> WarmTiming:
     """One request's latency on the warm embedded server (no batching)."""
-    from tuner.process import free_port, stop_child
+    from tuner.process import free_port, spawn
     from tuner.servers.readiness import wait_until_available
 
     version_dir = summary.base_path / str(summary.version)
@@ -98,8 +97,9 @@ def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> WarmTimin
         else generated_bodies(version_dir, rows=1)
     )
     grpc_port, rest_port = free_port(), free_port()
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
+    with tempfile.TemporaryDirectory(prefix="tuner-init-") as tmp:
+        server = spawn(
+            "server",
             [
                 sys.executable,
                 "-m",
@@ -109,25 +109,23 @@ def one_request_ms(summary: ModelSummary, timeout_s: float = 120.0) -> WarmTimin
                 f"--model_name={summary.name}",
                 f"--model_base_path={summary.base_path.resolve()}",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            Path(tmp) / "server.log",
+            fields="backend=embedded purpose=init",
         )
         try:
             try:
                 wait_until_available(
-                    f"127.0.0.1:{grpc_port}", summary.name, timeout=timeout_s, process=process
+                    f"127.0.0.1:{grpc_port}", summary.name, timeout=timeout_s, process=server.proc
                 )
             except Exception as exc:
-                log.seek(0)
-                last = log.read().decode(errors="replace").strip().splitlines()[-1:]
+                last = server.log_tail(1).strip()
                 raise ConfigError(
-                    f"the embedded model server cannot serve {summary.base_path}: "
-                    f"{last[0] if last else exc}"
+                    f"the embedded model server cannot serve {summary.base_path}: {last or exc}"
                 ) from None
             url = f"http://127.0.0.1:{rest_port}{predict_path(summary.name)}"
             return _median_ms(url, bodies)
         finally:
-            stop_child(process, 10.0)
+            server.stop(10.0)
 
 
 def _median_ms(url: str, bodies: list[bytes]) -> WarmTiming:

@@ -10,13 +10,12 @@ import hashlib
 import math
 import os
 import socket
-import subprocess
 import sys
 from pathlib import Path
 
 from tuner.load.request_set import fingerprint as requests_fingerprint
 from tuner.load.spec import LoadGeneratorError, LoadProfile
-from tuner.process import free_port, log_tail, start_in_new_session, stop_group
+from tuner.process import free_port, log_tail, spawn
 
 DEFAULT_LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 REPORTER = Path(__file__).with_name("interval_reporter.py")
@@ -223,14 +222,6 @@ def last_line(path: Path) -> str:
     return tail[-1] if tail else "(no output)"
 
 
-def terminate(proc: subprocess.Popen, grace_s: float = STOP_TIMEOUT_S + 10.0) -> None:
-    """SIGTERM (Locust shuts down cleanly and writes its CSVs), bounded wait, then SIGKILL.
-
-    The whole process group goes: with --processes the workers are Locust's children.
-    """
-    stop_group(proc, grace_s, "load_kill")
-
-
 class LocustRun:
     """One Locust subprocess (with its workers) writing the interval stream under `workdir`."""
 
@@ -255,13 +246,15 @@ class LocustRun:
             check_master_port(profile)
         master_port = free_port() if profile.processes > 1 and not profile.workers else None
         cmd = locust_command(profile, target_url, self.workdir, master_port=master_port)
-        with self.log_path.open("wb") as log_file:
-            self.proc = start_in_new_session(
-                cmd,
-                log_file,
-                env=locust_env(profile, self.intervals_path, control_file),
-                cwd=self.workdir,
-            )
+        self.child = spawn(
+            "load",
+            cmd,
+            self.log_path,
+            append=False,
+            env=locust_env(profile, self.intervals_path, control_file),
+            cwd=self.workdir,
+        )
+        self.proc = self.child.proc
 
     @property
     def pid(self) -> int:
@@ -286,4 +279,6 @@ class LocustRun:
         return [self.workdir / name for name in names if (self.workdir / name).exists()]
 
     def stop(self) -> None:
-        terminate(self.proc)
+        """SIGTERM (Locust shuts down cleanly and writes its CSVs), a bounded wait, then
+        SIGKILL to the whole group: with --processes the workers are Locust's children."""
+        self.child.stop(STOP_TIMEOUT_S + 10.0)
