@@ -47,11 +47,13 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
-# One worker per core (pytest-xdist), a module's tests on one worker (they share its servers),
-# modules with slow tests handed out first; tests marked `alone` run with nothing beside them.
-# PYTEST_ARGS adds to it, e.g. PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test
-# collected) fails the target as any other non-zero code does.
-PYTEST := $(VENV)/bin/pytest -n auto --dist loadscope --no-loadscope-reorder
+# One pytest-xdist worker per core and one more (whole-study tests wait on load windows and
+# restarts, so two workers kept two cores ~55% busy), a module's tests on one worker (they share
+# its servers), modules with `alone` tests first, then those with slow tests; tests marked
+# `alone` run beside nothing but each other. PYTEST_ARGS adds to it, e.g.
+# PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test collected) fails the target as
+# any other non-zero code does.
+PYTEST := $(VENV)/bin/pytest -n $$(( $$(nproc) + 1 )) --dist loadscope --no-loadscope-reorder
 PYTEST_ARGS ?=
 
 test: $(STAMP) $(MODEL) lint browser

@@ -28,7 +28,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules with an `alone` test first, then those with the most slow (end-to-end) tests,
-    the rest in collection order. Under xdist an `alone` test waits for every running test to
+    the rest in collection order. Under xdist an `alone` test waits for every test of the rest to
     end: at the start that is nothing, later it can be a whole study in a module's fixture with
     every other worker held idle behind it. The longest modules then start while the workers
     are free and short ones fill in after."""
@@ -39,7 +39,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item) -> Iterator[object]:
-    """Under xdist, a test marked `alone` runs with no other test beside it. What a test
+    """Under xdist, a test marked `alone` runs beside other `alone` tests only. What a test
     leaves in the session's TMPDIR is noted with its name, for the session-end report."""
     root = hygiene.session_root()
     if root is None:
