@@ -27,14 +27,21 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with an `alone` test first, then those with the most slow (end-to-end) tests,
+    """Modules with an `alone` test first (the `alone` tests first in them, so they all run
+    in the session's first minute, side by side), then those with the most slow tests,
     the rest in collection order. Under xdist an `alone` test waits for every test of the rest to
     end: at the start that is nothing, later it can be a whole study in a module's fixture with
     every other worker held idle behind it. The longest modules then start while the workers
     are free and short ones fill in after."""
     lone = {item.path for item in items if item.get_closest_marker(alone.MARK)}
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(key=lambda item: (item.path not in lone, -slow[item.path]))
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker(alone.MARK) is None,  # first in its module too
+            item.path not in lone,
+            -slow[item.path],
+        )
+    )
 
 
 @pytest.hookimpl(wrapper=True)
