@@ -24,7 +24,7 @@ from optuna.trial import TrialState
 
 from storage import SampleStore
 from tests.support.processes import any_running
-from tuner.coordination.resume import ABANDONED, RETRY_ATTR, fail_reason
+from tuner.coordination.resume import ABANDONED, BENCH_FAULTS, RETRY_ATTR, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
@@ -145,10 +145,15 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
     assert shown.returncode == 0, shown.stderr[-1500:]
     assert "worker" in shown.stdout.splitlines()[0]
     trials = check_the_study(postgres_url, 4, outputs)
+    # No tuner overshot n_trials: besides the 4 measured, only a failure of the bench (a Locust
+    # that died on a loaded machine, say), each run again once and not counted.
     states = [
         (t.number, t.state.name, fail_reason(t), t.user_attrs.get("fail_detail")) for t in trials
     ]
-    assert len(trials) == 4, states  # none failed, and no tuner overshot n_trials
+    failed = [t for t in trials if t.state != TrialState.COMPLETE]
+    assert all(fail_reason(t) in BENCH_FAULTS for t in failed), states
+    reruns = [t.user_attrs.get(RETRY_ATTR) for t in trials]
+    assert all(reruns.count(t.number) == 1 for t in failed), states
     ports = optuna.load_study(study_name="shared", storage=postgres_url).user_attrs[PORTS_ATTR]
     assert len(ports) == 3 and len({p for slot in ports.values() for p in slot.values()}) == 6
     confirming = [out for out in outputs if "confirming the best" in out]
