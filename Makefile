@@ -47,10 +47,11 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
-# One pytest-xdist worker per core (a third on two cores gained nothing, the suite being
-# CPU-bound after its first minute, and made load-sensitive tests fail), a module's tests on one
-# worker (they share its servers), modules with `alone` tests first, then those with slow
-# tests; tests marked `alone` run beside nothing but each other. PYTEST_ARGS adds to it, e.g.
+# One pytest-xdist worker per core (a third on two cores ran the suite in 11 min 46 s against
+# 14 min 21 s, but made three load-sensitive tests fail; they are fixed, a passing run with three
+# is still to come), a module's tests on one worker (they share its servers), modules with
+# `alone` tests first, then those with slow tests; tests marked `alone` run beside nothing but
+# each other. PYTEST_ARGS adds to it, e.g.
 # PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test collected) fails the target as
 # any other non-zero code does.
 PYTEST := $(VENV)/bin/pytest -n auto --dist loadscope --no-loadscope-reorder
