@@ -72,7 +72,7 @@ def check_server_answers(backend: ModelServerBackend, model_name: str) -> None:
     errors like an overloaded one: ask it for the model's status, and fail the trial
     `server_unresponsive` when it does not answer within SERVER_PROBE_S."""
     with grpc.insecure_channel(backend.grpc_target, options=CHANNEL_OPTIONS) as channel:
-        state = model_state(channel, model_name, timeout=SERVER_PROBE_S)
+        state = model_state(channel, model_name, timeout=SERVER_PROBE_S, wait_for_ready=True)
     if state == "AVAILABLE":
         return
     raise TrialFailed(

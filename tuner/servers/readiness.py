@@ -93,8 +93,17 @@ class NeverReadyError(ServerNotReadyError):
         self.last_state = last_state
 
 
-def model_state(channel: grpc.Channel, model_name: str, timeout: float = 2.0) -> str:
-    """The state of the newest version of the model, or a description of why it is unknown."""
+def model_state(
+    channel: grpc.Channel, model_name: str, timeout: float = 2.0, *, wait_for_ready: bool = False
+) -> str:
+    """The state of the newest version of the model, or a description of why it is unknown.
+
+    Without `wait_for_ready` a call on a channel that is not connected fails at once with
+    UNAVAILABLE, which is what a poll wants before the server listens. A server known to be
+    listening is asked with it: a connection attempt that failed once (a loaded machine, a
+    reconnect) is then tried again until `timeout`, so only a server that really does not
+    answer within it reads as not answering.
+    """
     call = channel.unary_unary(
         GET_MODEL_STATUS,
         request_serializer=GetModelStatusRequest.SerializeToString,
@@ -103,11 +112,12 @@ def model_state(channel: grpc.Channel, model_name: str, timeout: float = 2.0) ->
     request = GetModelStatusRequest()
     request.model_spec.name = model_name
     try:
-        response = call(request, timeout=timeout)
+        response = call(request, timeout=timeout, wait_for_ready=wait_for_ready)
     except grpc.RpcError as exc:
-        if exc.code() == grpc.StatusCode.UNAVAILABLE:  # nothing listens (yet)
-            return LOADING_NOT_LISTENING
-        return f"{exc.code().name}"
+        if exc.code() == grpc.StatusCode.UNAVAILABLE and not wait_for_ready:
+            return LOADING_NOT_LISTENING  # nothing listens (yet)
+        details = exc.details()
+        return f"{exc.code().name} ({details})" if details else exc.code().name
     if not response.model_version_status:
         return "NO_VERSIONS"
     newest = max(response.model_version_status, key=lambda s: s.version)

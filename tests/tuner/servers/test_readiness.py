@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
+from concurrent import futures
 
+import grpc
 import pytest
 from tensorflow_serving.apis import get_model_status_pb2
 
 from tuner.process import free_port
 from tuner.servers.readiness import (
+    CHANNEL_OPTIONS,
+    GET_MODEL_STATUS,
     LOADING_NOT_LISTENING,
     GetModelStatusRequest,
     GetModelStatusResponse,
     NeverReadyError,
     ServerExitedError,
+    model_state,
     wait_until_available,
 )
 
@@ -61,3 +68,53 @@ def test_a_live_server_that_does_not_answer_yet_is_reported_as_loading() -> None
     assert info.value.last_state == LOADING_NOT_LISTENING
     assert "still loading the model" in str(info.value)
     assert "down" not in str(info.value)
+
+
+def _available(request, context):
+    response = GetModelStatusResponse()
+    response.model_version_status.add(version=1, state=30)
+    return response
+
+
+def _status_server(port: int) -> grpc.Server:
+    """A server answering GetModelStatus with AVAILABLE, as a live TF Serving does."""
+    service, method = GET_MODEL_STATUS.strip("/").split("/")
+    handler = grpc.method_handlers_generic_handler(
+        service,
+        {
+            method: grpc.unary_unary_rpc_method_handler(
+                _available,
+                request_deserializer=GetModelStatusRequest.FromString,
+                response_serializer=GetModelStatusResponse.SerializeToString,
+            )
+        },
+    )
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[handler])
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    return server
+
+
+def test_a_probe_that_waits_for_ready_survives_a_failed_connection_attempt() -> None:
+    # The check after every step asks a server known to be listening. A connection attempt
+    # that fails once must not read as "not listening" (CI, 2026-12-05: a trial failed
+    # server_unresponsive 0.1 s after a step while its server was up and answering).
+    port = free_port()
+    target = f"127.0.0.1:{port}"
+    with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+        assert model_state(channel, "m", timeout=2) == LOADING_NOT_LISTENING
+    server = _status_server(port)
+    threading.Timer(0.5, server.start).start()
+    try:
+        with grpc.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+            started = time.monotonic()
+            state = model_state(channel, "m", timeout=5, wait_for_ready=True)
+            assert state == "AVAILABLE"
+            assert time.monotonic() - started >= 0.4  # it did wait for the late listener
+    finally:
+        server.stop(None)
+
+
+def test_a_probe_that_waits_reports_silence_as_a_deadline() -> None:
+    with grpc.insecure_channel(f"127.0.0.1:{free_port()}", options=CHANNEL_OPTIONS) as ch:
+        state = model_state(ch, "m", timeout=0.5, wait_for_ready=True)
+    assert state.startswith("DEADLINE_EXCEEDED")
