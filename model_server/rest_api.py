@@ -126,7 +126,9 @@ class RestApi:
         try:
             body = parse_body(await request.body())
             resolved = self.servable.resolve(name, version, body.signature_name)
-            outputs = await self.servable.predict(resolved, body.inputs(resolved.signature))
+            inputs = body.inputs(resolved.signature)
+            body = body.without_data()  # not held while the batch runs (PredictBody)
+            outputs = await self.servable.predict(resolved, inputs)
             return _json(body.render(outputs)), "OK"
         except ServingError as exc:
             return _error(exc), exc.code.name

@@ -97,6 +97,7 @@ class GenericPredictor:
             raw = await read_body(request, self.max_body_bytes)
             body = _checked(lambda: parse_body(raw))
             cached, signature_name, inputs = await self.convert(body, version)
+            body = body.without_data()  # not held while the inference is awaited
             timings.texts = _rows(inputs)
             grpc_request = self.build_request(name, version, signature_name, inputs)
             sent = perf_counter()
