@@ -9,9 +9,11 @@ quick space, confirmation with both references), in bench/out/any_model/:
     python bench/any_model_bench.py [--trials 8] [--target service|rest|grpc] [--short]
 
 Writes bench/out/any_model_bench.json: each capacity with `lower_bound` (its search stopped
-before crossing the SLO, so it is ">=", kept apart from measured runs) and ratios that say
-">=" or "<=" when one side is a bound. A full run takes about as long as `make demo` on a
-quiet machine; `--short` (4 trials, shorter steps) checks the script in a few minutes.
+before crossing the SLO, so it is ">=", kept apart from measured runs), ratios that say
+">=" or "<=" when one side is a bound, and `machine`: per trial and for the confirmation, the
+speed probe, steal time and other processes' CPU (bench/machine_watch.py). A full run
+takes about as long as `make demo` on a quiet machine; `--short` (4 trials, shorter steps)
+checks the script in a few minutes.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 
 from bench.capacity_bench import point  # noqa: E402
+from bench.machine_watch import MachineWatch  # noqa: E402
 from bench.study_figures import say  # noqa: E402
 from scripts.example_models import build_image_model  # noqa: E402
 from tuner.commands.init_config import write_config  # noqa: E402
@@ -54,7 +57,8 @@ def run(out: Path, args: argparse.Namespace) -> dict:
         overrides["load"].update(step_measure_s=2.0, max_steps=4)
         overrides["confirm"] = {"top_k": 1, "repeats": 1}
     config = load_config(config_path, overrides)
-    result = optimize(config, say=say("image"))
+    with MachineWatch(out / "machine.jsonl") as watch:
+        result = optimize(config, say=say("image"))
     study = optuna.load_study(study_name=config.study.name, storage=config.study.storage)
     confirmation = study.user_attrs.get("confirmation") or {}
     refs = {t.user_attrs[REFERENCE_ATTR]: t for t in study.trials if REFERENCE_ATTR in t.user_attrs}
@@ -106,7 +110,25 @@ def run(out: Path, args: argparse.Namespace) -> dict:
         "capacity_rps": figures,
         "ratios": ratios,
         "trials": [point(t, config.objective.percentile) for t in study.trials],
+        "machine": machine_by_phase(watch, study),
     }
+
+
+def machine_by_phase(watch: MachineWatch, study: optuna.Study) -> dict:
+    """The machine beside each trial and the confirmation (bench/machine_watch.py): a
+    reference that reads differently in its trial and its confirmation is first checked
+    against what else ran and how fast the machine was meanwhile."""
+    phases: dict = {}
+    last_end = None
+    for trial in study.trials:
+        if trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        start, end = trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()
+        phases[f"trial {trial.number}"] = watch.summary(start, end)
+        last_end = end if last_end is None else max(last_end, end)
+    if last_end is not None and watch.samples:
+        phases["confirmation"] = watch.summary(last_end, watch.samples[-1]["t"])
+    return phases
 
 
 def bounded_ratio(a: dict | None, b: dict | None) -> str | None:

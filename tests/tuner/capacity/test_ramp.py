@@ -124,7 +124,9 @@ def test_a_target_steadily_too_slow_ends_the_ramp_at_once(tmp_path: Path) -> Non
     with stub_target(*slow) as stub, OpenLoopGenerator(SHORT, stub.url, tmp_path) as gen:
         step = StepRunner(gen, SHORT, criteria=CRITERIA)(40.0)
         held = len(gen.steps[len(FRACTIONS)].samples)
-    assert step.ramp_outcome == OVER_SLO and held == 2
+    # two intervals decide; a third may be reported before the decision reaches the generator
+    # on a loaded machine, still well short of the bound
+    assert step.ramp_outcome == OVER_SLO and 2 <= held <= 3 < bound_intervals(SHORT), held
     assert step.drain_s is not None  # the ramp is drained before the step
     verdict = judge(step, CRITERIA)  # the measured step decides, not the ramp
     assert not verdict.passed and "> SLO" in (verdict.reason or ""), verdict
@@ -132,16 +134,18 @@ def test_a_target_steadily_too_slow_ends_the_ramp_at_once(tmp_path: Path) -> Non
 
 @pytest.mark.slow
 def test_a_target_that_never_settles_ends_the_ramp_at_its_bound(tmp_path: Path) -> None:
-    # every answer a 500: answering, never within the error budget
+    # every answer a 500: answering, never within the error budget; the SLO far above any
+    # answer's latency, so a loaded machine cannot make it "steadily over the SLO" instead
+    criteria = replace(CRITERIA, slo_ms=2000.0)
     with (
         stub_target("--plain500-every", "1") as stub,
         OpenLoopGenerator(SHORT, stub.url, tmp_path) as gen,
     ):
-        step = StepRunner(gen, SHORT, criteria=CRITERIA)(40.0)
+        step = StepRunner(gen, SHORT, criteria=criteria)(40.0)
         held = len(gen.steps[len(FRACTIONS)].samples)
     # never settled nor steadily over the SLO: held to the bound (an interval reported late on
     # a loaded machine may be missing from the count, never one more)
-    assert step.ramp_outcome == BOUND and step.ramp_s is not None
+    assert step.ramp_outcome == BOUND and step.ramp_s is not None, step.ramp_outcome
     assert 0 < held <= bound_intervals(SHORT)
-    verdict = judge(step, CRITERIA)
+    verdict = judge(step, criteria)
     assert not verdict.passed and "error rate" in (verdict.reason or ""), verdict
