@@ -48,6 +48,7 @@ from tests.support.faults import (  # noqa: E402
     leftovers,
     lock_sqlite,
     signal_part,
+    step_over,
 )
 from tuner.config import load_config  # noqa: E402
 from tuner.coordination.resume import RETRY_ATTR, counted_trials  # noqa: E402
@@ -100,8 +101,9 @@ def config_for(workdir: Path, trials: int):
 
 def action(kind: str, config, rng: random.Random, trial: int):
     """The fault itself, with a random delay inside the interval it starts in. Returns what
-    the fault returned and how many intervals of the step were written when it struck: a
-    delay drawn in the window's last interval can strike after the window closed."""
+    the fault returned, how many intervals of the step were written when it struck, and
+    whether the step was over by then: a delay drawn in the window's last interval can strike
+    after the window closed, and a step can end early."""
     delay = rng.uniform(0.0, 0.8)
     db = config.base_dir / "tuning.db"
     signals = {
@@ -114,9 +116,10 @@ def action(kind: str, config, rng: random.Random, trial: int):
     def act():
         time.sleep(delay)
         seen = intervals_seen(config, trial, FIRST_MEASURED_STEP)
+        over = step_over(config, trial, FIRST_MEASURED_STEP)
         if kind == "db_lock":
-            return lock_sqlite(db), seen
-        return signal_part(*signals[kind])(), seen
+            return lock_sqlite(db), seen, over
+        return signal_part(*signals[kind])(), seen, over
 
     return act
 
@@ -179,10 +182,11 @@ def run(trials: int, every: int, seed: int, faults: int | None) -> dict:
             reason = trial.user_attrs.get("fail_reason") if trial else None
             state = trial.state.name if trial else None
             expected = EXPECTED[kind]
-            seen = fault.result[1] if fault.result else None
-            # Struck once the step's window was written: nothing left to cut short in it. The
-            # trial finishes on what it measured, or its next step meets the dead part.
-            after_window = seen is not None and seen >= WINDOW_INTERVALS
+            seen, over = fault.result[1:] if fault.result else (None, False)
+            # Struck once the step was over (its window written, or the step ended early):
+            # nothing left to cut short in it. The trial finishes on what it measured, or its
+            # next step meets the dead part.
+            after_window = over or (seen is not None and seen >= WINDOW_INTERVALS)
             right = reason == expected if expected else state in ("COMPLETE", "PRUNED")
             if after_window and expected:
                 right = right or state in ("COMPLETE", "PRUNED")
@@ -241,7 +245,7 @@ def main() -> None:
         print(
             f"trial {fault['trial']:>2} {fault['fault']:<13} -> {fault['state']} "
             f"{fault['fail_reason'] or ''} (expected {fault['expected'] or 'finished'}"
-            f"{', or finished: struck after the window' if fault['after_window'] else ''}) {mark}"
+            f"{', or finished: struck after its step' if fault['after_window'] else ''}) {mark}"
         )
     print(
         f"\n{result['trials_finished']} trials finished of {result['trials_stored']} stored "

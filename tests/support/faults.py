@@ -47,19 +47,30 @@ def study_workdir(config: TunerConfig) -> Path:
     return config.path(config.study.workdir) / config.study.name
 
 
-def intervals_seen(config: TunerConfig, trial: int, step: int) -> int:
-    """How many intervals of `step` the trial's Locust has written so far."""
+def _interval_lines(config: TunerConfig, trial: int) -> list[dict]:
     path = study_workdir(config) / f"trial-{trial:04d}" / "load" / "intervals.jsonl"
     try:
         text = path.read_text()
     except OSError:
-        return 0
-    count = 0
+        return []
+    lines = []
     for line in text.splitlines():
         with contextlib.suppress(ValueError):  # a line being written
-            data = json.loads(line)
-            count += data.get("step") == step and "index" in data
-    return count
+            lines.append(json.loads(line))
+    return lines
+
+
+def intervals_seen(config: TunerConfig, trial: int, step: int) -> int:
+    """How many intervals of `step` the trial's Locust has written so far."""
+    return sum(d.get("step") == step and "index" in d for d in _interval_lines(config, trial))
+
+
+def step_over(config: TunerConfig, trial: int, step: int) -> bool:
+    """Whether the trial's Locust has moved past `step` (a drain or a later step written): a
+    step can end before its window does (the in-flight ceiling, an early verdict)."""
+    return any(
+        isinstance(d.get("step"), int) and d["step"] > step for d in _interval_lines(config, trial)
+    )
 
 
 def part_of(tuner_pid: int, part: str) -> psutil.Process | None:
