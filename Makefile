@@ -47,14 +47,13 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
-# One pytest-xdist worker per core (a third on two cores ran the suite in 11 min 46 s against
-# 14 min 21 s, but made three load-sensitive tests fail; they are fixed, a passing run with three
-# is still to come), a module's tests on one worker (they share its servers), modules with
-# `alone` tests first, then those with slow tests; tests marked `alone` run beside nothing but
-# each other. PYTEST_ARGS adds to it, e.g.
-# PYTEST_ARGS="tests/service -x". pytest's exit code 5 (no test collected) fails the target as
-# any other non-zero code does.
-PYTEST := $(VENV)/bin/pytest -n auto --dist loadscope --no-loadscope-reorder
+# One pytest-xdist worker per core and one more: the whole-study tests wait on load windows and
+# restarts (2 workers: 14 min 40 s, 3: 11 min 12 s on this 2-core machine, bench/RESULTS.md), a
+# module's tests on one worker (they share its servers), modules with `alone` tests first, then
+# those with slow tests; tests marked `alone` run beside nothing but each other. PYTEST_ARGS adds
+# to it, e.g. PYTEST_ARGS="tests/service -x" (or "-n 2"). pytest's exit code 5 (no test
+# collected) fails the target as any other non-zero code does.
+PYTEST := $(VENV)/bin/pytest -n $$(( $$(nproc) + 1 )) --dist loadscope --no-loadscope-reorder
 PYTEST_ARGS ?=
 
 test: $(STAMP) $(MODEL) lint browser
