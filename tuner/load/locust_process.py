@@ -23,9 +23,19 @@ STOP_TIMEOUT_S = 1  # Locust's --stop-timeout: in-flight requests after the wind
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# Locust's own -t is a safety net: the tuner stops Locust once the window is complete, so it
+# must never end a run first. In CI on a loaded machine a 4 s limit quit 0.75 s after Locust set
+# it, before any interval was written: gevent's libev loop times a timer from its cached time,
+# which before the loop's first run is the moment it was created (seen by hand: after 3 s of
+# blocking, spawn_later(4) fired after 1.00 s), so a slow start-up shortens the limit by as
+# much. The slack leaves the start-up's room too.
+RUN_TIME_SLACK_S = 30.0
+
+
 def run_time_s(profile: LoadProfile) -> int:
-    """Locust's own bound (-t): the window plus a margin for the last interval to arrive."""
-    margin = max(2.0, 2 * profile.interval_s)
+    """Locust's own bound (-t): the window, a margin for the last interval to arrive, and the
+    slack of a timer started from a stale loop time."""
+    margin = max(2.0, 2 * profile.interval_s) + RUN_TIME_SLACK_S
     return math.ceil(profile.warmup_s + profile.measure_s + margin)
 
 

@@ -189,7 +189,7 @@ def test_command_line(tmp_path: Path) -> None:
         "--spawn-rate",
         "4",
         "--run-time",
-        "14s",
+        "44s",
         "--stop-timeout",
         "1",
         "--csv",
