@@ -44,11 +44,10 @@ from tests.support.faults import (  # noqa: E402
     FIRST_MEASURED_STEP,
     Fault,
     check_records,
-    intervals_seen,
     leftovers,
     lock_sqlite,
     signal_part,
-    step_over,
+    step_progress,
 )
 from tuner.config import load_config  # noqa: E402
 from tuner.coordination.resume import RETRY_ATTR, counted_trials  # noqa: E402
@@ -115,8 +114,7 @@ def action(kind: str, config, rng: random.Random, trial: int):
 
     def act():
         time.sleep(delay)
-        seen = intervals_seen(config, trial, FIRST_MEASURED_STEP)
-        over = step_over(config, trial, FIRST_MEASURED_STEP)
+        seen, over = step_progress(config, trial, FIRST_MEASURED_STEP)
         if kind == "db_lock":
             return lock_sqlite(db), seen, over
         return signal_part(*signals[kind])(), seen, over

@@ -36,6 +36,11 @@ def speed_probe_ms() -> float:
     return (time.thread_time() - started) * 1000.0
 
 
+def _steal_s() -> float:
+    """The host's steal time so far (0 where the kernel does not report it)."""
+    return getattr(psutil.cpu_times(), "steal", 0.0)
+
+
 class MachineWatch:
     """Context manager: samples until exit, one JSON line per second in `path`."""
 
@@ -77,11 +82,11 @@ class MachineWatch:
         return {name: round(s, 3) for name, s in others.items() if s >= 0.01}
 
     def _run(self) -> None:
-        steal = psutil.cpu_times().steal if hasattr(psutil.cpu_times(), "steal") else 0.0
+        steal = _steal_s()
         self._others(self._ours())  # the baseline: only what others use from now on counts
         with self.path.open("a") as out:
             while not self._stop.wait(self.interval_s):
-                now_steal = getattr(psutil.cpu_times(), "steal", 0.0)
+                now_steal = _steal_s()
                 sample = {
                     "t": round(time.time(), 3),
                     "speed_ms": round(speed_probe_ms(), 2),

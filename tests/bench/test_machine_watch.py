@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from bench.machine_watch import MachineWatch
+from tuner.process import stop_processes
 
 pytestmark = pytest.mark.alone  # two busy loops for 3 s: not beside tests that measure
 TOKEN = "machine-watch-test-loop"
@@ -18,9 +19,7 @@ def _kill_detached() -> None:
     detached = [
         p for p in psutil.process_iter(["cmdline"]) if TOKEN in " ".join(p.info["cmdline"] or [])
     ]
-    for p in detached:
-        p.kill()
-    psutil.wait_procs(detached, timeout=5)
+    stop_processes(detached, timeout_s=5)
 
 
 def test_processes_outside_the_bench_are_counted_and_its_own_are_not(tmp_path) -> None:

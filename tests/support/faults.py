@@ -60,17 +60,19 @@ def _interval_lines(config: TunerConfig, trial: int) -> list[dict]:
     return lines
 
 
+def step_progress(config: TunerConfig, trial: int, step: int) -> tuple[int, bool]:
+    """How many intervals of `step` the trial's Locust has written so far, and whether it has
+    moved past `step` (a drain or a later step written: a step can end before its window does,
+    on the in-flight ceiling or an early verdict); both from one read of the stream."""
+    lines = _interval_lines(config, trial)
+    seen = sum(d.get("step") == step and "index" in d for d in lines)
+    over = any(isinstance(d.get("step"), int) and d["step"] > step for d in lines)
+    return seen, over
+
+
 def intervals_seen(config: TunerConfig, trial: int, step: int) -> int:
     """How many intervals of `step` the trial's Locust has written so far."""
-    return sum(d.get("step") == step and "index" in d for d in _interval_lines(config, trial))
-
-
-def step_over(config: TunerConfig, trial: int, step: int) -> bool:
-    """Whether the trial's Locust has moved past `step` (a drain or a later step written): a
-    step can end before its window does (the in-flight ceiling, an early verdict)."""
-    return any(
-        isinstance(d.get("step"), int) and d["step"] > step for d in _interval_lines(config, trial)
-    )
+    return step_progress(config, trial, step)[0]
 
 
 def part_of(tuner_pid: int, part: str) -> psutil.Process | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.support.faults import intervals_seen, step_over, study_workdir
+from tests.support.faults import intervals_seen, step_progress, study_workdir
 from tuner.config import load_config
 
 
@@ -17,9 +17,9 @@ def _write(config, lines: list[dict]) -> None:
 def test_a_step_that_ended_early_is_over_before_its_window(tmp_path) -> None:
     config = load_config(None, {"study": {"name": "s"}})
     config.base_dir = tmp_path
-    assert intervals_seen(config, 3, 4) == 0 and not step_over(config, 3, 4)  # not started
+    assert step_progress(config, 3, 4) == (0, False)  # not started
     _write(config, [{"step": 3, "index": 0}, {"step": 4, "index": 0}])
-    assert intervals_seen(config, 3, 4) == 1 and not step_over(config, 3, 4)
+    assert step_progress(config, 3, 4) == (1, False) and intervals_seen(config, 3, 4) == 1
     # one interval, then a drain: the step ended after 1 of its 3 intervals
     _write(config, [{"step": 4, "index": 0}, {"step": 5, "in_flight": 3}])
-    assert intervals_seen(config, 3, 4) == 1 and step_over(config, 3, 4)
+    assert step_progress(config, 3, 4) == (1, True)
