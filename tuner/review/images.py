@@ -80,6 +80,26 @@ def browser_session() -> Iterator[None]:
             kaleido.stop_sync_server(silence_warnings=True)
 
 
+def _render(kaleido: object, jobs: list[dict], browser: str, attempts: int = 2) -> None:
+    """Draw `jobs`, again once if the first attempt fails. kaleido can evaluate a render in a
+    tab whose page has not defined its scripts yet ("ReferenceError: kaleido_scopes is not
+    defined": 1 run in ~5 of the review tests on 3 busy workers); the next attempt draws."""
+    for attempt in range(attempts):
+        try:
+            # cancel_on_error: kaleido raises a render's error instead of returning it unread
+            if _session_open:  # the session's browser: kopts belong to its start
+                kaleido.write_fig_from_object_sync(jobs, cancel_on_error=True)
+            else:
+                kaleido.write_fig_from_object_sync(
+                    jobs, kopts={"path": browser}, cancel_on_error=True
+                )
+            return
+        except Exception as exc:
+            if attempt + 1 == attempts:
+                raise
+            log.info("event=png_retried reason=%r", str(exc)[:200])
+
+
 def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) -> list[Path]:
     """`out_dir/<name>.png` for each figure, all drawn by one browser; a missing browser or
     an unwritable directory is a TunerError with one sentence."""
@@ -103,10 +123,7 @@ def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) ->
         for fig, path in zip(figures.values(), paths, strict=True)
     ]
     try:
-        if _session_open:  # the session's browser: kopts belong to its start
-            kaleido.write_fig_from_object_sync(jobs)
-        else:
-            kaleido.write_fig_from_object_sync(jobs, kopts={"path": browser})
+        _render(kaleido, jobs, browser)
     except Exception as exc:  # kaleido's and choreographer's errors have no common base
         log.info("event=png_failed reason=%r", str(exc))
         first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
