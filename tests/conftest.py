@@ -4,13 +4,13 @@ real PostgreSQL server; and the session-end check that nothing a test started is
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import alone, hygiene, timeline
+from tests.support.browser import hide_browser, shown_browser
 from tests.support.model_server import ModelServerProcess, running_model_server
 from tests.support.postgres import PostgresServer, running_postgres
 from tuner.coordination.runtime_dir import RUNTIME_ENV
@@ -24,24 +24,15 @@ def pytest_configure(config: pytest.Config) -> None:
     xdist workers inherit the mark and the TMPDIR with the rest of its environment."""
     if not hasattr(config, "workerinput"):
         config.stash[_SESSION_ROOT] = hygiene.begin()
+    hide_browser()  # only tests marked `browser` see one (tests/support/browser.py)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with an `alone` test first (the `alone` tests first in them, so they all run
-    in the session's first minute, side by side), then those with the most slow tests,
-    the rest in collection order. Under xdist an `alone` test waits for every test of the rest to
-    end: at the start that is nothing, later it can be a whole study in a module's fixture with
-    every other worker held idle behind it. The longest modules then start while the workers
-    are free and short ones fill in after."""
-    lone = {item.path for item in items if item.get_closest_marker(alone.MARK)}
-    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
-    items.sort(
-        key=lambda item: (
-            item.get_closest_marker(alone.MARK) is None,  # first in its module too
-            item.path not in lone,
-            -slow[item.path],
-        )
-    )
+    """The `alone` tests first, longest first, then the longest modules (tests/support/alone.py).
+    Under xdist an `alone` test waits for every test of the rest to end: at the start that is
+    nothing, later it can be a whole study in a module's fixture with every other worker held
+    idle behind it."""
+    alone.session_order(items)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -114,6 +105,16 @@ def runtime_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mo
     path = tmp_path_factory.mktemp("runtime")
     monkeypatch.setenv(RUNTIME_ENV, str(path))
     return path
+
+
+@pytest.fixture(autouse=True)
+def _browser_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test marked `browser` finds the real Chromium; the rest find none."""
+    if request.node.get_closest_marker("browser") is None:
+        yield
+        return
+    with shown_browser():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,45 @@ from tuner.review.images import find_browser
 
 NO_BROWSER = "no Chrome/Chromium found: `make test` installs Debian's chromium (as root)"
 
+# The browser the suite found, before it hides it: whole studies then skip their curve PNGs,
+# as on a machine without Chromium (the tuner logs event=trial_curve_skipped). Drawing curves
+# no test looked at was ~150 s of the suite's CPU, a sixth of it. Tests that look at PNGs or
+# pages are marked `browser` (or use `shown_browser`) and get the real one.
+HIDDEN = "/nonexistent/browser-hidden-by-the-test-suite"
+
+
+def _real_browser() -> str | None:
+    """find_browser() as the user's environment answers it (xdist workers inherit the hiding)."""
+    if os.environ.get("BROWSER_PATH") != HIDDEN:
+        return find_browser()
+    del os.environ["BROWSER_PATH"]
+    try:
+        return find_browser()
+    finally:
+        os.environ["BROWSER_PATH"] = HIDDEN
+
+
+CHROMIUM = _real_browser()
+
+
+def hide_browser() -> None:
+    """BROWSER_PATH names no executable: find_browser() and kaleido find no browser."""
+    os.environ["BROWSER_PATH"] = HIDDEN
+
+
+@contextlib.contextmanager
+def shown_browser() -> Iterator[None]:
+    """The real browser for the block (a module's study that draws its curves)."""
+    saved = os.environ.get("BROWSER_PATH")
+    os.environ["BROWSER_PATH"] = CHROMIUM or HIDDEN
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("BROWSER_PATH", None)
+        else:
+            os.environ["BROWSER_PATH"] = saved
+
 
 @dataclass
 class Page:
@@ -72,7 +111,7 @@ class Page:
 def headless_chromium() -> Iterator[str]:
     """Chromium on a loopback DevTools port of its choosing; yields the browser's base URL and
     stops it (and its profile directory) after."""
-    browser = find_browser()
+    browser = CHROMIUM
     if browser is None:
         raise RuntimeError(NO_BROWSER)
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:

@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 from storage import SampleStore
+from tests.support.browser import shown_browser
 from tests.tuner.test_end_to_end import make_config
 from tuner.capacity.ramp import BOUND, OVER_SLO, SETTLED
 from tuner.commands.export import export
@@ -47,7 +48,8 @@ def capacity_run(tmp_path_factory, demo_model_dir):
         objective={"slo_ms": 250.0},
     )
     lines: list[str] = []
-    result = optimize(config, say=lines.append)
+    with shown_browser():  # the one real study of the suite that draws its trials' curves
+        result = optimize(config, say=lines.append)
     return config, result, lines
 
 
@@ -73,6 +75,8 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         # only the first step after the restart had a ramp, recorded beside it
         assert curve[0]["ramp_s"] > 0 and curve[0]["ramp_outcome"] in RAMP_OUTCOMES
         assert all(p["ramp_s"] is None and p["ramp_outcome"] is None for p in curve[1:])
+        artifacts = optuna.artifacts.get_all_artifact_meta(trial, storage=study._storage)
+        assert "curve.png" in {a.filename for a in artifacts}, trial.number
     for trial in references:  # never pruned; the demo model serves 40 req/s within 250 ms
         a = trial.user_attrs
         assert trial.state == optuna.trial.TrialState.COMPLETE

@@ -7,6 +7,7 @@ import json
 import logging
 
 import optuna
+import pytest
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
@@ -38,6 +39,7 @@ def test_study_end_leaves_the_summary_note_and_the_curves_plot(
     assert len(figure["data"]) == len(CURVES) + 1  # a line per completed trial + the SLO
 
 
+@pytest.mark.browser
 def test_a_trial_gets_its_curve_as_a_png_artifact(capacity_config, tmp_path) -> None:
     study = new_study(capacity_config)
     store = SampleStore(capacity_config.study.storage)
@@ -58,6 +60,7 @@ def test_a_trial_gets_its_curve_as_a_png_artifact(capacity_config, tmp_path) -> 
     assert (tmp_path / "trial" / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.browser
 def test_a_failing_artifact_store_is_logged_not_raised(capacity_config, tmp_path, caplog) -> None:
     study = new_study(capacity_config)
     store = SampleStore(capacity_config.study.storage)

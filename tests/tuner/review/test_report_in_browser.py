@@ -11,6 +11,7 @@ from tests.support.browser import headless_chromium, open_page
 from tests.tuner.review.conftest import CURVES
 from tuner.commands.cli import main
 
+pytestmark = pytest.mark.browser
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

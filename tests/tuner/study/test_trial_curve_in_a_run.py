@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import optuna
+import pytest
 
 from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.studies import config_for
@@ -18,6 +19,7 @@ def knee(batching, flags, rate) -> Served:
     return Served(rps=min(rate, capacity), p95_ms=30.0 if rate <= capacity else 400.0)
 
 
+@pytest.mark.browser
 def test_each_measured_trial_of_a_run_carries_its_curve_png(tmp_path: Path) -> None:
     config = config_for(tmp_path, n_trials=2)
     config.load.mode = "capacity"
