@@ -11,7 +11,7 @@ import pytest
 from bench.machine_watch import MachineWatch
 from tuner.process import stop_processes
 
-pytestmark = pytest.mark.alone  # two busy loops for 3 s: not beside tests that measure
+pytestmark = pytest.mark.alone(seconds=4)  # two busy loops for 3 s: not beside tests that measure
 TOKEN = "machine-watch-test-loop"
 
 

@@ -19,12 +19,40 @@ import contextlib
 import fcntl
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 MARK = "alone"
+DEFAULT_SECONDS = 10.0  # what an `alone` test without `seconds=` is expected to take
 POLL_S = 0.1
 ALONE, OTHERS = "alone", "others"
+
+
+def expected_seconds(item: object) -> float:
+    """`@pytest.mark.alone(seconds=N)`: how long the test takes here, for the session's order."""
+    mark = item.get_closest_marker(MARK)
+    return float(mark.kwargs.get("seconds", DEFAULT_SECONDS)) if mark is not None else 0.0
+
+
+def session_order(items: list) -> None:
+    """Sort the session's tests: modules with an `alone` test first, longest first by their
+    `alone` tests' expected seconds (so the workers end the `alone` phase together: every
+    other test waits for it), each module's `alone` tests first in it; then the modules with
+    the most slow tests (the longest modules start while the workers are free and short ones
+    fill in after); the rest in collection order. A module in the `alone` phase must hold no
+    other test: it would wait for the phase to end and keep its worker from the next module."""
+    alone_s: Counter = Counter()
+    for item in items:
+        alone_s[item.path] += expected_seconds(item)
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker(MARK) is None,
+            -alone_s[item.path],
+            -slow[item.path],
+        )
+    )
 
 
 @contextlib.contextmanager

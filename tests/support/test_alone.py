@@ -7,6 +7,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support import alone
 
 
@@ -50,3 +52,42 @@ def test_a_waiting_alone_test_stops_new_others_from_entering(tmp_path: Path) -> 
     assert late.wait(5)
     for thread in threads:
         thread.join(5)
+
+
+class Item:
+    """What session_order reads of a pytest item: its module and its marks."""
+
+    def __init__(self, path: str, alone_s: float | None = None, slow: bool = False) -> None:
+        self.path, self.name = Path(path), f"{path}:{alone_s}:{slow}"
+        self.marks = {}
+        if alone_s is not None:
+            self.marks[alone.MARK] = pytest.mark.alone(seconds=alone_s).mark
+        if slow:
+            self.marks["slow"] = pytest.mark.slow.mark
+
+    def get_closest_marker(self, name: str):
+        return self.marks.get(name)
+
+
+def test_the_session_runs_alone_tests_longest_module_first_then_slow_modules() -> None:
+    items = [
+        Item("plain.py"),
+        Item("short_alone.py", alone_s=4),
+        Item("study.py", slow=True),
+        Item("long_alone.py", alone_s=60),
+        Item("two_alone.py", alone_s=37),
+        Item("two_alone.py", alone_s=17),
+        Item("studies.py", slow=True),
+        Item("studies.py", slow=True),
+    ]
+    alone.session_order(items)
+    assert [(str(i.path), i.marks.get(alone.MARK) is not None) for i in items] == [
+        ("long_alone.py", True),
+        ("two_alone.py", True),
+        ("two_alone.py", True),
+        ("short_alone.py", True),
+        ("studies.py", False),
+        ("studies.py", False),
+        ("study.py", False),
+        ("plain.py", False),
+    ]

@@ -1,8 +1,9 @@
-"""The ramp before a restarted server's first measured step (tuner/capacity/ramp.py): when an
-interval counts as settled, then the ramp against real HTTP stubs of known behaviour loaded by
-the real open-loop generator: a warm target's ramp stays short, a target slow for its first
-seconds is held at the rate until it is warm, one steadily too slow ends the ramp at once,
-one that never settles ends it at the bound."""
+"""The ramp before a restarted server's first measured step (tuner/capacity/ramp.py) against
+real HTTP stubs of known behaviour loaded by the real open-loop generator: a warm target's ramp
+stays short, a target slow for its first seconds is held at the rate until it is warm, one
+steadily too slow ends the ramp at once, one that never settles ends it at the bound. Every test
+is `alone`: a ramp's end is measured on the clock, and a stalled neighbour blurs it. When an
+interval counts as settled is in test_ramp_rules.py."""
 
 from __future__ import annotations
 
@@ -19,59 +20,15 @@ from tuner.capacity.ramp import (
     OVER_SLO,
     SETTLED,
     bound_intervals,
-    over_slo,
     ramp_up,
-    settled,
 )
 from tuner.capacity.step import judge
 from tuner.capacity.step_runner import StepRunner
-from tuner.load import IntervalSample, OpenLoopGenerator
+from tuner.load import OpenLoopGenerator
 
+pytestmark = pytest.mark.alone(seconds=9)
 SHORT = replace(PROFILE, warmup_s=1.0, measure_s=2.0)
 ATTEMPTS = 2  # a stall of the shared machine can fail one measured window
-
-
-def interval(
-    p95: float | None, in_flight: int = 3, skipped: int = 0, failures: int = 0
-) -> IntervalSample:
-    return IntervalSample(
-        index=0, t_s=1.0, in_warmup=False, requests=100, failures=failures, rps=100.0,
-        p50_ms=p95, p95_ms=p95, p99_ms=p95, in_flight_max=in_flight, skipped=skipped,
-    )  # fmt: skip
-
-
-def test_an_interval_is_settled_within_the_slo_and_no_longer_falling() -> None:
-    slo = CRITERIA.slo_ms  # 30 ms
-    assert settled(interval(10.0), interval(12.0), 100.0, CRITERIA)  # rising with the rate
-    assert settled(interval(10.0), interval(8.0), 100.0, CRITERIA)  # within the tolerance
-    assert not settled(interval(20.0), interval(10.0), 100.0, CRITERIA)  # still warming
-    assert not settled(interval(10.0), interval(slo + 1), 100.0, CRITERIA)  # over the SLO
-    assert not settled(None, interval(10.0), 100.0, CRITERIA)  # nothing to compare with
-    assert settled(interval(None), interval(10.0), 100.0, CRITERIA)  # answers at last
-    assert not settled(interval(10.0), interval(None), 100.0, CRITERIA)
-    # the ramp's leftovers: 100 req/s at 30 ms keeps ~3 in flight, 60 is a backlog
-    assert not settled(interval(10.0), interval(12.0, in_flight=60), 100.0, CRITERIA)
-    assert not settled(interval(10.0), interval(12.0, skipped=5), 100.0, CRITERIA)
-    assert not settled(interval(10.0), interval(12.0, failures=2), 100.0, CRITERIA)  # > 1%
-    assert settled(interval(10.0), interval(12.0, failures=1), 100.0, CRITERIA)
-    # without criteria only the trend counts
-    assert settled(interval(10.0), interval(500.0, in_flight=60), 100.0, None)
-
-
-def test_two_intervals_over_the_slo_not_falling_are_steady_over_it() -> None:
-    slo = CRITERIA.slo_ms  # 30 ms
-    assert over_slo(interval(80.0), interval(85.0), CRITERIA)
-    assert over_slo(interval(80.0), interval(70.0), CRITERIA)  # within the tolerance
-    assert not over_slo(interval(300.0), interval(80.0), CRITERIA)  # warming
-    assert not over_slo(interval(80.0), interval(slo - 1), CRITERIA)
-    assert not over_slo(interval(slo - 1), interval(80.0), CRITERIA)  # one interval is not two
-    assert not over_slo(interval(80.0), interval(None), CRITERIA)  # no answer, no trend
-    assert not over_slo(interval(80.0), interval(85.0), None)  # no SLO known
-
-
-def test_the_bound_derives_from_the_step_warmup() -> None:
-    assert bound_intervals(replace(PROFILE, warmup_s=1.0)) == 4  # never fewer than 4
-    assert bound_intervals(replace(PROFILE, warmup_s=4.0)) == 12  # three warm-ups
 
 
 @pytest.mark.slow
@@ -94,7 +51,6 @@ def test_a_warm_target_ramp_is_short(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.alone  # the cold phase's end is measured on the clock: a stalled neighbour blurs it
 def test_a_target_slow_after_its_start_is_held_until_warm(tmp_path: Path) -> None:
     # +300 ms per request for 2.5 s after its first one: the fractions (~2.2 s) are all cold,
     # the rate's first interval is partly cold, the next one warm but much faster than it
