@@ -10,6 +10,7 @@ import sys
 # Before TensorFlow is imported: its C++ start-up chatter would bury the server's own log.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from model_server import bare_tensorflow
 from model_server.batching_parameters import (
     BatchingConfigError,
     BatchingParameters,
@@ -49,7 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     native_logs = NativeLogFilter(_tf_min_log_level())
     native_logs.start()
     try:
-        # Imported only now: this pulls in TensorFlow, seconds a bad flag should not wait for.
+        # Imported only now: this pulls in TensorFlow, seconds a bad flag should not wait for;
+        # its runtime only, without the public API (model_server/bare_tensorflow.py).
+        bare_tensorflow.install()
         from model_server.server import serve
 
         return asyncio.run(serve(flags, batching, after_load=native_logs.stop))

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-import tensorflow as tf
 from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from model_server.errors import ServingError
 from model_server.preflight import servable_versions
 from model_server.signature_spec import SignatureSpec, signature_spec
+from model_server.tensorflow_runtime import OpError, constant, load_saved_model
 
 log = logging.getLogger("model_server")
 
@@ -42,8 +42,8 @@ class Signature(SignatureSpec):
         INVALID_ARGUMENT), as TF Serving returns it, instead of becoming a server fault.
         """
         try:
-            outputs = self.function(**{k: tf.constant(v) for k, v in inputs.items()})
-        except tf.errors.OpError as exc:
+            outputs = self.function(**{k: constant(v) for k, v in inputs.items()})
+        except OpError as exc:
             raise ServingError(
                 _GRPC_CODES.get(exc.error_code, grpc.StatusCode.UNKNOWN),
                 op_error_message(exc.message),
@@ -103,7 +103,7 @@ def load_model(name: str, base_path: Path) -> LoadedModel:
             for key, sig in meta_graphs[0].signature_def.items()
             if not key.startswith("__")  # e.g. __saved_model_init_op
         }
-        loaded = tf.saved_model.load(str(path), tags=[SERVE_TAG])
+        loaded = load_saved_model(str(path), tags=[SERVE_TAG])
     except ModelLoadError:
         raise
     except Exception as exc:  # TensorFlow raises many types for a broken SavedModel

@@ -109,12 +109,12 @@ def batching_summary(batching: BatchingParameters | None) -> str:
 
 
 def configure_tensorflow(flags: Flags) -> None:
-    import tensorflow as tf
+    from model_server import tensorflow_runtime
 
     if flags.tensorflow_intra_op_parallelism:
-        tf.config.threading.set_intra_op_parallelism_threads(flags.tensorflow_intra_op_parallelism)
+        tensorflow_runtime.set_intra_op_parallelism_threads(flags.tensorflow_intra_op_parallelism)
     if flags.tensorflow_inter_op_parallelism:
-        tf.config.threading.set_inter_op_parallelism_threads(flags.tensorflow_inter_op_parallelism)
+        tensorflow_runtime.set_inter_op_parallelism_threads(flags.tensorflow_inter_op_parallelism)
 
 
 async def serve(

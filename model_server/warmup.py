@@ -45,12 +45,12 @@ def warmup_path(version_dir: Path) -> Path:
 
 def read_records(path: Path) -> Iterator[bytes]:
     """The raw records of a TFRecord file; DATA_LOSS wording when it is not one."""
-    import tensorflow as tf
+    from model_server.tensorflow_runtime import DataLossError, TFRecordDataset
 
     try:
-        for record in tf.data.TFRecordDataset(str(path)).as_numpy_iterator():
+        for record in TFRecordDataset(str(path)).as_numpy_iterator():
             yield bytes(record)
-    except tf.errors.DataLossError as exc:
+    except DataLossError as exc:
         raise WarmupError(
             f"DATA_LOSS: {exc.message}. Please verify your warmup data is in TFRecord format."
         ) from None
