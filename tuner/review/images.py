@@ -8,6 +8,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -80,10 +81,12 @@ def browser_session() -> Iterator[None]:
             kaleido.stop_sync_server(silence_warnings=True)
 
 
-def _render(kaleido: object, jobs: list[dict], browser: str, attempts: int = 2) -> None:
-    """Draw `jobs`, again once if the first attempt fails. kaleido can evaluate a render in a
-    tab whose page has not defined its scripts yet ("ReferenceError: kaleido_scopes is not
-    defined": 1 run in ~5 of the review tests on 3 busy workers); the next attempt draws."""
+def _render(kaleido: object, jobs: list[dict], browser: str, attempts: int = 3) -> None:
+    """Draw `jobs`, up to `attempts` times. kaleido can evaluate a render in a tab whose page
+    has not defined its scripts yet ("ReferenceError: kaleido_scopes is not defined": it takes
+    the first JavaScript context the tab reports after navigating, which on a busy machine can
+    be the blank page's). 1 run in ~5 of the review tests on 3 busy workers, and two attempts in
+    a row on 4; a moment later the next attempt draws."""
     for attempt in range(attempts):
         try:
             # cancel_on_error: kaleido raises a render's error instead of returning it unread
@@ -98,6 +101,7 @@ def _render(kaleido: object, jobs: list[dict], browser: str, attempts: int = 2) 
             if attempt + 1 == attempts:
                 raise
             log.info("event=png_retried reason=%r", str(exc)[:200])
+            time.sleep(0.5 * (attempt + 1))
 
 
 def write_pngs(figures: dict[str, object], out_dir: Path, scale: float = 2.0) -> list[Path]:

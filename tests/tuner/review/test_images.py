@@ -1,5 +1,5 @@
-"""PNGs drawn by kaleido in the real Chromium: a render that fails once (kaleido can evaluate
-it before its page's scripts are defined) is drawn again; one that keeps failing is a sentence."""
+"""PNGs drawn by kaleido in the real Chromium: a render that fails (kaleido can evaluate it
+before its page's scripts are defined) is drawn again; one that keeps failing is a sentence."""
 
 from __future__ import annotations
 
@@ -41,14 +41,14 @@ def test_a_render_that_fails_once_is_drawn_again(monkeypatch, tmp_path: Path, ca
     calls = failing_first(monkeypatch, failures=1)
     (path,) = write_pngs({"curve": figure()}, tmp_path)
     assert path.read_bytes()[:8] == PNG_MAGIC
-    assert len(calls) == 2
+    assert len(calls) >= 2  # the forced failure, then real renders (the race may recur)
     assert "event=png_retried" in caplog.text
 
 
 @pytest.mark.browser
 def test_a_render_that_keeps_failing_is_one_sentence(monkeypatch, tmp_path: Path) -> None:
-    calls = failing_first(monkeypatch, failures=2)
+    calls = failing_first(monkeypatch, failures=3)
     with pytest.raises(TunerError, match=r"could not draw the plots \(ReferenceError: kaleido_sc"):
         write_pngs({"curve": figure()}, tmp_path)
-    assert len(calls) == 2
+    assert len(calls) == 3
     assert not (tmp_path / "curve.png").exists()
