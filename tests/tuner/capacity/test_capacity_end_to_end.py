@@ -45,6 +45,7 @@ def capacity_run(tmp_path_factory, demo_model_dir):
         demo_model_dir,
         study={"n_trials": 4},
         load=CAPACITY_LOAD,
+        confirm={"references": True},  # the ratios quoted with intervals below
         objective={"slo_ms": 250.0},
     )
     lines: list[str] = []

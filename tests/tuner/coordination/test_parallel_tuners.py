@@ -41,6 +41,7 @@ def write_config(
     stale_after_s: int,
     name: str = "tuner.toml",
     study: str = "",
+    top_k: int = 1,
 ) -> None:
     (tmp_path / name).write_text(
         f'[study]\nname = "shared"\nstorage = "{url}"\nn_trials = {n_trials}\n'
@@ -49,7 +50,7 @@ def write_config(
         '[search]\nspace = "quick"\n'
         '[load]\nmode = "closed"\nusers = 4\nspawn_rate = 4.0\nwarmup_s = 1.0\nmeasure_s = 2.0\n'
         "[objective]\nslo_ms = 1000.0\n"
-        "[confirm]\ntop_k = 1\nrepeats = 1\n"
+        f"[confirm]\ntop_k = {top_k}\nrepeats = 1\n"
     )
 
 
@@ -167,7 +168,8 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
 def test_a_killed_tuners_trial_is_measured_again_by_a_survivor(
     tmp_path, postgres_url, demo_model_dir, child_tmpdir
 ) -> None:
-    write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=3)
+    # No confirmation pass: what is checked is the abandoned trial, measured again.
+    write_config(tmp_path, postgres_url, demo_model_dir, n_trials=4, stale_after_s=3, top_k=0)
     tuners = start_tuners(tmp_path, child_tmpdir)
     victim = tuners[0]
 
