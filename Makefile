@@ -47,13 +47,13 @@ lint: $(STAMP)
 browser:
 	@scripts/chromium.sh
 
-# One pytest-xdist worker per core and one more: the whole-study tests wait on load windows and
-# restarts (2 workers: 14 min 40 s, 3: 11 min 12 s on this 2-core machine, bench/RESULTS.md), a
+# One pytest-xdist worker per core and two more: the whole-study tests wait on load windows and
+# restarts (2 workers: 14 min 40 s, 3: 11 min 12 s, 4: see bench/RESULTS.md, on 2 cores), a
 # module's tests on one worker (they share its servers), modules with `alone` tests first, then
 # those with slow tests; tests marked `alone` run beside nothing but each other. PYTEST_ARGS adds
 # to it, e.g. PYTEST_ARGS="tests/service -x" (or "-n 2"). pytest's exit code 5 (no test
 # collected) fails the target as any other non-zero code does.
-PYTEST := $(VENV)/bin/pytest -n $$(( $$(nproc) + 1 )) --dist loadscope --no-loadscope-reorder
+PYTEST := $(VENV)/bin/pytest -n $$(( $$(nproc) + 2 )) --dist loadscope --no-loadscope-reorder
 PYTEST_ARGS ?=
 
 test: $(STAMP) $(MODEL) lint browser
