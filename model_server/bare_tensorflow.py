@@ -1,7 +1,7 @@
 """TensorFlow's runtime without its public API, for the model server's own process.
 
 `import tensorflow` runs `tensorflow/__init__.py`, which builds the whole public API
-(tf.compat.v1, tf.distribute, feature columns, Keras hooks...): ~0.6 s of the ~2.5 s of CPU a
+(tf.compat.v1, tf.distribute, feature columns, Keras hooks...): ~0.8 s of the ~2.9 s of CPU a
 model server spent from its start to serving the demo model (bench/RESULTS.md), paid at every
 trial's restart. The server needs none of it: it loads a SavedModel, calls its signatures and
 reads TFRecord warm-up files, all from modules inside the wheel (`tensorflow.python...`), which

@@ -26,10 +26,8 @@ from tuner.capacity.search import SearchOutcome
 from tuner.capacity.search_run import StepRunner
 from tuner.load import LoadProfile, OpenLoopGenerator
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.alone(seconds=60),
-]  # its figures depend on the CPU it gets
+# Its figures depend on the CPU it gets: nothing but other `alone` tests beside it.
+pytestmark = [pytest.mark.slow, pytest.mark.alone(seconds=60)]
 SERVICE_S = 0.005  # capacity 200 req/s
 SLO_MS = 30.0  # p95; the M/D/1 model meets it near 148 req/s
 WINDOW_S = 6.0

@@ -19,9 +19,8 @@ from tuner.load import OpenLoopGenerator
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.alone(
-    seconds=21
-)  # the cold backlog drains at the CPU the stub gets: a neighbour slows it
+# The cold backlog drains at the CPU the stub gets: a neighbour slows it.
+@pytest.mark.alone(seconds=21)
 def test_a_target_slow_after_its_start_keeps_its_probe(tmp_path: Path) -> None:
     # Cold: +300 ms per request for 2.5 s after its first one; warm, p95 is ~15 ms, so a
     # generous SLO keeps a loaded machine's stalls from deciding the probe either way.
