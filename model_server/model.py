@@ -15,12 +15,11 @@ from pathlib import Path
 
 import grpc
 import numpy as np
-from tensorflow.core.protobuf import meta_graph_pb2, saved_model_pb2
 
 from model_server.errors import ServingError
 from model_server.preflight import servable_versions
+from model_server.protos import meta_graph_pb2, saved_model_pb2
 from model_server.signature_spec import SignatureSpec, signature_spec
-from model_server.tensorflow_runtime import OpError, constant, load_saved_model
 
 log = logging.getLogger("model_server")
 
@@ -41,14 +40,24 @@ class Signature(SignatureSpec):
         A TensorFlow error keeps its canonical code (e.g. an out-of-range token id is
         INVALID_ARGUMENT), as TF Serving returns it, instead of becoming a server fault.
         """
+        tf = _runtime()
         try:
-            outputs = self.function(**{k: constant(v) for k, v in inputs.items()})
-        except OpError as exc:
+            outputs = self.function(**{k: tf.constant(v) for k, v in inputs.items()})
+        except tf.OpError as exc:
             raise ServingError(
                 _GRPC_CODES.get(exc.error_code, grpc.StatusCode.UNKNOWN),
                 op_error_message(exc.message),
             ) from None
         return {name: outputs[name].numpy() for name in self.outputs}
+
+
+def _runtime():
+    """TensorFlow, imported when a model is first loaded or run, not with this module: the
+    service, the tuner and the test-suite's collection import the server's modules without
+    serving a model, and a TensorFlow import is seconds of CPU."""
+    from model_server import tensorflow_runtime
+
+    return tensorflow_runtime
 
 
 _GRPC_CODES = {code.value[0]: code for code in grpc.StatusCode}
@@ -103,7 +112,7 @@ def load_model(name: str, base_path: Path) -> LoadedModel:
             for key, sig in meta_graphs[0].signature_def.items()
             if not key.startswith("__")  # e.g. __saved_model_init_op
         }
-        loaded = load_saved_model(str(path), tags=[SERVE_TAG])
+        loaded = _runtime().load_saved_model(str(path), tags=[SERVE_TAG])
     except ModelLoadError:
         raise
     except Exception as exc:  # TensorFlow raises many types for a broken SavedModel

@@ -15,9 +15,9 @@ import docker
 import grpc
 import pytest
 from docker.errors import NotFound
-from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from model_server.batching_parameters import BatchingParameters
+from model_server.protos import prediction_service_pb2_grpc
 from service.client import ModelClient
 from service.text import Vocabulary
 from tests.docker.engine import IMAGES, READY_TIMEOUT_S

@@ -18,12 +18,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from tensorflow_serving.apis import (
+from model_server.protos import (
     model_service_pb2_grpc,
     predict_pb2,
     prediction_service_pb2_grpc,
 )
-
 from service.text import Vocabulary
 from tests.support.model_server import ModelServerProcess, running_model_server
 

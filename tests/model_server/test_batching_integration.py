@@ -20,9 +20,9 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc
 
 from model_server.batching_parameters import BatchingParameters
+from model_server.protos import predict_pb2, prediction_service_pb2_grpc
 from service.corpus import generate
 from service.text import Vocabulary
 from tests.support.model_server import ModelServerProcess, running_model_server

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 
+from model_server.protos import get_model_metadata_pb2, get_model_status_pb2, predict_pb2
 from tests.model_server.conftest import TOY, predict_request
 
 

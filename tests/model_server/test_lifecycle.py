@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 import pytest
-from tensorflow_serving.apis import get_model_status_pb2, model_service_pb2_grpc
 
 from model_server.batching_parameters import BatchingParameters
+from model_server.protos import get_model_status_pb2, model_service_pb2_grpc
 from tests.model_server.test_batching_integration import (
     PROCESSED,
     Client,

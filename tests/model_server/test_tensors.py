@@ -5,10 +5,9 @@ from __future__ import annotations
 import grpc
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2, types_pb2
 
 from model_server.errors import ServingError
+from model_server.protos import tensor_pb2, types_pb2
 from model_server.tensors import numpy_dtype, shape_proto, to_numpy, to_proto
 
 NUMERIC = [
@@ -26,6 +25,15 @@ NUMERIC = [
     (types_pb2.DT_BOOL, np.bool_, "bool_val"),
 ]
 IDS = [types_pb2.DataType.Name(code) for code, _, _ in NUMERIC]
+
+
+@pytest.fixture(scope="module")
+def tf():
+    """TensorFlow itself, to check our protos against its own; imported by the tests that use
+    it, not when the suite is collected (seconds of CPU in every worker)."""
+    import tensorflow
+
+    return tensorflow
 
 
 def sample(dtype: type, shape: tuple[int, ...] = (2, 3)) -> np.ndarray:
@@ -53,7 +61,7 @@ def typed_proto(code: int, field: str, array: np.ndarray) -> tensor_pb2.TensorPr
 
 
 @pytest.mark.parametrize(("code", "dtype", "field"), NUMERIC, ids=IDS)
-def test_round_trip_through_tensor_content(code, dtype, field) -> None:
+def test_round_trip_through_tensor_content(code, dtype, field, tf) -> None:
     array = sample(dtype)
     proto = to_proto(array)
     assert proto.dtype == code and proto.tensor_content and not getattr(proto, field)
@@ -72,7 +80,7 @@ def test_typed_value_fields_are_read(code, dtype, field) -> None:
 
 
 @pytest.mark.parametrize(("code", "dtype", "field"), NUMERIC, ids=IDS)
-def test_what_tensorflow_writes_is_read(code, dtype, field) -> None:
+def test_what_tensorflow_writes_is_read(code, dtype, field, tf) -> None:
     for array in (sample(dtype), sample(dtype, (1,)), np.asarray(sample(dtype, (1,))[0])):
         np.testing.assert_array_equal(to_numpy(tf.make_tensor_proto(array), "x"), array)
 
@@ -87,13 +95,13 @@ def test_a_single_typed_value_fills_the_shape(code, dtype, field) -> None:
     assert (back == one[0]).all()
 
 
-def test_tensorflows_fill_form_is_read() -> None:
+def test_tensorflows_fill_form_is_read(tf) -> None:
     proto = tf.make_tensor_proto(7, dtype=tf.int32, shape=[3, 50])
     assert len(proto.int_val) == 1 and not proto.tensor_content
     np.testing.assert_array_equal(to_numpy(proto, "tokens"), np.full((3, 50), 7, np.int32))
 
 
-def test_strings_round_trip() -> None:
+def test_strings_round_trip(tf) -> None:
     array = np.array([[b"caf\xc3\xa9", b""], [b"\x00\xff", b"plain"]], dtype=object)
     proto = to_proto(array)
     assert proto.dtype == types_pb2.DT_STRING
@@ -108,7 +116,7 @@ def test_unicode_strings_are_sent_as_utf8() -> None:
     assert back.tolist() == ["café".encode(), b"ok"]
 
 
-def test_empty_and_scalar_tensors() -> None:
+def test_empty_and_scalar_tensors(tf) -> None:
     empty = np.zeros((0, 50), np.int32)
     assert to_numpy(to_proto(empty), "x").shape == (0, 50)
     assert to_numpy(tf.make_tensor_proto(empty), "x").shape == (0, 50)
@@ -153,7 +161,7 @@ def test_unknown_rank_is_invalid() -> None:
     expect_invalid(proto, "unknown rank")
 
 
-def test_unsupported_dtype_is_invalid() -> None:
+def test_unsupported_dtype_is_invalid(tf) -> None:
     proto = tf.make_tensor_proto(np.zeros(2, np.complex64))
     expect_invalid(proto, "DT_COMPLEX64")
     with pytest.raises(ServingError):

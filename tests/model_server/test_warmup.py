@@ -9,9 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tensorflow_serving.apis import predict_pb2
 
 from model_server.flags import EXIT_CANNOT_START
+from model_server.protos import predict_pb2
 from model_server.tensors import to_proto
 from scripts.example_models import write_warmup
 from tests.model_server.test_startup_errors import run_server

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tensorflow.core.framework import types_pb2
-from tensorflow_serving.apis import predict_pb2
 
+from model_server.protos import predict_pb2, types_pb2
 from service import errors
 from service.client import ModelClient
 

@@ -27,6 +27,7 @@ from optuna.trial import TrialState
 
 from storage import SampleStore
 from tests.support.processes import live_command_lines
+from tests.support.studies import stored_trials
 from tuner.capacity.ramp import FRACTIONS
 from tuner.config import TunerConfig
 from tuner.study.run import optimize
@@ -162,7 +163,7 @@ def leftovers(before: set[int], wait_s: float = 10.0) -> list[str]:
 
 
 def trials(config: TunerConfig) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=config.study.name, storage=config.study.storage).trials
+    return stored_trials(config.study.storage, config.study.name)[0]
 
 
 def check_records(config: TunerConfig) -> list[optuna.trial.FrozenTrial]:

@@ -26,6 +26,19 @@ def new_study(config: TunerConfig) -> optuna.Study:
     return study
 
 
+def stored_trials(url: str, name: str) -> tuple[list[optuna.trial.FrozenTrial], dict]:
+    """A study's trials and user attrs read from `url`, its connections closed after: a test
+    that polls a study (while tuners run) would otherwise leave one connection pool per call
+    for the collector, which psycopg reports as ResourceWarnings in whichever test runs then.
+    KeyError when there is no such study yet."""
+    storage = optuna.storages.RDBStorage(url)
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+        return study.get_trials(), study.user_attrs
+    finally:
+        storage.engine.dispose()
+
+
 def finish(study: optuna.Study, trial: optuna.Trial, reason: str | None = None) -> None:
     """Complete `trial`, or fail it with `reason` as the objective records failures."""
     if reason is None:

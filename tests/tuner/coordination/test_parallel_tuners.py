@@ -24,6 +24,7 @@ from optuna.trial import TrialState
 
 from storage import SampleStore
 from tests.support.processes import any_running
+from tests.support.studies import stored_trials
 from tuner.coordination.resume import ABANDONED, BENCH_FAULTS, RETRY_ATTR, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
@@ -106,7 +107,7 @@ def wait_for(condition, timeout_s: float = 180) -> None:
 
 def trials_of(url: str) -> list[optuna.trial.FrozenTrial]:
     try:
-        return optuna.load_study(study_name="shared", storage=url).get_trials()
+        return stored_trials(url, "shared")[0]
     except KeyError:
         return []
 
@@ -155,7 +156,7 @@ def test_three_tuners_with_their_own_configs_and_workdirs_share_one_study(
     assert all(fail_reason(t) in BENCH_FAULTS for t in failed), states
     reruns = [t.user_attrs.get(RETRY_ATTR) for t in trials]
     assert all(reruns.count(t.number) == 1 for t in failed), states
-    ports = optuna.load_study(study_name="shared", storage=postgres_url).user_attrs[PORTS_ATTR]
+    ports = stored_trials(postgres_url, "shared")[1][PORTS_ATTR]
     assert len(ports) == 3 and len({p for slot in ports.values() for p in slot.values()}) == 6
     confirming = [out for out in outputs if "confirming the best" in out]
     assert len(confirming) == 1, outputs

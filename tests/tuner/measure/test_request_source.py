@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 import pytest
-from tensorflow_serving.apis import predict_pb2
 
+from model_server.protos import predict_pb2
 from model_server.rest_json import predict_body
 from model_server.signature_spec import SignatureSpec
 from model_server.tensors import to_proto

@@ -10,8 +10,8 @@ from concurrent import futures
 
 import grpc
 import pytest
-from tensorflow_serving.apis import get_model_status_pb2
 
+from model_server.protos import get_model_status_pb2
 from tuner.process import free_port
 from tuner.servers.readiness import (
     CHANNEL_OPTIONS,
