@@ -83,10 +83,10 @@ def browser_session() -> Iterator[None]:
 
 def _render(kaleido: object, jobs: list[dict], browser: str, attempts: int = 3) -> None:
     """Draw `jobs`, up to `attempts` times. kaleido can evaluate a render in a tab whose page
-    has not defined its scripts yet ("ReferenceError: kaleido_scopes is not defined": it takes
-    the first JavaScript context the tab reports after navigating, which on a busy machine can
-    be the blank page's). 1 run in ~5 of the review tests on 3 busy workers, and two attempts in
-    a row on 4; a moment later the next attempt draws."""
+    has not defined its scripts yet ("ReferenceError: kaleido_scopes is not defined"; by its
+    code, it keeps the first JavaScript context the tab reports after navigating, which on a
+    busy machine may be the blank page's). 1 run in ~5 of the review tests on 3 busy workers,
+    and two attempts in a row once on 4; a moment later the next attempt draws."""
     for attempt in range(attempts):
         try:
             # cancel_on_error: kaleido raises a render's error instead of returning it unread
