@@ -52,9 +52,9 @@ class Signature(SignatureSpec):
 
 
 def _runtime():
-    """TensorFlow, imported when a model is first loaded or run, not with this module: the
-    service, the tuner and the test-suite's collection import the server's modules without
-    serving a model, and a TensorFlow import is seconds of CPU."""
+    """TensorFlow, imported when a model is first loaded or run, not with this module: what
+    imports the server's modules without serving a model (the test-suite's collection, in every
+    worker) need not pay a TensorFlow import, seconds of CPU."""
     from model_server import tensorflow_runtime
 
     return tensorflow_runtime
