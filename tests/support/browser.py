@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 import websocket
 
 from tuner.process import stop_child
@@ -32,11 +33,9 @@ def _real_browser() -> str | None:
     """find_browser() as the user's environment answers it (xdist workers inherit the hiding)."""
     if os.environ.get("BROWSER_PATH") != HIDDEN:
         return find_browser()
-    del os.environ["BROWSER_PATH"]
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("BROWSER_PATH")
         return find_browser()
-    finally:
-        os.environ["BROWSER_PATH"] = HIDDEN
 
 
 CHROMIUM = _real_browser()
@@ -50,15 +49,9 @@ def hide_browser() -> None:
 @contextlib.contextmanager
 def shown_browser() -> Iterator[None]:
     """The real browser for the block (a module's study that draws its curves)."""
-    saved = os.environ.get("BROWSER_PATH")
-    os.environ["BROWSER_PATH"] = CHROMIUM or HIDDEN
-    try:
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BROWSER_PATH", CHROMIUM or HIDDEN)
         yield
-    finally:
-        if saved is None:
-            os.environ.pop("BROWSER_PATH", None)
-        else:
-            os.environ["BROWSER_PATH"] = saved
 
 
 @dataclass
