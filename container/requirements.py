@@ -24,7 +24,10 @@ SETS: dict[str, tuple[tuple[str, ...], set[str] | None]] = {
     # The service's client stubs; installed without their `tensorflow` requirement.
     "service-nodeps": (("embedded",), {"tensorflow-serving-api"}),
     "tensorflow": (("embedded",), {"tensorflow"}),
-    "model-server": (("embedded",), SERVING | {"tensorflow", "tensorflow-serving-api", "psutil"}),
+    "model-server": (
+        ("embedded",),
+        SERVING | {"tensorflow", "tensorflow-serving-api", "ml_dtypes", "psutil"},
+    ),
     # The tuner image runs every backend it can (embedded, docker) and draws reports.
     "tuner": (("embedded", "docker", "report"), None),
 }

@@ -36,7 +36,7 @@ def test_each_image_gets_what_its_program_imports(tmp_path: Path) -> None:
     assert not service & {"tensorflow", "optuna", "locust", "docker"}
     assert names(tmp_path / "service-nodeps.txt") == {"tensorflow-serving-api"}
     assert names(tmp_path / "tensorflow.txt") == {"tensorflow"}
-    assert {"tensorflow", "tensorflow-serving-api", "psutil"} <= model_server
+    assert {"tensorflow", "tensorflow-serving-api", "ml_dtypes", "psutil"} <= model_server
     assert not model_server & {"optuna", "locust", "docker", "plotly"}
     assert {"optuna", "locust", "tensorflow", "docker", "plotly", "kaleido"} <= tuner
     assert not tuner & {"pytest", "ruff", "mkdocs", "psycopg"}
