@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.own_tempdir import own_tempdir
 from service.corpus import generate
 from service.text import LABELS, OOV_ID, PAD_ID, SEQUENCE_LENGTH, VOCAB_ASSET, Vocabulary
 
@@ -73,7 +74,8 @@ def ensure_demo_model(base_path: Path = DEFAULT_BASE_PATH, force: bool = False) 
     # where a model server would load it (servers only look at numeric directory names).
     staging = Path(tempfile.mkdtemp(prefix=".building-", dir=base_path))
     try:
-        report = build(staging / "model")
+        with own_tempdir():
+            report = build(staging / "model")
         _install(staging, version_dir, force=force)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

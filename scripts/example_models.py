@@ -16,13 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
+from scripts.own_tempdir import own_tempdir
+
 VERSION = "1"
 
 
 def _save(module, base: Path, signature) -> Path:
     import tensorflow as tf
 
-    tf.saved_model.save(module, str(base / VERSION), signatures={"serving_default": signature})
+    with own_tempdir():  # tracing writes AutoGraph's modules there (scripts/own_tempdir.py)
+        tf.saved_model.save(module, str(base / VERSION), signatures={"serving_default": signature})
     return base
 
 

@@ -3,9 +3,12 @@ batched together, strings, and a model without a batch dimension served unbatche
 
 from __future__ import annotations
 
+import tempfile
+
 import httpx
 
 from model_server.batching_parameters import BatchingParameters
+from scripts.example_models import build_tabular_model
 from tests.service.test_generic_predict import TABULAR_ROWS
 from tests.support.model_server import running_model_server
 
@@ -31,3 +34,11 @@ def test_a_model_without_batch_dimension_is_served_unbatched(example_models):
         wrong = predict(server, {"inputs": [[1.0, 2.0, 3.5]]})
     assert answer.status_code == 200 and answer.json() == {"outputs": 6.5}
     assert wrong.status_code == 400 and "shape [3]" in wrong.json()["error"]
+
+
+def test_building_a_model_leaves_nothing_in_the_temporary_directory(tmp_path, monkeypatch):
+    """Tracing writes AutoGraph's modules to the temporary directory; the build removes them."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    build_tabular_model(tmp_path / "tabular")
+    assert list((tmp_path / "tmp").iterdir()) == []

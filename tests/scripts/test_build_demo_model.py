@@ -97,23 +97,30 @@ def test_build_leaves_no_staging_directory(demo_model_dir: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def fresh_build(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
-    """One real build through the CLI, over a version directory a crash left incomplete."""
+def fresh_build(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess, Path]:
+    """One real build through the CLI, over a version directory a crash left incomplete, with
+    a TMPDIR of its own and Python writing bytecode, as on a user's machine."""
     base = tmp_path_factory.mktemp("models") / "sentiment"
     (base / "1" / "variables").mkdir(parents=True)
+    tmpdir = tmp_path_factory.mktemp("build-tmpdir")
     result = subprocess.run(
         [sys.executable, "-m", "scripts.build_demo_model", "--out", str(base)],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+        env={
+            **os.environ,
+            "TF_CPP_MIN_LOG_LEVEL": "3",
+            "TMPDIR": str(tmpdir),
+            "PYTHONDONTWRITEBYTECODE": "",
+        },
     )
-    return base, result
+    return base, result, tmpdir
 
 
 def test_cli_builds_a_complete_model_in_place_of_a_broken_one(fresh_build) -> None:
-    base, result = fresh_build
+    base, result, _ = fresh_build
     assert result.returncode == 0, result.stderr
     assert is_complete(base / "1")
     assert [p.name for p in base.iterdir()] == ["1"]
@@ -123,8 +130,15 @@ def test_cli_builds_a_complete_model_in_place_of_a_broken_one(fresh_build) -> No
     assert "seconds=" in summary[0]
 
 
+def test_a_build_leaves_nothing_in_the_temporary_directory(fresh_build) -> None:
+    """AutoGraph's generated modules and their bytecode (`__pycache__`) included."""
+    _, result, tmpdir = fresh_build
+    assert result.returncode == 0, result.stderr
+    assert list(tmpdir.iterdir()) == []
+
+
 def test_cli_on_a_complete_model_only_says_so(fresh_build, capsys) -> None:
-    base, _ = fresh_build
+    base, _, _ = fresh_build
     assert main(["--out", str(base)]) == 0
     assert capsys.readouterr().out.startswith("event=demo_model_exists")
 
