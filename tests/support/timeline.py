@@ -76,5 +76,9 @@ def summary(lines: list[dict]) -> str:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 2 or not Path(sys.argv[1]).is_file():
+        sys.exit(
+            "usage: python -m tests.support.timeline FILE (the TUNER_TEST_TIMELINE a run wrote)"
+        )
     rows = [json.loads(line) for line in Path(sys.argv[1]).read_text().splitlines() if line]
     print(summary(rows))
