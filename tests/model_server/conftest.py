@@ -23,6 +23,7 @@ from model_server.protos import (
     predict_pb2,
     prediction_service_pb2_grpc,
 )
+from scripts.own_tempdir import own_tempdir
 from service.text import Vocabulary
 from tests.support.model_server import ModelServerProcess, running_model_server
 
@@ -80,7 +81,8 @@ def build_toy_model(base: Path) -> Path:
     for version in (1, 2):
         toy = Toy(float(version))
         signatures = {"serving_default": toy.scale, "lengths": toy.lengths}
-        tf.saved_model.save(toy, str(base / str(version)), signatures=signatures)
+        with own_tempdir():  # AutoGraph's modules (scripts/own_tempdir.py)
+            tf.saved_model.save(toy, str(base / str(version)), signatures=signatures)
     (base / "3").mkdir()
     (base / "latest").mkdir()
     return base

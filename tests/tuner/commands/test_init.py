@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from scripts.own_tempdir import own_tempdir
 from tuner.commands.cli import main
 from tuner.commands.init_config import suggested_slo_ms
 from tuner.commands.warm_timing import (
@@ -36,7 +37,8 @@ def saved_model_without_serving_default(base: Path) -> Path:
             return {"y": x * 2}
 
     module = Other()
-    tf.saved_model.save(module, str(base / "1"), signatures={"double": module.double})
+    with own_tempdir():  # AutoGraph's modules (scripts/own_tempdir.py)
+        tf.saved_model.save(module, str(base / "1"), signatures={"double": module.double})
     return base
 
 
