@@ -2,10 +2,11 @@
 
 Every process of the bench (the service, the embedded model server, Locust, the tuner)
 appends its pauses (collections, event-loop lag) to one file named by TUNER_PAUSE_LOG
-(model_server/pauses.py). A step's window that one of them hit is visible in its curve
+(model_server/pauses.py), and so does the tuner's watch of the machine's own slow spells, as
+the "host" (host_speed.py). A step's window that one of them hit is visible in its curve
 (`pause_max_ms`, the longest pause of each process overlapping the window) and is measured
-again instead of counted (tuner/capacity/search_run.py): the pause belongs to the stand-in or the
-bench, not to the configuration being measured.
+again instead of counted (tuner/capacity/search_run.py): the pause belongs to the stand-in,
+the bench or the machine, not to the configuration being measured.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from model_server import pauses
+from tuner.capacity import host_speed
 
-# Pauses in these processes delay requests; the tuner's only delay its bookkeeping.
-REQUEST_PATH = ("service", "model_server", "load_generator")
+# Pauses in these processes delay requests; the tuner's only delay its bookkeeping. The
+# host's slow spells (tuner/capacity/host_speed.py) slow every one of them.
+REQUEST_PATH = ("service", "model_server", "load_generator", host_speed.PROCESS)
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ def hit_by(longest: dict[str, float], limit_ms: float) -> str | None:
     if worst is None:
         return None
     ms, process = worst
+    if process == host_speed.PROCESS:
+        return (
+            f"the machine itself ran slow for {ms:.0f} ms of the window (a fixed loop took "
+            f"over {host_speed.SLOW_RATIO}x its usual CPU time)"
+        )
     return f"a {ms:.0f} ms pause of the {process.replace('_', ' ')} hit the window"
 
 
@@ -91,7 +99,8 @@ def pause_log(path: Path) -> Iterator[PauseLog]:
     gc.freeze()
     probe = pauses.watch("tuner")
     try:
-        yield PauseLog(path)
+        with host_speed.HostWatch(pauses.PauseProbe(host_speed.PROCESS, str(path))):
+            yield PauseLog(path)
     finally:
         with contextlib.suppress(ValueError):
             gc.callbacks.remove(probe.on_gc)

@@ -1,0 +1,110 @@
+"""The machine's own slow spells, reported as pauses of the "host".
+
+A virtual machine's host can give its cores less for a while without any steal time showing
+in the guest: on the 2-core machine of bench/RESULTS.md, idle, a fixed integer loop took
+1.8-2.1x its usual CPU time for ~15 s (One configuration at one fixed rate). A load step's
+window inside such a spell reads the configuration at about half its capacity, and the
+window says nothing about the configuration.
+
+`HostWatch`, a thread of the tuner, times a fixed loop every PERIOD_S in thread CPU time, so
+waiting for a core (the bench's own load) does not count, only a slower core does. Under the
+bench's full load the loop stayed within 1.4x its median in 737 of 738 rounds and never twice
+in a row. Two rounds in a row over SLOW_RATIO x the baseline (a low percentile of the last
+minute's rounds) are a slow spell. Each such round is written to the study's pause file as a
+pause of the "host" as long as the round's period (model_server/pauses.py), and the step
+runner re-measures a failed window that one overlaps, as it does for a collection's pause.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from model_server.pauses import PauseProbe
+
+PROCESS = "host"
+PERIOD_S = 0.25
+SLOW_RATIO = 1.4
+BASELINE_ROUNDS = 240  # the last minute
+MIN_ROUNDS = 8  # before this many, no baseline
+LOOP_ITERATIONS = 20_000  # ~1 ms of CPU on that machine: 0.4% of a core
+
+
+def loop_ms(iterations: int = LOOP_ITERATIONS) -> float:
+    """Thread CPU milliseconds of a chain of dependent integer operations."""
+    started = time.thread_time()
+    x = 0
+    for i in range(iterations):
+        x = (x * 31 + i) & 0xFFFFFFFF
+    return (time.thread_time() - started) * 1000.0
+
+
+class SlowSpells:
+    """Decides, round by round, whether the machine is in a slow spell. The baseline follows
+    a lasting change: once over four fifths of the last minute's rounds are slow, that speed
+    is the machine's, not a spell."""
+
+    def __init__(self, ratio: float = SLOW_RATIO, rounds: int = BASELINE_ROUNDS) -> None:
+        self.ratio = ratio
+        self._rounds: deque[float] = deque(maxlen=rounds)
+        self._last_slow = False
+        self._in_spell = False
+
+    def baseline(self) -> float | None:
+        """The 20th percentile of the rounds kept; None until there are MIN_ROUNDS."""
+        if len(self._rounds) < MIN_ROUNDS:
+            return None
+        ordered = sorted(self._rounds)
+        return ordered[len(ordered) // 5]
+
+    def add(self, ms: float) -> int:
+        """How many rounds of a spell this one confirms: 2 for the second slow round in a row
+        (the first is counted with it), 1 for each slow round after, else 0."""
+        base = self.baseline()
+        slow = base is not None and ms >= self.ratio * base
+        confirmed = 0
+        if slow and self._in_spell:
+            confirmed = 1
+        elif slow and self._last_slow:
+            confirmed = 2
+            self._in_spell = True
+        if not slow:
+            self._in_spell = False
+        self._last_slow = slow
+        self._rounds.append(ms)
+        return confirmed
+
+
+class HostWatch:
+    """Context manager: the watch runs on a daemon thread until exit."""
+
+    def __init__(
+        self,
+        probe: PauseProbe,
+        period_s: float = PERIOD_S,
+        measure: Callable[[], float] = loop_ms,
+    ) -> None:
+        self.probe = probe
+        self.period_s = period_s
+        self.measure = measure
+        self.spells = SlowSpells()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="host-watch", daemon=True)
+
+    def __enter__(self) -> HostWatch:
+        if self.probe.path is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=2.0)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            rounds = self.spells.add(self.measure())
+            if rounds:
+                self.probe.write(time.monotonic(), rounds * self.period_s * 1000.0, "slow_host")
