@@ -85,6 +85,16 @@ def test_a_window_hit_by_a_pause_is_measured_again(tmp_path: Path) -> None:
     assert list(runner.samples) == [0]  # the step keeps one place
 
 
+def test_a_window_in_a_slow_spell_of_the_machine_is_measured_again(tmp_path: Path) -> None:
+    log = tmp_path / "pauses.jsonl"
+    spell = {"p": "host", "pid": 1, "t": time.monotonic() - 0.5, "ms": 500.0, "kind": "slow_host"}
+    log.write_text(json.dumps(spell) + "\n")
+    gen = Scripted([120.0, 15.0])
+    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    assert step.p95_ms == 15.0 and judge(step, CRITERIA).passed
+    assert step.remeasured_because.startswith("the machine itself ran slow for 500 ms")
+
+
 def test_a_failure_with_no_pause_counts() -> None:
     gen = Scripted([120.0, 15.0])
     step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=None)(300.0)
