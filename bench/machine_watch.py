@@ -25,6 +25,9 @@ from pathlib import Path
 import psutil
 
 SPEED_LOOP = 300_000  # ~15 ms of CPU on the 2-core machine of bench/RESULTS.md
+# The idle host once ran it at 1.8-2.1x for ~15 s (bench/RESULTS.md, "One configuration at one
+# fixed rate"); under the bench's own load it stays within 1.4x (tuner/capacity/host_speed.py).
+SLOW_RATIO = 1.4
 
 
 def speed_probe_ms() -> float:
@@ -99,8 +102,10 @@ class MachineWatch:
                 out.flush()
 
     def summary(self, start: float, end: float) -> dict | None:
-        """One window's figures: the speed probe's median, steal and other processes' CPU
-        (as a share of one core; the three biggest by name), or None without samples."""
+        """One window's figures: the speed probe's median, how many of its samples were slow
+        (over SLOW_RATIO x the whole run's median: a median alone hides a spell of the host
+        shorter than the window), steal and other processes' CPU (as a share of one core; the
+        three biggest by name), or None without samples."""
         window = [s for s in self.samples if start <= s["t"] <= end]
         if not window:
             return None
@@ -108,9 +113,11 @@ class MachineWatch:
         others: Counter[str] = Counter()
         for s in window:
             others.update(s["others_cpu_s"])
+        usual = statistics.median(s["speed_ms"] for s in self.samples)
         return {
             "samples": len(window),
             "speed_ms_median": round(statistics.median(s["speed_ms"] for s in window), 2),
+            "slow_samples": sum(s["speed_ms"] >= SLOW_RATIO * usual for s in window),
             "steal_s": round(sum(s["steal_s"] for s in window), 3),
             "others_cpu_percent": round(100.0 * sum(others.values()) / seconds, 1),
             "others_top": {k: round(100.0 * v / seconds, 1) for k, v in others.most_common(3)},

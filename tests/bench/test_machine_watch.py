@@ -49,3 +49,16 @@ def test_processes_outside_the_bench_are_counted_and_its_own_are_not(tmp_path) -
     lines = (tmp_path / "machine.jsonl").read_text().splitlines()
     assert len(lines) == len(watch.samples)
     assert watch.summary(ended + 60, ended + 120) is None
+
+
+def test_a_spell_shorter_than_the_window_is_counted_though_the_median_hides_it(tmp_path) -> None:
+    watch = MachineWatch(tmp_path / "machine.jsonl")  # never started: its samples given here
+    speeds = [14.0] * 20 + [28.0, 27.0, 26.0] + [14.5] * 7  # a 3-s spell in a 10-s window
+    watch.samples = [
+        {"t": float(t), "speed_ms": ms, "steal_s": 0.0, "others_cpu_s": {}}
+        for t, ms in enumerate(speeds)
+    ]
+    summary = watch.summary(20.0, 29.0)
+    assert summary["speed_ms_median"] == 14.5
+    assert summary["slow_samples"] == 3
+    assert watch.summary(0.0, 19.0)["slow_samples"] == 0
