@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 
 from bench.capacity_bench import point  # noqa: E402
-from bench.machine_watch import MachineWatch  # noqa: E402
+from bench.machine_watch import MachineWatch, machine_by_phase  # noqa: E402
 from bench.study_figures import say  # noqa: E402
 from scripts.example_models import build_image_model  # noqa: E402
 from tuner.commands.init_config import write_config  # noqa: E402
@@ -112,23 +112,6 @@ def run(out: Path, args: argparse.Namespace) -> dict:
         "trials": [point(t, config.objective.percentile) for t in study.trials],
         "machine": machine_by_phase(watch, study),
     }
-
-
-def machine_by_phase(watch: MachineWatch, study: optuna.Study) -> dict:
-    """The machine beside each trial and the confirmation (bench/machine_watch.py): a
-    reference that reads differently in its trial and its confirmation is first checked
-    against what else ran and how fast the machine was meanwhile."""
-    phases: dict = {}
-    last_end = None
-    for trial in study.trials:
-        if trial.datetime_start is None or trial.datetime_complete is None:
-            continue
-        start, end = trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()
-        phases[f"trial {trial.number}"] = watch.summary(start, end)
-        last_end = end if last_end is None else max(last_end, end)
-    if last_end is not None and watch.samples:
-        phases["confirmation"] = watch.summary(last_end, watch.samples[-1]["t"])
-    return phases
 
 
 def bounded_ratio(a: dict | None, b: dict | None) -> str | None:

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 
 from bench.capacity_bench import make_config, seconds  # noqa: E402
+from bench.machine_watch import MachineWatch, machine_by_phase  # noqa: E402
 from bench.study_figures import say, spread  # noqa: E402
 from model_server.pauses import ENV_TUNING  # noqa: E402
 from storage import SampleStore  # noqa: E402
@@ -250,11 +251,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.out / "capacity_precision"
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
-    results = {
-        "short": args.short,
-        "pauses": run_pauses(workdir, args),
-        "interleaved": run_interleaved(workdir, args),
-        "probes": run_probes(workdir, args),
+    # The machine beside every trial: a capacity that moves is first checked against the
+    # host's slow spells and what else ran (bench/machine_watch.py).
+    with MachineWatch(workdir / "machine.jsonl") as watch:
+        results = {
+            "short": args.short,
+            "pauses": run_pauses(workdir, args),
+            "interleaved": run_interleaved(workdir, args),
+            "probes": run_probes(workdir, args),
+        }
+    storage = f"sqlite:///{workdir / 'tuning.db'}"
+    results["machine"] = {
+        name: machine_by_phase(watch, optuna.load_study(study_name=name, storage=storage))
+        for name in ("interleaved", "probes")
     }
     path = args.out / "capacity_precision.json"
     path.write_text(json.dumps(results, indent=2) + "\n")

@@ -21,8 +21,12 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    import optuna
 
 SPEED_LOOP = 300_000  # ~15 ms of CPU on the 2-core machine of bench/RESULTS.md
 # The idle host once ran it at 1.8-2.1x for ~15 s (bench/RESULTS.md, "One configuration at one
@@ -122,3 +126,20 @@ class MachineWatch:
             "others_cpu_percent": round(100.0 * sum(others.values()) / seconds, 1),
             "others_top": {k: round(100.0 * v / seconds, 1) for k, v in others.most_common(3)},
         }
+
+
+def machine_by_phase(watch: MachineWatch, study: optuna.Study) -> dict:
+    """The machine beside each trial and the confirmation (bench/machine_watch.py): a
+    reference that reads differently in its trial and its confirmation is first checked
+    against what else ran and how fast the machine was meanwhile."""
+    phases: dict = {}
+    last_end = None
+    for trial in study.trials:
+        if trial.datetime_start is None or trial.datetime_complete is None:
+            continue
+        start, end = trial.datetime_start.timestamp(), trial.datetime_complete.timestamp()
+        phases[f"trial {trial.number}"] = watch.summary(start, end)
+        last_end = end if last_end is None else max(last_end, end)
+    if last_end is not None and watch.samples:
+        phases["confirmation"] = watch.summary(last_end, watch.samples[-1]["t"])
+    return phases
