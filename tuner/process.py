@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -177,9 +178,43 @@ def log_tail(path: Path | None, lines: int = 30) -> str:
         return ""
 
 
+EPHEMERAL_RANGE_FILE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+BELOW_EPHEMERAL = 16384  # how many ports under the ephemeral range a pick draws from
+PICK_ATTEMPTS = 20
+# From the OS, not the `random` module's state: a process that seeded it (a model build does)
+# would draw the same ports as every other process seeded alike.
+_PICKER = random.SystemRandom()
+
+
+def ephemeral_range() -> tuple[int, int] | None:
+    """The kernel's range for the local ports of outgoing connections (Linux), else None."""
+    try:
+        low, high = (int(v) for v in EPHEMERAL_RANGE_FILE.read_text().split())
+    except (OSError, ValueError):
+        return None
+    return low, high
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port that was free on `host` a moment ago (the kernel picks it)."""
+    """A port that was free on `host` a moment ago, for a server of ours to listen on.
+
+    Drawn below the kernel's ephemeral range: every outgoing connection takes its local port
+    from that range, so a port the kernel picks there (bind to port 0) can be taken by any
+    client connecting anywhere before our server binds it (the suite saw a model server fail
+    its start that way, beside Locust's connections). Where the range leaves no room below
+    it, or no port drawn there is free, the kernel picks."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    span = ephemeral_range()
+    if span is not None and span[0] > 1024 + 1:
+        low = max(1024, span[0] - BELOW_EPHEMERAL)
+        for _ in range(PICK_ATTEMPTS):
+            port = _PICKER.randrange(low, span[0])
+            with socket.socket(family, socket.SOCK_STREAM) as sock:
+                try:
+                    sock.bind((host, port))
+                except OSError:
+                    continue
+                return port
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
