@@ -102,8 +102,9 @@ class ServerConfig:
     model_base_path: str = "models/sentiment"
     """The model directory, holding numeric version subdirectories."""
     grpc_port: int = 0
-    """The model server's gRPC port; 0 = a free port, chosen once per study and stored with it
-    (user attribute `server_ports`, per host; chosen again only if something took it since)."""
+    """The model server's gRPC port; 0 = a free port (below the kernel's ephemeral range, so no
+    outgoing connection takes it first), chosen once per study and stored with it (user
+    attribute `server_ports`, per host; chosen again only if something took it since)."""
     rest_port: int = 0
     """The model server's REST port; 0 = a free port, chosen as `grpc_port` is."""
     binary_path: str = DEFAULT_BINARY
