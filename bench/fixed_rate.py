@@ -74,7 +74,7 @@ def fixed_rate_search(rates: list[float], windows: list[tuple[float, float]]) ->
 
 
 def probe(path: Path, stop: threading.Event) -> None:
-    """Thread CPU milliseconds of three fixed pieces of work, one JSON line per round."""
+    """Thread CPU milliseconds of four fixed pieces of work, one JSON line per round."""
     import numpy as np
 
     rng = np.random.default_rng(0)
