@@ -1,8 +1,8 @@
 """The machine's own slow spells, reported as pauses of the "host".
 
-A virtual machine's host can give its cores less for a while without any steal time showing
-in the guest: on the 2-core machine of bench/RESULTS.md, idle, a fixed integer loop took
-1.8-2.1x its usual CPU time for ~15 s (One configuration at one fixed rate). A load step's
+A virtual machine's host can give its cores less for a while: on the 2-core machine of
+bench/RESULTS.md, idle, a fixed integer loop took 1.8-2.1x its usual CPU time for ~15 s (One
+configuration at one fixed rate). A load step's
 window inside such a spell reads the configuration at about half its capacity, and the
 window says nothing about the configuration.
 
