@@ -200,9 +200,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
     Drawn below the kernel's ephemeral range: every outgoing connection takes its local port
     from that range, so a port the kernel picks there (bind to port 0) can be taken by any
-    client connecting anywhere before our server binds it (the suite saw a model server fail
-    its start that way, beside Locust's connections). Where the range leaves no room below
-    it, or no port drawn there is free, the kernel picks."""
+    client connecting anywhere before our server binds it (the suite, which opens thousands
+    of connections, saw a model server fail its start that way). Where the range leaves no
+    room below it, or no port drawn there is free, the kernel picks."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     span = ephemeral_range()
     if span is not None and span[0] > 1024 + 1:
