@@ -50,8 +50,7 @@ class SlowSpells:
     def __init__(self, ratio: float = SLOW_RATIO, rounds: int = BASELINE_ROUNDS) -> None:
         self.ratio = ratio
         self._rounds: deque[float] = deque(maxlen=rounds)
-        self._last_slow = False
-        self._in_spell = False
+        self._slow_in_a_row = 0
 
     def baseline(self) -> float | None:
         """The 20th percentile of the rounds kept; None until there are MIN_ROUNDS."""
@@ -65,17 +64,11 @@ class SlowSpells:
         (the first is counted with it), 1 for each slow round after, else 0."""
         base = self.baseline()
         slow = base is not None and ms >= self.ratio * base
-        confirmed = 0
-        if slow and self._in_spell:
-            confirmed = 1
-        elif slow and self._last_slow:
-            confirmed = 2
-            self._in_spell = True
-        if not slow:
-            self._in_spell = False
-        self._last_slow = slow
+        self._slow_in_a_row = self._slow_in_a_row + 1 if slow else 0
         self._rounds.append(ms)
-        return confirmed
+        if self._slow_in_a_row < 2:
+            return 0
+        return 2 if self._slow_in_a_row == 2 else 1
 
 
 class HostWatch:
