@@ -40,6 +40,7 @@ from bench.capacity_bench import make_config  # noqa: E402
 from bench.capacity_precision import BATCHED, fresh_study  # noqa: E402
 from bench.study_figures import say  # noqa: E402
 from storage import SampleStore  # noqa: E402
+from tuner.capacity.host_speed import loop_ms  # noqa: E402
 from tuner.capacity.search import SearchOutcome  # noqa: E402
 from tuner.capacity.step import CurvePoint, judge  # noqa: E402
 from tuner.study.run import optimize  # noqa: E402
@@ -88,11 +89,6 @@ def probe(path: Path, stop: threading.Event) -> None:
         for _ in range(200):
             v = v * np.float32(1.0001) + np.float32(0.5)
 
-    def loop() -> None:
-        x = 0
-        for i in range(50_000):
-            x = (x * 31 + i) & 0xFFFFFFFF
-
     def cpu_ms(work: Callable[[], object]) -> float:
         started = time.thread_time()
         work()
@@ -102,7 +98,7 @@ def probe(path: Path, stop: threading.Event) -> None:
         while not stop.wait(PROBE_PERIOD_S):
             row = {
                 "t": round(time.time(), 2),
-                "core": cpu_ms(loop),
+                "core": round(loop_ms(50_000), 3),
                 "vector": cpu_ms(vector_work),
                 "l3": cpu_ms(lambda: l3[at_l3].sum()),
                 "memory": cpu_ms(lambda: memory[at_memory].sum()),
@@ -229,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.set()
         prober.join()
     probes = [json.loads(line) for line in (out / "probes.jsonl").read_text().splitlines()]
-    rows = step_rows(SampleStore(config.study.storage), windows, probes)
+    with SampleStore(config.study.storage) as store:
+        rows = step_rows(store, windows, probes)
     steps = [s for s in rows if s["step"] != 1] if args.overload else rows
     cost = [s["cost_ms"] for s in steps]
     report = {

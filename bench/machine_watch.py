@@ -25,22 +25,19 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from tuner.capacity.host_speed import SLOW_RATIO, loop_ms
+
 if TYPE_CHECKING:
     import optuna
 
 SPEED_LOOP = 300_000  # ~15 ms of CPU on the 2-core machine of bench/RESULTS.md
-# The idle host once ran it at 1.8-2.1x for ~15 s (bench/RESULTS.md, "One configuration at one
-# fixed rate"); under the bench's own load it stays within 1.4x (tuner/capacity/host_speed.py).
-SLOW_RATIO = 1.4
 
 
 def speed_probe_ms() -> float:
-    """Thread CPU milliseconds of a fixed loop: the machine's speed, apart from contention."""
-    started = time.thread_time()
-    x = 0
-    for i in range(SPEED_LOOP):
-        x = (x * 31 + i) & 0xFFFFFFFF
-    return (time.thread_time() - started) * 1000.0
+    """Thread CPU milliseconds of a fixed loop: the machine's speed, apart from contention.
+    The tuner's own watch times the same loop, shorter (tuner/capacity/host_speed.py), and
+    the same SLOW_RATIO tells a slow sample."""
+    return loop_ms(SPEED_LOOP)
 
 
 def _steal_s() -> float:
