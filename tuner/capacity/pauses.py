@@ -70,12 +70,22 @@ class PauseLog:
         return out
 
 
-def hit_by(longest: dict[str, float], limit_ms: float) -> str | None:
-    """The pause that makes a window unrepresentative, in words; None when none did."""
-    worst = max(
-        ((ms, p) for p, ms in longest.items() if p in REQUEST_PATH and ms >= limit_ms),
-        default=None,
-    )
+def hit_by(
+    longest: dict[str, float], limit_ms: float, excess_ms: float | None = None
+) -> str | None:
+    """The pause that could have failed the window, in words; None when none could.
+
+    A process's pause of P ms delays the requests caught in it by at most about P ms, so it
+    can explain a failure only on latency (`excess_ms`: how far the SLO percentile went over
+    the SLO; None when the step failed on anything else) and only one within P of the SLO. A
+    slow spell of the host slows every process for its whole length, so it explains any."""
+
+    def explains(process: str, ms: float) -> bool:
+        if process not in REQUEST_PATH or ms < limit_ms:
+            return False
+        return process == host_speed.PROCESS or (excess_ms is not None and ms >= excess_ms)
+
+    worst = max(((ms, p) for p, ms in longest.items() if explains(p, ms)), default=None)
     if worst is None:
         return None
     ms, process = worst

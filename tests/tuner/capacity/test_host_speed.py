@@ -61,7 +61,7 @@ def test_a_spell_is_written_as_a_pause_of_the_host_and_explains_a_window(tmp_pat
     ]
     longest = PauseLog(path).longest(started, time.monotonic())
     assert longest == {"host": 20.0}
-    assert hit_by(longest, 10.0) == (
+    assert hit_by(longest, 10.0, excess_ms=None) == (  # a spell explains any failure
         "the machine itself ran slow for 20 ms of the window (a fixed loop took over 1.4x its "
         "usual CPU time)"
     )

@@ -62,9 +62,16 @@ def test_a_window_knows_the_longest_pause_of_each_process(tmp_path: Path) -> Non
     log = PauseLog(path)
     longest = log.longest(now, now + 3.0)
     assert longest == {"service": 95.0, "tuner": 40.0}
-    assert hit_by(longest, 10.0) == "a 95 ms pause of the service hit the window"
-    assert hit_by({"tuner": 400.0}, 10.0) is None  # the tuner's pauses delay no request
-    assert hit_by(longest, 100.0) is None
+    assert hit_by(longest, 10.0, excess_ms=50.0) == "a 95 ms pause of the service hit the window"
+    assert hit_by({"tuner": 400.0}, 10.0, excess_ms=0.0) is None  # it delays no request
+    assert hit_by(longest, 100.0, excess_ms=0.0) is None
+
+
+def test_a_pause_explains_only_a_latency_failure_it_is_as_long_as() -> None:
+    longest = {"service": 30.0, "model_server": 20.0}
+    assert hit_by(longest, 10.0, excess_ms=25.0) == "a 30 ms pause of the service hit the window"
+    assert hit_by(longest, 10.0, excess_ms=45.0) is None  # over the SLO by more than it lasted
+    assert hit_by(longest, 10.0, excess_ms=None) is None  # failed on errors or the rate offered
 
 
 def test_a_study_s_pause_log_is_set_for_its_children_and_restored(tmp_path: Path) -> None:
