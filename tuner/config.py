@@ -170,7 +170,8 @@ class LoadConfig:
     max_steps: int = 8
     """The most steps one search takes."""
     max_trial_s: float = 120.0
-    """No step starts that would end after this many seconds of search."""
+    """No step starts that would end after this many seconds of search (twice this while no
+    step has passed: a search with no passing step has no capacity at all)."""
     step_warmup_s: float = 2.0
     """Each capacity step's warm-up at its rate, not measured (a whole number of intervals)."""
     step_measure_s: float = 6.0

@@ -179,6 +179,39 @@ def test_time_budget_bounds_the_search() -> None:
     assert "load.max_trial_s" in outcome.stop_detail
 
 
+def test_a_search_with_no_pass_yet_goes_lower_past_its_time_budget() -> None:
+    ticks = itertools.count(0.0, 5.0)  # every clock read: 5 s later
+    target = FakeTarget(capacity=800.0)  # passes up to 600 req/s
+    outcome = search(
+        target,
+        settings(max_trial_s=22.0, step_s=4.0),
+        CRITERIA,
+        start_rps=2400.0,
+        clock=lambda: next(ticks),
+    )
+    assert target.asked[:3] == [2400.0, 1200.0, 600.0]  # the budget alone allows two
+    assert outcome.capacity is not None and outcome.capacity_rps > 0
+    assert outcome.stop_reason == TIME_BUDGET  # and once something passed, it binds again
+
+
+def test_a_search_that_never_passes_says_how_little_it_knows() -> None:
+    ticks = itertools.count(0.0, 5.0)
+    target = FakeTarget(capacity=12.0)  # passes only below min_rps
+    outcome = search(
+        target,
+        settings(max_trial_s=22.0, step_s=4.0),
+        CRITERIA,
+        start_rps=2400.0,
+        clock=lambda: next(ticks),
+    )
+    assert outcome.capacity is None and outcome.stop_reason == TIME_BUDGET
+    assert "x2 while no step has passed" in outcome.stop_detail
+    lowest = min(target.asked)
+    assert outcome.infeasible_reason().endswith(
+        f"so its capacity is below {lowest:.1f} req/s by an unknown amount"
+    )
+
+
 def test_errors_and_generator_shortfall_fail_a_step_with_the_reason() -> None:
     erring = FakeTarget(capacity=800.0, error_rate=0.05)
     outcome = search(erring, settings(max_steps=1), CRITERIA, start_rps=100.0)
