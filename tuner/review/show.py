@@ -11,6 +11,7 @@ from tuner.review.backend_note import summary_tag
 from tuner.study.bounds import describe_confirmed, runs_text
 from tuner.study.progress import describe_params
 from tuner.study.ratios import ratio_between, tie_text
+from tuner.study.run_spread import RunSpread, stored_run_spread, widen
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     NO_BATCHING,
@@ -62,6 +63,7 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
     winner = (study.user_attrs.get(WINNER_ATTR) or {}).get("trial")
     capacity = is_capacity_study(study)
     confirmations = study.user_attrs.get(CONFIRMATION_ATTR) or {}
+    spread = stored_run_spread(study)
     rows = []
     for t in study.get_trials(deepcopy=False):
         a = t.user_attrs
@@ -109,14 +111,18 @@ def trial_rows(study: optuna.Study) -> list[tuple[str, ...]]:
             ", ".join(notes),
         )
         if capacity:
-            row = _capacity_row(t, row)
+            row = _capacity_row(t, row, spread)
         rows.append(row)
     return rows
 
 
-def _capacity_row(t: optuna.trial.FrozenTrial, row: tuple[str, ...]) -> tuple[str, ...]:
+def _capacity_row(
+    t: optuna.trial.FrozenTrial, row: tuple[str, ...], spread: RunSpread | None
+) -> tuple[str, ...]:
     """The closed-loop row with a steps column; a pruned trial's capacity is only known to
-    be below the rate it failed at, and it has no feasibility of its own."""
+    be below the rate it failed at, and it has no feasibility of its own. The interval is the
+    search's own, widened by the study's run-to-run spread once the confirmation pass has
+    measured one (tuner/study/run_spread.py)."""
     a = t.user_attrs
     cells = list(row)
     curve = a.get("capacity_curve") or []
@@ -125,7 +131,7 @@ def _capacity_row(t: optuna.trial.FrozenTrial, row: tuple[str, ...]) -> tuple[st
             cells[3] = f"<{curve[0]['target_rps']:.1f}"
         cells[-2] = "-"
     elif a.get("capacity_ci_rps") and cells[3] != "-":
-        low, high = a["capacity_ci_rps"]
+        low, high = widen(a["rps"], *a["capacity_ci_rps"], spread)
         cells[3] += f" [{low:.0f}-{'' if high is None else f'{high:.0f}'}]"
     return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
@@ -149,7 +155,14 @@ def show(study: optuna.Study) -> str:
     if any(workers):
         columns = (*columns[:-1], "worker", columns[-1])
         rows = [(*r[:-1], w or "-", r[-1]) for r, w in zip(rows, workers, strict=True)]
-    return format_table(rows, columns)
+    table = format_table(rows, columns)
+    spread = stored_run_spread(study)
+    if spread is not None and is_capacity_study(study):
+        table += (
+            f"\ncapacity intervals: each search's 95% interval widened by the study's "
+            f"{spread.text()}, +-{spread.half_width:.1%}"
+        )
+    return table
 
 
 def _f(value: float | None) -> str:

@@ -33,6 +33,7 @@ from tuner.errors import TrialFailed
 from tuner.measure.fixed_load import Measurer
 from tuner.study.bounds import is_lower_bound
 from tuner.study.ratios import TIED, ratio
+from tuner.study.run_spread import RUN_SPREAD_ATTR, study_run_spread
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     REFERENCE_ATTR,
@@ -126,6 +127,13 @@ def confirm(
         if len(runs[trial.number]) > 1:
             results[str(trial.number)] = summarize(trial.number, runs[trial.number], config)
     study.set_user_attr(CONFIRMATION_ATTR, results)
+    spread = study_run_spread(study)
+    if spread is not None:
+        study.set_user_attr(RUN_SPREAD_ATTR, spread.as_dict())
+        say(
+            f"{spread.text()}: a figure measured once is known to about "
+            f"+-{spread.half_width:.1%} beside its own interval (`show` adds it)"
+        )
     candidate_numbers = {t.number for t in candidates}
     confirmed = [r for r in results.values() if r["feasible"] and r["trial"] in candidate_numbers]
     if confirmed:
