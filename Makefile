@@ -7,7 +7,7 @@ MODEL := models/sentiment/1/saved_model.pb
 # TensorFlow's C++ start-up chatter hides the lines a user needs to read.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help venv model browser test test-fast test-docker lint docs demo bench bench-capacity bench-any-model bench-docker bench-parallel bench-faults clean
+.PHONY: help venv model browser test test-fast test-docker lint docs demo bench bench-capacity bench-demo-winners bench-any-model bench-docker bench-parallel bench-faults clean
 
 help:
 	@echo "make demo   - install, build the demo model, run a short study, export the winner"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-fast  - the test-suite without the end-to-end studies (marked slow)"
 	@echo "make bench  - the performance benchmarks (results under bench/out/)"
 	@echo "make bench-capacity [BENCH_ARGS=--short] - capacity at the SLO: tuned vs references, noise, cost"
+	@echo "make bench-demo-winners [BENCH_ARGS=--short] - three demo studies, their winners re-measured side by side"
 	@echo "make test-docker  - the images and the docker backend against a real engine (podman if none)"
 	@echo "make bench-any-model [BENCH_ARGS=--short] - the image model: tuned vs references at its own SLO"
 	@echo "make bench-parallel - 1, 2 and 3 tuners sharing a study on PostgreSQL; storage per trial"
@@ -108,6 +109,9 @@ bench-parallel: $(STAMP) $(MODEL)
 bench-capacity: $(STAMP) $(MODEL)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 	$(PY) bench/capacity_precision.py $(BENCH_ARGS)
+
+bench-demo-winners: $(STAMP) $(MODEL)
+	$(PY) bench/demo_winners.py $(BENCH_ARGS)
 
 bench-any-model: $(STAMP)
 	$(PY) bench/any_model_bench.py $(BENCH_ARGS)

@@ -1,0 +1,186 @@
+"""Do three `make demo` studies agree? Their confirmed winners re-measured side by side.
+
+A user who runs `make demo` twice should get winners that serve the same traffic, even when
+they are not the same configuration. Through the tuner's own library, in
+bench/out/demo_winners/:
+
+1. `--studies` (3) studies exactly as `make demo` runs them (tuner.toml: its seed, space,
+   budget and confirmation), each fresh, on the embedded server, one after another;
+2. their confirmed winners searched again in `--rounds` (3) interleaved rounds, each round in
+   a random order, never pruned (one study, one service, as the confirmation pass does):
+   each winner's median capacity, the spread between the winners (goal: the lowest median
+   within 5% of the highest), and each against the best, paired round by round
+   (tuner/study/ratios.py);
+3. the host's slow spells (tuner/capacity/host_speed.py) each study saw, and the steps they
+   sent to a second window: how often the machine itself got in a study's way.
+
+    python bench/demo_winners.py [--studies 3] [--rounds 3]
+
+Writes bench/out/demo_winners.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+import optuna  # noqa: E402
+
+from bench.capacity_bench import make_config, seconds  # noqa: E402
+from bench.capacity_precision import fresh_study  # noqa: E402
+from bench.study_figures import say, spread  # noqa: E402
+from tuner.capacity import host_speed  # noqa: E402
+from tuner.study.progress import describe_params  # noqa: E402
+from tuner.study.ratios import ratio  # noqa: E402
+from tuner.study.run import optimize  # noqa: E402
+from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
+
+COMPLETE = optuna.trial.TrialState.COMPLETE
+WINNER_OF = "bench_winner_of"  # which demo study's winner a re-measuring trial measured
+GOAL = 0.05  # the lowest winner's median within this of the highest
+
+
+def run_demo(out: Path, args: argparse.Namespace, name: str) -> dict:
+    """One demo study as `make demo` runs it; its confirmed winner."""
+    shorter = {"study": {"n_trials": 3}, "confirm": {"repeats": 1}} if args.short else {}
+    config = make_config(out, args, name, **shorter)
+    result = optimize(config, say=say(name))
+    study = optuna.load_study(study_name=name, storage=config.study.storage)
+    winner = result.winner or {}
+    trial = study.trials[winner["trial"]] if winner else None
+    return {
+        "study": name,
+        "winner_trial": winner.get("trial"),
+        "winner_params": dict(trial.params) if trial else None,
+        "winner_reference": trial.user_attrs.get(REFERENCE_ATTR) if trial else None,
+        "described": describe_params(trial) if trial else None,
+        "confirmed_median_rps": winner.get("median_rps"),
+        "tied_with": winner.get("tied_with"),
+        "seconds": round(sum(seconds(t) for t in study.trials if t.datetime_complete), 1),
+        "host": host_spells(out / "runs" / name / "pauses.jsonl", study),
+    }
+
+
+def host_spells(pause_file: Path, study: optuna.Study) -> dict:
+    """The host's slow spells the study's pause file holds, and the steps re-measured for
+    one (the trials' curves; the confirmation's steps are in the steps table)."""
+    spells = []
+    if pause_file.exists():
+        for line in pause_file.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("p") == host_speed.PROCESS:
+                spells.append(record["ms"])
+    steps = [
+        p
+        for t in study.trials
+        for p in t.user_attrs.get("capacity_curve") or []
+        if (p.get("remeasured_because") or "").startswith("the machine itself")
+    ]
+    return {"spells": len(spells), "longest_ms": max(spells, default=None), "steps": len(steps)}
+
+
+def remeasure(out: Path, args: argparse.Namespace, winners: list[dict]) -> dict:
+    """The winners in interleaved rounds, each a whole search, never pruned."""
+    n = len(winners) * args.rounds
+    config = make_config(out, args, "remeasure", study={"n_trials": n}, confirm={"top_k": 0})
+    study = fresh_study(config, "remeasure")
+    rng = random.Random(23)
+    for round_number in range(args.rounds):
+        order = list(winners)
+        rng.shuffle(order)
+        for w in order:
+            label = NO_BATCHING if w["winner_reference"] == NO_BATCHING else "bench_repeat"
+            study.enqueue_trial(
+                w["winner_params"],
+                user_attrs={REFERENCE_ATTR: label, WINNER_OF: w["study"], "round": round_number},
+            )
+    optimize(config, say=say("remeasure"))
+    runs: dict[str, list[dict]] = {w["study"]: [] for w in winners}
+    for t in study.get_trials(states=[COMPLETE]):
+        a = t.user_attrs
+        runs[a[WINNER_OF]].append(
+            {"rps": a.get("capacity_rps"), "round": a.get("round"), "ci": a.get("capacity_ci_rps")}
+        )
+    medians = {
+        name: statistics.median(r["rps"] for r in rs if r["rps"]) for name, rs in runs.items() if rs
+    }
+    best = max(medians, key=medians.__getitem__)
+    versus = {}
+    for name in medians:
+        if name != best:
+            r = ratio(runs[name], runs[best])
+            versus[name] = r.as_list() if r else None
+    low, high = min(medians.values()), max(medians.values())
+    return {
+        "runs": {name: spread([r["rps"] for r in rs]) for name, rs in runs.items()},
+        "median_rps": {name: round(m, 1) for name, m in medians.items()},
+        "best": best,
+        "versus_best": versus,
+        "lowest_over_highest": round(low / high, 4),
+        "within_goal": low >= (1 - GOAL) * high,
+        "host": host_spells(out / "runs" / "remeasure" / "pauses.jsonl", study),
+    }
+
+
+def summary(results: dict) -> str:
+    lines = []
+    for d in results["studies"]:
+        lines.append(
+            f"{d['study']}: winner trial {d['winner_trial']} ({d['described']}), confirmed "
+            f"median {d['confirmed_median_rps']} req/s, {d['seconds']} s of trials; host "
+            f"spells {d['host']['spells']}, steps re-measured for one {d['host']['steps']}"
+        )
+    r = results["remeasure"]
+    for name, m in r["median_rps"].items():
+        versus = r["versus_best"].get(name)
+        lines.append(
+            f"re-measured {name}'s winner: median {m} req/s over {r['runs'][name]['values']}"
+            + (f", vs the best {versus[0]:.3f}x [{versus[1]}-{versus[2]}]" if versus else "")
+        )
+    lines.append(
+        f"lowest median / highest: {r['lowest_over_highest']} (goal >= {1 - GOAL}); "
+        f"host spells while re-measuring {r['host']['spells']}"
+    )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--studies", type=int, default=3, help="demo studies to run")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved re-measuring rounds")
+    parser.add_argument("--short", action="store_true", help="a few minutes: to check it works")
+    parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "sentiment")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    args = parser.parse_args(argv)
+    if args.short:
+        args.studies, args.rounds = 2, 2
+    workdir = args.out / "demo_winners"
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    studies = [run_demo(workdir, args, f"demo-{i}") for i in range(args.studies)]
+    winners = [s for s in studies if s["winner_params"] is not None]
+    results = {
+        "short": args.short,
+        "studies": studies,
+        "remeasure": remeasure(workdir, args, winners),
+    }
+    path = args.out / "demo_winners.json"
+    path.write_text(json.dumps(results, indent=2) + "\n")
+    print(summary(results))
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
