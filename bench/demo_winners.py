@@ -44,6 +44,7 @@ from tuner.study.run import optimize  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
+PRUNED = optuna.trial.TrialState.PRUNED
 WINNER_OF = "bench_winner_of"  # which demo study's winner a re-measuring trial measured
 GOAL = 0.05  # the lowest winner's median within this of the highest
 
@@ -64,7 +65,10 @@ def run_demo(out: Path, args: argparse.Namespace, name: str) -> dict:
         "described": describe_params(trial) if trial else None,
         "confirmed_median_rps": winner.get("median_rps"),
         "tied_with": winner.get("tied_with"),
-        "seconds": round(sum(seconds(t) for t in study.trials if t.datetime_complete), 1),
+        "seconds_per_trial": {
+            state.name.lower(): spread([seconds(t) for t in study.trials if t.state == state])
+            for state in (COMPLETE, PRUNED)
+        },
         "host": host_spells(out / "runs" / name / "pauses.jsonl", study),
     }
 
@@ -138,7 +142,9 @@ def summary(results: dict) -> str:
     for d in results["studies"]:
         lines.append(
             f"{d['study']}: winner trial {d['winner_trial']} ({d['described']}), confirmed "
-            f"median {d['confirmed_median_rps']} req/s, {d['seconds']} s of trials; host "
+            f"median {d['confirmed_median_rps']} req/s; seconds per trial: completed "
+            f"{d['seconds_per_trial']['complete']['median']}, pruned "
+            f"{d['seconds_per_trial']['pruned']['median']}; host "
             f"spells {d['host']['spells']}, steps re-measured for one {d['host']['steps']}"
         )
     r = results["remeasure"]
