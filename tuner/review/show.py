@@ -131,7 +131,7 @@ def _capacity_row(
             cells[3] = f"<{curve[0]['target_rps']:.1f}"
         cells[-2] = "-"
     elif a.get("capacity_ci_rps") and cells[3] != "-":
-        low, high = widen(a["rps"], *a["capacity_ci_rps"], spread)
+        low, high = widen(a.get("capacity_rps", a["rps"]), *a["capacity_ci_rps"], spread)
         cells[3] += f" [{low:.0f}-{'' if high is None else f'{high:.0f}'}]"
     return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
