@@ -10,8 +10,9 @@ load steps as possible.
    step after a restart, and one stall of the machine must not discard a configuration that
    ties the incumbent. Reference trials are never pruned: their capacities are the study's
    yardsticks.
-2. Bracket. While steps pass, the rate grows by `growth` (up to `max_rps`); while they fail
-   and nothing has passed, it shrinks by `growth` (down to `min_rps`).
+2. Bracket. While steps pass, the rate grows by `growth` (by its square after a decided pass
+   under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`; while they fail and
+   nothing has passed, it shrinks by `growth` (down to `min_rps`).
 3. Bisect. With `precision` (the config always sets it): the capacity's 95% interval
    (interval.py: bounded by decided verdicts) at the geometric mean of its widest stretch
    between measured rates, until its relative half-width is within `precision` (or nothing
@@ -56,6 +57,7 @@ UNDECIDED = "undecided_at_the_knee"
 # leaves every ratio to it unknown (TF Serving's start, probed at 2464 req/s from a batched
 # incumbent, failed there and at 1232 req/s and had no time left for 616).
 NO_PASS_BUDGET = 2.0
+FAR_BELOW_SLO = 0.25  # a pass this far under the SLO: bracket by growth squared
 
 
 @dataclass(frozen=True)
@@ -261,7 +263,7 @@ def _next_rate(
                 AT_MAX,
                 f"passed at load.max_rps = {s.max_rps:g} req/s: capacity is at least that",
             )
-        return min(lo * s.growth, s.max_rps), ("", "")
+        return min(lo * _growth(points, lo, s, criteria), s.max_rps), ("", "")
     if lo is None:  # nothing passed yet: shrink
         if hi <= s.min_rps * (1 + 1e-9):
             return None, (BELOW_MIN, f"failed at load.min_rps = {s.min_rps:g} req/s")
@@ -275,6 +277,18 @@ def _next_rate(
             f"load.resolution = {s.resolution:g}",
         )
     return math.sqrt(lo * hi), ("", "")
+
+
+def _growth(points: list[CurvePoint], lo: float, s: SearchSettings, criteria: StepCriteria):
+    """growth, or growth squared after a decided pass with its SLO percentile under
+    FAR_BELOW_SLO of the SLO: a server that idles there is far from its knee, and each step
+    spent climbing to it is one less for the knee (the first search of a study climbed from
+    100 req/s in five steps and had none left to bisect)."""
+    point = next(p for p in reversed(points) if p.verdict.passed and p.result.target_rps == lo)
+    latency = point.result.latency_ms(criteria.percentile)
+    if point.verdict.decided and latency is not None and latency < FAR_BELOW_SLO * criteria.slo_ms:
+        return s.growth**2
+    return s.growth
 
 
 def _narrow(

@@ -150,6 +150,15 @@ def test_low_rate_check_passes_for_a_monotone_config_and_keeps_the_capacity() ->
     assert 600 / 1.05 <= outcome.capacity_rps <= 600
 
 
+def test_a_pass_far_below_the_slo_brackets_by_growth_squared() -> None:
+    target = FakeTarget(capacity=3200.0, base_ms=3.0)  # p95 3.1, 3.4, then 6 ms at 1600
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0)
+    assert target.asked[:3] == [100.0, 400.0, 1600.0]  # then near the SLO: by growth again
+    assert target.asked[3] == 3200.0
+    true = slo_rate(target)
+    assert outcome.interval.low <= true <= outcome.interval.high
+
+
 def test_low_rate_check_is_skipped_when_a_low_rate_was_measured() -> None:
     target = FakeTarget(capacity=800.0)
     search(target, settings(low_check_fraction=0.25), CRITERIA, start_rps=100.0)
