@@ -51,6 +51,7 @@ def study_note(study: optuna.Study, percentile: str) -> str:
     from tuner.review.show import (
         CAPACITY_COLUMNS,
         COLUMNS,
+        interval_note,
         is_capacity_study,
         trial_rows,
         winner_summary,
@@ -61,6 +62,9 @@ def study_note(study: optuna.Study, percentile: str) -> str:
     columns = CAPACITY_COLUMNS if is_capacity_study(study) else COLUMNS
     rows = [columns, tuple("---" for _ in columns), *trial_rows(study)]
     table = "\n".join("| " + " | ".join(_cell(v) for v in row) + " |" for row in rows)
+    note = interval_note(study)
+    if note:
+        table += f"\n\n{note[0].upper()}{note[1:]}."
     return (
         f"## Batching study `{study.study_name}`\n\n{objective}\n\n"
         f"**{winner}**\n\n" + "".join(f"- {line}\n" for line in versus) + f"\n{table}\n\n"

@@ -14,6 +14,7 @@ from tuner.errors import TunerError
 from tuner.review.show import (
     CAPACITY_COLUMNS,
     COLUMNS,
+    interval_note,
     is_capacity_study,
     trial_rows,
     winner_summary,
@@ -89,6 +90,7 @@ class ReviewData:
     curve_source: str = ""  # which table the curves come from
     trials: int = 0
     states: dict[str, int] = field(default_factory=dict)
+    table_note: str | None = None  # what the capacity intervals include (show.interval_note)
 
 
 def metric_name(capacity: bool) -> str:
@@ -241,6 +243,7 @@ def review_data(
         headline=winner_summary(study, percentile),
         columns=CAPACITY_COLUMNS if capacity else COLUMNS,
         rows=trial_rows(study),
+        table_note=interval_note(study),
         curves=curves,
         points=trial_points(study, percentile, winner),
         importances=found,

@@ -52,7 +52,8 @@ def _table(data: ReviewData) -> str:
         cells = "".join(f"<td>{_e(v)}</td>" for v in row)
         body.append(f'<tr class="{" ".join(classes)}">{cells}</tr>')
     rows = "".join(body)
-    return f'<table id="trials"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+    note = f'<p class="table-note">{_e(data.table_note)}</p>' if data.table_note else ""
+    return f'<table id="trials"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>{note}'
 
 
 def render_page(data: ReviewData, figures: dict[str, object]) -> str:

@@ -156,13 +156,20 @@ def show(study: optuna.Study) -> str:
         columns = (*columns[:-1], "worker", columns[-1])
         rows = [(*r[:-1], w or "-", r[-1]) for r, w in zip(rows, workers, strict=True)]
     table = format_table(rows, columns)
+    note = interval_note(study)
+    return f"{table}\n{note}" if note else table
+
+
+def interval_note(study: optuna.Study) -> str | None:
+    """What the capacity column's intervals include, once the study knows its run-to-run
+    spread (tuner/study/run_spread.py); None before that."""
     spread = stored_run_spread(study)
-    if spread is not None and is_capacity_study(study):
-        table += (
-            f"\ncapacity intervals: each search's 95% interval widened by the study's "
-            f"{spread.text()}, +-{spread.half_width:.1%}"
-        )
-    return table
+    if spread is None or not is_capacity_study(study):
+        return None
+    return (
+        f"capacity intervals: each search's 95% interval widened by the study's "
+        f"{spread.text()}, +-{spread.half_width:.1%}"
+    )
 
 
 def _f(value: float | None) -> str:

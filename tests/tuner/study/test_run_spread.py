@@ -4,13 +4,18 @@ the search's own interval alone does not; the confirmation pass records it."""
 
 from __future__ import annotations
 
+import html
 import math
 import random
 from pathlib import Path
 
+from storage import SampleStore
 from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.tuner.study.test_confirm_optimize_scripted import confirmed, optimize_config
 from tests.tuner.study.test_interleaved_confirmation import noisy
+from tuner.review.dashboard import study_note
+from tuner.review.data import review_data
+from tuner.review.page import _table
 from tuner.review.show import show
 from tuner.study.run import open_study, optimize
 from tuner.study.run_spread import (
@@ -109,3 +114,12 @@ def test_show_widens_each_capacity_by_the_study_s_spread(tmp_path: Path) -> None
         assert f"[{low:.0f}-{high:.0f}]" in table
         checked += 1
     assert checked >= 2
+    # the dashboard's note and the report say the same under their tables
+    assert (
+        f"Capacity intervals: each search's 95% interval widened by the study's {spread.text()}"
+        in (study_note(study, "p95"))
+    )
+    with SampleStore(config.study.storage) as samples:
+        data = review_data(study, samples, "p95", config.objective.slo_ms)
+    assert data.table_note == table.splitlines()[-1]
+    assert f'<p class="table-note">{html.escape(data.table_note)}</p>' in _table(data)
