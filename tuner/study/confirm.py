@@ -33,7 +33,7 @@ from tuner.errors import TrialFailed
 from tuner.measure.fixed_load import Measurer
 from tuner.study.bounds import is_lower_bound
 from tuner.study.ratios import TIED, ratio
-from tuner.study.run_spread import RUN_SPREAD_ATTR, study_run_spread
+from tuner.study.run_spread import RUN_SPREAD_ATTR, RunSpread, study_run_spread
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     REFERENCE_ATTR,
@@ -146,7 +146,7 @@ def confirm(
             "runs": len(best["rps"]),
             "confirmed": True,
             **({"lower_bound": True} if best.get("lower_bound") else {}),
-            **_versus_runner_up(best, ranked[1:]),
+            **_versus_runner_up(best, ranked[1:], spread),
         }
         if winner.get("tied_with"):
             say(
@@ -167,7 +167,7 @@ def confirm(
     return winner
 
 
-def _versus_runner_up(best: dict, others: list[dict]) -> dict:
+def _versus_runner_up(best: dict, others: list[dict], spread: RunSpread | None) -> dict:
     """The winner against the next best (paired, tuner/study/ratios.py), and the finalists it cannot
     be told apart from."""
     if not others:
@@ -175,7 +175,7 @@ def _versus_runner_up(best: dict, others: list[dict]) -> dict:
     tied = []
     first = None
     for other in others:
-        r = ratio(best["runs"], other["runs"])
+        r = ratio(best["runs"], other["runs"], spread=spread)
         if r is None:
             continue
         first = first or (other["trial"], r)

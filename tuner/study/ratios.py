@@ -3,20 +3,24 @@
 Measured in the same confirmation rounds (tuner/study/confirm.py), two configurations share each
 round's state of the machine, so the ratio is taken round by round (paired), and its
 interval is a percentile bootstrap of the median of those ratios over the rounds (at least
-MIN_ROUNDS of them). With fewer shared rounds, each run's own capacity interval
-(`capacity_ci_rps`) bounds the ratio instead: [low_a / high_b, high_a / low_b] of their
-medians, wider, never narrower than what was measured. When the interval holds 1 the two
-cannot be told apart: "tied within the measurement's precision".
+MIN_ROUNDS of them). With fewer shared rounds (the demo runs one), the study's run-to-run
+spread (tuner/study/run_spread.py) gives it: the log ratio of two means of n_a and n_b runs
+varies by cv * sqrt(1/n_a + 1/n_b), with Student's t for the spread's degrees of freedom.
+Without a spread, each run's own capacity interval (`capacity_ci_rps`) bounds the ratio:
+[low_a / high_b, high_a / low_b] of their medians. When the interval holds 1 the two cannot be
+told apart: "tied within the measurement's precision".
 """
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from dataclasses import dataclass
 
 import optuna
 
+from tuner.study.run_spread import RunSpread, stored_run_spread
 from tuner.trial_record import CONFIRMATION_ATTR
 
 MIN_ROUNDS = 3
@@ -45,7 +49,9 @@ class Ratio:
         return [round(self.point, 4), _r(self.low), _r(self.high)]
 
 
-def ratio(a_runs: list[dict], b_runs: list[dict], seed: int = 0) -> Ratio | None:
+def ratio(
+    a_runs: list[dict], b_runs: list[dict], seed: int = 0, spread: RunSpread | None = None
+) -> Ratio | None:
     """a over b from their runs ({"rps", "round", "ci"}); None when either has no capacity."""
     a = [r["rps"] for r in a_runs if r.get("rps")]
     b = [r["rps"] for r in b_runs if r.get("rps")]
@@ -56,6 +62,14 @@ def ratio(a_runs: list[dict], b_runs: list[dict], seed: int = 0) -> Ratio | None
     if len(paired) >= MIN_ROUNDS:
         low, high = _bootstrap([x / y for x, y in paired], seed)
         return Ratio(point, low, high, f"paired over {len(paired)} rounds")
+    if spread is not None:
+        half = spread.half_width * math.sqrt(1 / len(a) + 1 / len(b))
+        return Ratio(
+            point,
+            point * math.exp(-half),
+            point * math.exp(half),
+            f"from the study's run-to-run spread ({spread.cv:.1%})",
+        )
     a_ci, b_ci = _median_ci(a_runs), _median_ci(b_runs)
     if a_ci is None or b_ci is None or b_ci[0] <= 0:
         return Ratio(point, None, None, "no interval: too few rounds")
@@ -82,7 +96,7 @@ def ratio_between(
     point is the figures quoted beside it."""
     if not b_value:
         return None
-    measured = ratio(runs_of(study, a), runs_of(study, b))
+    measured = ratio(runs_of(study, a), runs_of(study, b), spread=stored_run_spread(study))
     point = a_value / b_value
     if measured is None:
         return Ratio(point, None, None, "no interval")

@@ -17,6 +17,7 @@ from tuner.review.dashboard import study_note
 from tuner.review.data import review_data
 from tuner.review.page import _table
 from tuner.review.show import show
+from tuner.study.ratios import ratio
 from tuner.study.run import open_study, optimize
 from tuner.study.run_spread import (
     RUN_SPREAD_ATTR,
@@ -123,3 +124,16 @@ def test_show_widens_each_capacity_by_the_study_s_spread(tmp_path: Path) -> None
         data = review_data(study, samples, "p95", config.objective.slo_ms)
     assert data.table_note == table.splitlines()[-1]
     assert f'<p class="table-note">{html.escape(data.table_note)}</p>' in _table(data)
+
+
+def test_with_too_few_rounds_the_spread_gives_the_ratio_its_interval() -> None:
+    spread = RunSpread(cv=0.02, configurations=4, runs=8, dof=4)
+    a = [{"rps": 2871.0, "round": None}, {"rps": 2785.0, "round": 0}]
+    b = [{"rps": 2991.0, "round": None}, {"rps": 2756.0, "round": 0}]
+    r = ratio(a, b, spread=spread)
+    half = t_975(4) * 0.02 * math.sqrt(1 / 2 + 1 / 2)
+    assert math.isclose(r.low, r.point * math.exp(-half))
+    assert math.isclose(r.high, r.point * math.exp(half))
+    assert r.tied and r.how == "from the study's run-to-run spread (2.0%)"
+    far = ratio([{"rps": 2800.0, "round": 0}] * 2, [{"rps": 900.0, "round": 0}] * 2, spread=spread)
+    assert not far.tied and far.low > 2.9
