@@ -35,9 +35,11 @@ from bench.study_figures import say  # noqa: E402
 from scripts.example_models import build_image_model  # noqa: E402
 from tuner.commands.init_config import write_config  # noqa: E402
 from tuner.config import load_config  # noqa: E402
+from tuner.review.show import winner_summary  # noqa: E402
 from tuner.study.bounds import is_lower_bound  # noqa: E402
 from tuner.study.progress import describe_params  # noqa: E402
 from tuner.study.run import optimize  # noqa: E402
+from tuner.study.run_spread import RUN_SPREAD_ATTR  # noqa: E402
 from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
 
 
@@ -109,6 +111,9 @@ def run(out: Path, args: argparse.Namespace) -> dict:
         "slo": f"{config.objective.percentile} <= {config.objective.slo_ms:g} ms",
         "capacity_rps": figures,
         "ratios": ratios,
+        # the tuner's own summary: the same ratios with their 95% intervals and any tie
+        "summary": winner_summary(study, config.objective.percentile),
+        "run_spread": study.user_attrs.get(RUN_SPREAD_ATTR),
         "trials": [point(t, config.objective.percentile) for t in study.trials],
         "machine": machine_by_phase(watch, study),
     }
