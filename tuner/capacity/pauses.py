@@ -4,9 +4,10 @@ Every process of the bench (the service, the embedded model server, Locust, the 
 appends its pauses (collections, event-loop lag) to one file named by TUNER_PAUSE_LOG
 (model_server/pauses.py), and so does the tuner's watch of the machine's own slow spells, as
 the "host" (host_speed.py). A step's window that one of them hit is visible in its curve
-(`pause_max_ms`, the longest pause of each process overlapping the window) and is measured
-again instead of counted (tuner/capacity/search_run.py): the pause belongs to the stand-in,
-the bench or the machine, not to the configuration being measured.
+(`pause_max_ms`, the longest pause of each process overlapping the window; `stall_max_ms`, the
+longest of those that stop a process whatever its load) and a failed one is measured again
+instead of counted when a stall could have failed it (tuner/capacity/step_runner.py): the
+stall belongs to the stand-in, the bench or the machine, not to the configuration measured.
 """
 
 from __future__ import annotations
@@ -61,13 +62,24 @@ class PauseLog:
                 continue  # a torn or foreign line says nothing about a window
         return self.pauses
 
-    def longest(self, start: float, end: float) -> dict[str, float]:
-        """Per process, the longest pause overlapping [start, end] (monotonic seconds)."""
+    def longest(self, start: float, end: float, *, stalls_only: bool = False) -> dict[str, float]:
+        """Per process, the longest pause overlapping [start, end] (monotonic seconds); with
+        `stalls_only`, only those that stop a process whatever its load (is_stall)."""
         out: dict[str, float] = {}
         for p in self.read():
+            if stalls_only and not is_stall(p):
+                continue
             if p.end >= start and p.end - p.ms / 1000.0 <= end:
                 out[p.process] = max(out.get(p.process, 0.0), p.ms)
         return out
+
+
+def is_stall(pause: Pause) -> bool:
+    """A collection or a slow spell of the host: it stops the process whatever the traffic. An
+    event loop's lag is not one: a loop that has more to do than its core allows lags by that
+    much (the service's reached 56-132 ms in overloaded windows with no collection), so a lag
+    is as much the load's effect as a cause of the latency."""
+    return pause.kind.startswith("gc") or pause.process == host_speed.PROCESS
 
 
 def hit_by(

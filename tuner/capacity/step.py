@@ -50,6 +50,9 @@ class StepResult:
     extended_s: float = 0.0  # measured longer than the window because the verdict was open
     # per process (service, model_server, load_generator, tuner): its longest pause in the window
     pause_max_ms: dict[str, float] = field(default_factory=dict)
+    # the same for the pauses that stop a process whatever its load (collections, the host's
+    # slow spells; not event-loop lag): only these send a failed step to a second window
+    stall_max_ms: dict[str, float] = field(default_factory=dict)
     remeasured_because: str | None = None  # the first window's pause, when it was measured again
     not_drained: str | None = None  # the drain before the step did not finish: nothing measured
     drain_s: float | None = None  # how long the drain before the step took

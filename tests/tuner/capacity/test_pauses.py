@@ -62,6 +62,12 @@ def test_a_window_knows_the_longest_pause_of_each_process(tmp_path: Path) -> Non
     log = PauseLog(path)
     longest = log.longest(now, now + 3.0)
     assert longest == {"service": 95.0, "tuner": 40.0}
+    lag = {"p": "load_generator", "pid": 4, "t": now + 1.2, "ms": 300.0, "kind": "loop"}
+    with path.open("a") as f:
+        f.write("\n" + json.dumps(lag) + "\n")
+    assert log.longest(now, now + 3.0)["load_generator"] == 300.0
+    assert "load_generator" not in log.longest(now, now + 3.0, stalls_only=True)  # a lag
+    assert log.longest(now, now + 3.0, stalls_only=True)["service"] == 95.0  # a collection
     assert hit_by(longest, 10.0, excess_ms=50.0) == "a 95 ms pause of the service hit the window"
     assert hit_by({"tuner": 400.0}, 10.0, excess_ms=0.0) is None  # it delays no request
     assert hit_by(longest, 100.0, excess_ms=0.0) is None

@@ -110,6 +110,18 @@ def test_a_failure_the_pause_cannot_explain_counts(tmp_path: Path) -> None:
     assert step.remeasured_because == "a 20 ms pause of the model server hit the window"
 
 
+def test_an_event_loop_lagging_behind_its_load_is_no_reason_for_a_second_window(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "pauses.jsonl"
+    lag = {"p": "service", "pid": 1, "t": time.monotonic() - 0.5, "ms": 30.0, "kind": "loop"}
+    log.write_text(json.dumps(lag) + "\n")
+    gen = Scripted([50.0, 15.0])  # 10 ms over the SLO: a 30 ms stall could explain it
+    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    assert step.p95_ms == 50.0 and step.remeasured_because is None
+    assert step.pause_max_ms == {"service": 30.0} and step.stall_max_ms == {}
+
+
 def test_a_failure_with_no_pause_counts() -> None:
     gen = Scripted([120.0, 15.0])
     step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=None)(300.0)
