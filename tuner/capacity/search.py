@@ -1,15 +1,15 @@
 """The per-trial capacity search: the highest offered rate that still passes, found in as few
 load steps as possible.
 
-1. Probe the incumbent. With a best feasible capacity so far, the first step runs just below
-   it (by the resolution, so a configuration within measurement noise of the incumbent is not
+1. Probe the incumbent. With a best feasible capacity so far, the first step runs just below it
+   (by the resolution, so a configuration within measurement noise of the incumbent is not
    thrown away on one step). A configuration that fails there cannot beat it (latency and
    goodput only get worse as traffic grows), so it is stopped after one step and the trial is
    pruned with that reason. A near miss (the SLO percentile within `second_look_within` times
-   the SLO, errors within budget) is measured once more before pruning: the probe is the first
-   step after a restart, and one stall of the machine must not discard a configuration that
-   ties the incumbent. Reference trials are never pruned: their capacities are the study's
-   yardsticks.
+   the SLO, errors within budget) is measured once more before pruning, unless its window was
+   already measured twice for a stall: the probe is the first step after a restart, and one
+   stall of the machine must not discard a configuration that ties the incumbent. Reference
+   trials are never pruned: their capacities are the study's yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (by its square after a decided pass
    under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`; while they fail and
    nothing has passed, it shrinks by `growth` (down to `min_rps`).
@@ -213,12 +213,15 @@ def search(
 def _near_miss(point: CurvePoint, criteria: StepCriteria, s: SearchSettings) -> bool:
     """A failure close enough to passing that one more look is worth a step: the latency just
     over the SLO and the errors within budget (an overloaded configuration's latency is far
-    over it, and errors are not noise)."""
+    over it, and errors are not noise). A step already measured twice for a stall in its
+    window has had its second look: a third and fourth window cost a pruned trial of the image
+    model 45 s, where the stand-in's routine collections were in every one of them."""
     latency = point.result.latency_ms(criteria.percentile)
     return (
         latency is not None
         and latency <= s.second_look_within * criteria.slo_ms
         and point.result.error_rate <= criteria.max_error_rate
+        and not point.result.remeasured_because
     )
 
 

@@ -315,6 +315,16 @@ def test_a_clear_miss_is_pruned_without_a_second_look(
     assert outcome.stop_reason == PRUNED
 
 
+def test_no_second_look_for_a_probe_already_measured_twice_for_a_stall() -> None:
+    def remeasured(rate: float) -> StepResult:
+        return replace(target(rate), remeasured_because="a 14 ms pause of the model server")
+
+    target = FirstStepMisses(capacity=800.0, first_p95_ms=25.0)  # a near miss
+    outcome = search(remeasured, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked == [pytest.approx(420.0)]
+    assert outcome.stop_reason == PRUNED
+
+
 def test_no_second_look_when_it_is_switched_off() -> None:
     target = FirstStepMisses(capacity=800.0, first_p95_ms=21.0)
     outcome = search(
