@@ -16,7 +16,7 @@ import contextlib
 import gc
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,16 +62,22 @@ class PauseLog:
                 continue  # a torn or foreign line says nothing about a window
         return self.pauses
 
+    def overlapping(self, start: float, end: float) -> list[Pause]:
+        """The pauses overlapping [start, end] (monotonic seconds)."""
+        return [p for p in self.read() if p.end >= start and p.end - p.ms / 1000.0 <= end]
+
     def longest(self, start: float, end: float, *, stalls_only: bool = False) -> dict[str, float]:
-        """Per process, the longest pause overlapping [start, end] (monotonic seconds); with
-        `stalls_only`, only those that stop a process whatever its load (is_stall)."""
-        out: dict[str, float] = {}
-        for p in self.read():
-            if stalls_only and not is_stall(p):
-                continue
-            if p.end >= start and p.end - p.ms / 1000.0 <= end:
-                out[p.process] = max(out.get(p.process, 0.0), p.ms)
-        return out
+        """Per process, the longest pause overlapping [start, end]; with `stalls_only`, only
+        those that stop a process whatever its load (is_stall)."""
+        window = self.overlapping(start, end)
+        return longest_by_process(p for p in window if not stalls_only or is_stall(p))
+
+
+def longest_by_process(pauses: Iterable[Pause]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for p in pauses:
+        out[p.process] = max(out.get(p.process, 0.0), p.ms)
+    return out
 
 
 def is_stall(pause: Pause) -> bool:

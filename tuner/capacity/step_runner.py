@@ -35,7 +35,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tuner.capacity.pauses import PauseLog, hit_by
+from tuner.capacity.pauses import Pause, PauseLog, hit_by, is_stall, longest_by_process
 from tuner.capacity.ramp import RampRecord, ramp_up
 from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.capacity.window_early_end import EarlyFail
@@ -183,6 +183,7 @@ class StepRunner:
         self.samples[index] = list(result.samples)
         before = scrapes.get("before")
         cpu = result.cpu_percent_by_pid
+        pauses = self._window_pauses(result.window_mono)
         m = self.measurer
         offered = result.offered_rps_achieved
         measure_s = self.profile.measure_s
@@ -213,17 +214,18 @@ class StepRunner:
                 result.percentile_ci_ms.get(self.criteria.percentile) if self.criteria else None
             ),
             extended_s=max(0.0, round(result.duration_s - measure_s, 3)),
-            pause_max_ms=self._longest_pauses(result.window_mono),
-            stall_max_ms=self._longest_pauses(result.window_mono, stalls_only=True),
+            pause_max_ms=_rounded(longest_by_process(pauses)),
+            stall_max_ms=_rounded(longest_by_process(p for p in pauses if is_stall(p))),
         )
 
-    def _longest_pauses(
-        self, window: tuple[float, float] | None, stalls_only: bool = False
-    ) -> dict[str, float]:
+    def _window_pauses(self, window: tuple[float, float] | None) -> list[Pause]:
         if self.pauses is None or window is None:
-            return {}
-        longest = self.pauses.longest(*window, stalls_only=stalls_only)
-        return {p: round(ms, 1) for p, ms in longest.items()}
+            return []
+        return self.pauses.overlapping(*window)
+
+
+def _rounded(longest: dict[str, float]) -> dict[str, float]:
+    return {p: round(ms, 1) for p, ms in longest.items()}
 
 
 def latency_excess_ms(step: StepResult, c: StepCriteria) -> float | None:
