@@ -37,7 +37,7 @@ from typing import Any
 
 from tuner.capacity.pauses import Pause, PauseLog, hit_by, is_stall, longest_by_process
 from tuner.capacity.ramp import RampRecord, ramp_up
-from tuner.capacity.step import StepCriteria, StepResult, judge
+from tuner.capacity.step import StepCriteria, StepResult, Verdict, judge
 from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
 from tuner.load.window import WindowFigures
@@ -117,9 +117,11 @@ class StepRunner:
         c = self.criteria
         if c is None or self.pauses is None or step.remeasured_because:
             return None
-        if judge(step, c).passed:
+        verdict = judge(step, c)
+        if verdict.passed:
             return None
-        return hit_by(step.stall_max_ms, PAUSE_SHARE * c.slo_ms, latency_excess_ms(step, c))
+        excess = latency_excess_ms(step, verdict, c)
+        return hit_by(step.stall_max_ms, PAUSE_SHARE * c.slo_ms, excess)
 
     def _extend(self, early: EarlyFail | None) -> Callable[[WindowFigures], int]:
         """At the window's end: one more window's worth of intervals while the SLO
@@ -228,13 +230,14 @@ def _rounded(longest: dict[str, float]) -> dict[str, float]:
     return {p: round(ms, 1) for p, ms in longest.items()}
 
 
-def latency_excess_ms(step: StepResult, c: StepCriteria) -> float | None:
+def latency_excess_ms(step: StepResult, verdict: Verdict, c: StepCriteria) -> float | None:
     """How far the SLO percentile went over the SLO, when latency is all the step failed on
-    (the rate offered, errors and goodput within budget); None otherwise."""
+    (the rate offered, which the in-flight ceiling fails too; errors and goodput within
+    budget); None otherwise."""
     latency = step.latency_ms(c.percentile)
-    if latency is None or step.in_flight_limit_hit or step.error_rate > c.max_error_rate:
+    if latency is None or not verdict.achieved or step.error_rate > c.max_error_rate:
         return None
-    if step.goodput_rps < c.min_goodput_ratio * step.offered_rps or not judge(step, c).achieved:
+    if step.goodput_rps < c.min_goodput_ratio * step.offered_rps:
         return None
     return max(0.0, latency - c.slo_ms)
 
