@@ -173,46 +173,37 @@ def test_max_steps_bounds_the_search() -> None:
     assert outcome.capacity_rps == pytest.approx(400.0)  # the best passing so far
 
 
-def test_time_budget_bounds_the_search() -> None:
-    ticks = itertools.count(0.0, 5.0)  # every clock read: 5 s later
-    target = FakeTarget(capacity=800.0)
-    outcome = search(
+def on_a_22_s_budget(target: FakeTarget, start_rps: float):
+    """A search with load.max_trial_s = 22 s on a clock that runs 5 s per read."""
+    ticks = itertools.count(0.0, 5.0)
+    return search(
         target,
         settings(max_trial_s=22.0, step_s=4.0),
         CRITERIA,
-        start_rps=100.0,
+        start_rps=start_rps,
         clock=lambda: next(ticks),
     )
+
+
+def test_time_budget_bounds_the_search() -> None:
+    target = FakeTarget(capacity=800.0)
+    outcome = on_a_22_s_budget(target, start_rps=100.0)
     assert outcome.stop_reason == TIME_BUDGET
     assert 1 <= len(target.asked) < 5
     assert "load.max_trial_s" in outcome.stop_detail
 
 
 def test_a_search_with_no_pass_yet_goes_lower_past_its_time_budget() -> None:
-    ticks = itertools.count(0.0, 5.0)  # every clock read: 5 s later
     target = FakeTarget(capacity=800.0)  # passes up to 600 req/s
-    outcome = search(
-        target,
-        settings(max_trial_s=22.0, step_s=4.0),
-        CRITERIA,
-        start_rps=2400.0,
-        clock=lambda: next(ticks),
-    )
+    outcome = on_a_22_s_budget(target, start_rps=2400.0)
     assert target.asked[:3] == [2400.0, 1200.0, 600.0]  # the budget alone allows two
     assert outcome.capacity is not None and outcome.capacity_rps > 0
     assert outcome.stop_reason == TIME_BUDGET  # and once something passed, it binds again
 
 
 def test_a_search_that_never_passes_says_how_little_it_knows() -> None:
-    ticks = itertools.count(0.0, 5.0)
     target = FakeTarget(capacity=12.0)  # passes only below min_rps
-    outcome = search(
-        target,
-        settings(max_trial_s=22.0, step_s=4.0),
-        CRITERIA,
-        start_rps=2400.0,
-        clock=lambda: next(ticks),
-    )
+    outcome = on_a_22_s_budget(target, start_rps=2400.0)
     assert outcome.capacity is None and outcome.stop_reason == TIME_BUDGET
     assert "x2 while no step has passed" in outcome.stop_detail
     lowest = min(target.asked)

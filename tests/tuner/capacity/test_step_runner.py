@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tuner.capacity.pauses import PauseLog
-from tuner.capacity.step import StepCriteria, judge
+from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.capacity.step_runner import StepRunner
 from tuner.load import LoadProfile, LoadResult
 from tuner.load.generator import Drain
@@ -48,6 +48,19 @@ class Scripted:
         return result(rate, self.p95s.pop(0))
 
 
+def one_pause(tmp_path: Path, process: str, ms: float, kind: str) -> PauseLog:
+    """A pause file holding one pause that ended half a second ago: inside the next window."""
+    log = tmp_path / "pauses.jsonl"
+    pause = {"p": process, "pid": 1, "t": time.monotonic() - 0.5, "ms": ms, "kind": kind}
+    log.write_text(json.dumps(pause) + "\n")
+    return PauseLog(log)
+
+
+def measured(gen: Scripted, pauses: PauseLog | None) -> StepResult:
+    """One step at 300 req/s, no ramp."""
+    return StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=pauses)(300.0)
+
+
 def test_the_ramp_comes_first_then_every_step_is_drained() -> None:
     gen = Scripted([10.0, 10.0])
     runner = StepRunner(gen, PROFILE, criteria=CRITERIA)
@@ -73,11 +86,9 @@ def test_a_drain_that_does_not_finish_fails_the_step_unmeasured() -> None:
 
 
 def test_a_window_hit_by_a_pause_is_measured_again(tmp_path: Path) -> None:
-    log = tmp_path / "pauses.jsonl"
-    pause = {"p": "service", "pid": 1, "t": time.monotonic() - 0.5, "ms": 95.0, "kind": "gc2"}
-    log.write_text(json.dumps(pause) + "\n")
     gen = Scripted([120.0, 15.0])  # failed with the pause in it, then passes
-    runner = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))
+    pauses = one_pause(tmp_path, "service", 95.0, "gc2")
+    runner = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=pauses)
     step = runner(300.0)
     assert step.p95_ms == 15.0 and judge(step, CRITERIA).passed
     assert step.remeasured_because == "a 95 ms pause of the service hit the window"
@@ -86,43 +97,30 @@ def test_a_window_hit_by_a_pause_is_measured_again(tmp_path: Path) -> None:
 
 
 def test_a_window_in_a_slow_spell_of_the_machine_is_measured_again(tmp_path: Path) -> None:
-    log = tmp_path / "pauses.jsonl"
-    spell = {"p": "host", "pid": 1, "t": time.monotonic() - 0.5, "ms": 500.0, "kind": "slow_host"}
-    log.write_text(json.dumps(spell) + "\n")
-    gen = Scripted([120.0, 15.0])
-    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    step = measured(Scripted([120.0, 15.0]), one_pause(tmp_path, "host", 500.0, "slow_host"))
     assert step.p95_ms == 15.0 and judge(step, CRITERIA).passed
     assert step.remeasured_because.startswith("the machine itself ran slow for 500 ms")
 
 
 def test_a_failure_the_pause_cannot_explain_counts(tmp_path: Path) -> None:
-    log = tmp_path / "pauses.jsonl"
-    pause = {"p": "model_server", "pid": 1, "t": time.monotonic() - 0.5, "ms": 20.0, "kind": "gc2"}
-    log.write_text(json.dumps(pause) + "\n")
     # p95 120 ms is 80 ms over the SLO: a 20 ms pause cannot have added that
-    gen = Scripted([120.0, 15.0])
-    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    step = measured(Scripted([120.0, 15.0]), one_pause(tmp_path, "model_server", 20.0, "gc2"))
     assert step.p95_ms == 120.0 and step.remeasured_because is None
     assert step.pause_max_ms == {"model_server": 20.0}  # recorded all the same
     # 50 ms is within 20 ms of the SLO: the pause may have made the difference
-    gen = Scripted([50.0, 15.0])
-    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    step = measured(Scripted([50.0, 15.0]), one_pause(tmp_path, "model_server", 20.0, "gc2"))
     assert step.remeasured_because == "a 20 ms pause of the model server hit the window"
 
 
 def test_an_event_loop_lagging_behind_its_load_is_no_reason_for_a_second_window(
     tmp_path: Path,
 ) -> None:
-    log = tmp_path / "pauses.jsonl"
-    lag = {"p": "service", "pid": 1, "t": time.monotonic() - 0.5, "ms": 30.0, "kind": "loop"}
-    log.write_text(json.dumps(lag) + "\n")
-    gen = Scripted([50.0, 15.0])  # 10 ms over the SLO: a 30 ms stall could explain it
-    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=PauseLog(log))(300.0)
+    # 10 ms over the SLO: a 30 ms stall could explain it, a 30 ms lag does not
+    step = measured(Scripted([50.0, 15.0]), one_pause(tmp_path, "service", 30.0, "loop"))
     assert step.p95_ms == 50.0 and step.remeasured_because is None
     assert step.pause_max_ms == {"service": 30.0} and step.stall_max_ms == {}
 
 
 def test_a_failure_with_no_pause_counts() -> None:
-    gen = Scripted([120.0, 15.0])
-    step = StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, pauses=None)(300.0)
+    step = measured(Scripted([120.0, 15.0]), None)
     assert step.p95_ms == 120.0 and step.remeasured_because is None
