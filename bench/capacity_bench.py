@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -32,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from bench.study_figures import say, spread  # noqa: E402
+from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
 from tuner.study.progress import describe_params  # noqa: E402
 from tuner.study.run import (  # noqa: E402
@@ -328,17 +327,14 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(json.dumps(results, indent=2) + "\n")
         print(summary(results))
         return 0
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    fresh_dir(workdir)
     tuned, study = run_tuned(workdir, args)
     results: dict = {"short": args.short, "tuned": tuned}
     winner = (study.user_attrs.get("winner") or {}).get("trial")
     if winner is not None and study.trials[winner].params:
         results["noise"] = run_noise(workdir, args, study.trials[winner])
     results["closed"] = run_closed(workdir, args, study)
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    print(f"written to {path}")
+    write_results(path, results, summary(results))
     return 0
 
 

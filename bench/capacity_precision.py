@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import random
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -44,7 +42,7 @@ import optuna  # noqa: E402
 
 from bench.capacity_bench import make_config, seconds  # noqa: E402
 from bench.machine_watch import MachineWatch, machine_by_phase  # noqa: E402
-from bench.study_figures import say, spread  # noqa: E402
+from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from model_server.pauses import ENV_TUNING  # noqa: E402
 from storage import SampleStore  # noqa: E402
 from tuner.capacity.pauses import PauseLog  # noqa: E402
@@ -269,9 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.short:
         args.rounds, args.probes, args.pause_searches = 2, 3, 1
-    workdir = args.out / "capacity_precision"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = fresh_dir(args.out / "capacity_precision")
     # The machine beside every trial: a capacity that moves is first checked against the
     # host's slow spells and what else ran (bench/machine_watch.py).
     with MachineWatch(workdir / "machine.jsonl") as watch:
@@ -286,10 +282,7 @@ def main(argv: list[str] | None = None) -> int:
         name: machine_by_phase(watch, optuna.load_study(study_name=name, storage=storage))
         for name in ("interleaved", "probes")
     }
-    path = args.out / "capacity_precision.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    print(f"written to {path}")
+    write_results(args.out / "capacity_precision.json", results, summary(results))
     return 0
 
 

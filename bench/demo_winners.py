@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -36,7 +35,7 @@ import optuna  # noqa: E402
 
 from bench.capacity_bench import make_config, seconds  # noqa: E402
 from bench.capacity_precision import fresh_study  # noqa: E402
-from bench.study_figures import say, spread  # noqa: E402
+from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from tuner.capacity import host_speed  # noqa: E402
 from tuner.study.progress import describe_params  # noqa: E402
 from tuner.study.ratios import ratio  # noqa: E402
@@ -171,9 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.short:
         args.studies, args.rounds = 2, 2
-    workdir = args.out / "demo_winners"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = fresh_dir(args.out / "demo_winners")
     studies = [run_demo(workdir, args, f"demo-{i}") for i in range(args.studies)]
     winners = [s for s in studies if s["winner_params"] is not None]
     results = {
@@ -181,10 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "studies": studies,
         "remeasure": remeasure(workdir, args, winners),
     }
-    path = args.out / "demo_winners.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    print(f"written to {path}")
+    write_results(args.out / "demo_winners.json", results, summary(results))
     return 0
 
 

@@ -17,8 +17,6 @@ optuna-dashboard.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
@@ -27,7 +25,7 @@ sys.path.insert(0, str(REPO))
 
 import optuna  # noqa: E402
 
-from bench.study_figures import say, spread  # noqa: E402
+from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from tuner.config import TunerConfig, load_config  # noqa: E402
 from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible  # noqa: E402
@@ -205,9 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
     args = parser.parse_args(argv)
 
-    workdir = args.out / "tuner"
-    shutil.rmtree(workdir, ignore_errors=True)
-    workdir.mkdir(parents=True)
+    workdir = fresh_dir(args.out / "tuner")
     (workdir / "grid.toml").write_text(GRID_SPACE)
     (workdir / "noise.toml").write_text(NOISE_SPACE)
 
@@ -219,10 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         "noise": noise,
         "search": compare(grid, tpe),
     }
-    path = args.out / "tuner_bench.json"
-    path.write_text(json.dumps(results, indent=2) + "\n")
-    print(summary(results))
-    print(f"written to {path}")
+    write_results(args.out / "tuner_bench.json", results, summary(results))
     return 0
 
 
