@@ -29,6 +29,16 @@ WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 
+def trial_runs(trial: optuna.trial.FrozenTrial, confirmation: dict) -> list[dict]:
+    """A trial's measurements ({"rps", "round", "ci"}): the confirmation pass's runs (from the
+    study's `confirmation` attr), else its own run."""
+    confirmed = confirmation.get(str(trial.number))
+    if confirmed and confirmed.get("runs"):
+        return confirmed["runs"]
+    a = trial.user_attrs
+    return [{"rps": a.get("rps"), "round": None, "ci": a.get("capacity_ci_rps")}]
+
+
 def constraint_values(
     latency_ms: float | None, error_rate: float, slo_ms: float, max_error_rate: float
 ) -> list[float]:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import optuna
 
 from tuner.study.run_spread import RunSpread, stored_run_spread
-from tuner.trial_record import CONFIRMATION_ATTR
+from tuner.trial_record import CONFIRMATION_ATTR, trial_runs
 
 MIN_ROUNDS = 3
 RESAMPLES = 2000
@@ -78,11 +78,7 @@ def ratio(
 
 def runs_of(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> list[dict]:
     """A trial's measurements: the confirmation pass's runs, else its own run."""
-    confirmed = (study.user_attrs.get(CONFIRMATION_ATTR) or {}).get(str(trial.number))
-    if confirmed and confirmed.get("runs"):
-        return confirmed["runs"]
-    a = trial.user_attrs
-    return [{"rps": a.get("rps"), "round": None, "ci": a.get("capacity_ci_rps")}]
+    return trial_runs(trial, study.user_attrs.get(CONFIRMATION_ATTR) or {})
 
 
 def ratio_between(

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 import optuna
 
 from tuner.study.bounds import is_lower_bound
-from tuner.trial_record import CONFIRMATION_ATTR, SAME_PARAMS_ATTR
+from tuner.trial_record import CONFIRMATION_ATTR, SAME_PARAMS_ATTR, trial_runs
 
 RUN_SPREAD_ATTR = "run_spread"  # study attr, set by the confirmation pass
 MIN_DOF = 2  # fewer degrees of freedom say too little to quote
@@ -81,12 +81,8 @@ def study_groups(study: optuna.Study) -> list[list[float]]:
     for t in complete:
         root = t.user_attrs.get(SAME_PARAMS_ATTR)
         key = t.number if root is None else int(root)
-        entry = confirmed.get(str(t.number))
-        runs = (entry or {}).get("runs") or [
-            {"rps": t.user_attrs.get("rps"), "ci": t.user_attrs.get("capacity_ci_rps")}
-        ]
         groups.setdefault(key, []).extend(
-            r["rps"] for r in runs if r.get("rps") and not is_lower_bound(r)
+            r["rps"] for r in trial_runs(t, confirmed) if r.get("rps") and not is_lower_bound(r)
         )
     return list(groups.values())
 
