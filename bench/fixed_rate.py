@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
 import sys
 import threading
@@ -38,7 +37,7 @@ sys.path.insert(0, str(REPO))
 import tuner.capacity.search_run as search_run  # noqa: E402
 from bench.capacity_bench import make_config  # noqa: E402
 from bench.capacity_precision import BATCHED, fresh_study  # noqa: E402
-from bench.study_figures import say  # noqa: E402
+from bench.study_figures import fresh_dir, say  # noqa: E402
 from storage import SampleStore  # noqa: E402
 from tuner.capacity.host_speed import loop_ms  # noqa: E402
 from tuner.capacity.search import SearchOutcome  # noqa: E402
@@ -203,9 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", type=Path, default=REPO / "models" / "sentiment")
     args = parser.parse_args(argv)
     args.short = False
-    out = REPO / "bench" / "out" / "fixed_rate"
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out = fresh_dir(REPO / "bench" / "out" / "fixed_rate")
     windows: list[tuple[float, float]] = []
     rates = [args.rate] * args.steps
     if args.overload:
