@@ -19,6 +19,7 @@ rewrite one attribute every tuner of the study shares.
 
 from __future__ import annotations
 
+import logging
 import socket
 from collections.abc import Callable
 
@@ -28,6 +29,7 @@ from tuner.errors import TunerError
 from tuner.servers.ports import port_in_use
 from tuner.servers.reservations import PortReservations
 
+log = logging.getLogger("tuner")
 PORTS_ATTR = "server_ports"
 MAX_PICKS = 100  # free ports asked of the kernel before giving up on finding an unreserved one
 
@@ -85,6 +87,16 @@ def study_ports(
     if reservations is not None:
         for old in {int(port) for port in mine.values()} - set(wanted.values()):
             reservations.release(old)
+    for name, port in mine.items():
+        if int(port) != wanted.get(name):
+            log.warning(
+                "event=stored_port_moved port=%s name=%s chosen=%s: something else holds the "
+                "port this tuner stored for server.%s_port; it chose another",
+                port,
+                name,
+                wanted.get(name),
+                name,
+            )
     if mine != wanted:
         stored[key] = wanted
         study.set_user_attr(PORTS_ATTR, stored)

@@ -47,7 +47,7 @@ def test_a_free_rest_port_never_equals_the_grpc_port(tmp_path: Path) -> None:
     assert study_ports(study, 9000, 0, lambda: next(picks), host="h1") == (9000, 9001)
 
 
-def test_a_stored_port_taken_since_is_chosen_again(tmp_path: Path) -> None:
+def test_a_stored_port_taken_since_is_chosen_again(tmp_path: Path, caplog) -> None:
     config = config_for(tmp_path)
     picks = itertools.count(42000)
     study_ports(new_study(config), 0, 0, lambda: next(picks), host="h1", in_use=lambda _: False)
@@ -56,6 +56,8 @@ def test_a_stored_port_taken_since_is_chosen_again(tmp_path: Path) -> None:
         load_existing_study(config), 0, 0, lambda: next(picks), host="h1", in_use=taken.__contains__
     )
     assert again == (42002, 42001)
+    moved = [r.getMessage() for r in caplog.records if "stored_port_moved" in r.getMessage()]
+    assert len(moved) == 1 and "port=42000 name=grpc chosen=42002" in moved[0]
     assert load_existing_study(config).user_attrs[PORTS_ATTR]["h1"] == {
         "grpc": 42002,
         "rest": 42001,
