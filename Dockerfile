@@ -96,9 +96,7 @@ FROM tuner-venv AS tuner
 COPY tuner/ /app/tuner/
 COPY service/ /app/service/
 COPY model_server/ /app/model_server/
-COPY storage/ /app/storage/
 COPY search_spaces/ /app/search_spaces/
-COPY scripts/ /app/scripts/
 COPY tuner.toml /app/
 RUN mkdir /work && chown tuner:tuner /work
 USER tuner

@@ -44,8 +44,8 @@ from bench.capacity_bench import make_config, seconds  # noqa: E402
 from bench.machine_watch import MachineWatch, machine_by_phase  # noqa: E402
 from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from model_server.pauses import ENV_TUNING  # noqa: E402
-from storage import SampleStore  # noqa: E402
 from tuner.capacity.pauses import PauseLog  # noqa: E402
+from tuner.storage import SampleStore  # noqa: E402
 from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.study.run_spread import RunSpread, pooled, widen  # noqa: E402
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402

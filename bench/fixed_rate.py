@@ -38,10 +38,10 @@ import tuner.capacity.search_run as search_run  # noqa: E402
 from bench.capacity_bench import make_config  # noqa: E402
 from bench.capacity_precision import BATCHED, fresh_study  # noqa: E402
 from bench.study_figures import fresh_dir, say  # noqa: E402
-from storage import SampleStore  # noqa: E402
 from tuner.capacity.host_speed import loop_ms  # noqa: E402
 from tuner.capacity.search import SearchOutcome  # noqa: E402
 from tuner.capacity.step import CurvePoint, judge  # noqa: E402
+from tuner.storage import SampleStore  # noqa: E402
 from tuner.study.run import optimize  # noqa: E402
 from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
 

@@ -37,12 +37,12 @@ sys.path.insert(0, str(REPO))
 import optuna  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 
-from storage import SampleStore  # noqa: E402
 from tests.support.postgres import running_postgres  # noqa: E402
 from tests.support.studies import config_for  # noqa: E402
 from tuner.coordination.resume import counted_trials  # noqa: E402
 from tuner.coordination.shared_trials import SharedTrials  # noqa: E402
 from tuner.coordination.study_lock import StudyLock  # noqa: E402
+from tuner.storage import SampleStore  # noqa: E402
 from tuner.study.run import join_study, load_search_space, open_study  # noqa: E402
 from tuner.trial_record import REFERENCE_ATTR  # noqa: E402
 

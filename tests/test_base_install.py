@@ -103,7 +103,7 @@ def run(env_dir: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str
 def test_the_base_install_has_no_extras_and_no_checkout_names(base_env: Path, tmp_path) -> None:
     probe = (
         "import importlib.util as u; "
-        "print(*[m for m in ('tensorflow', 'docker', 'plotly', 'kaleido', 'scripts') "
+        "print(*[m for m in ('tensorflow', 'docker', 'plotly', 'kaleido', 'scripts', 'storage') "
         "if u.find_spec(m)])"
     )
     done = subprocess.run(

@@ -25,11 +25,11 @@ import optuna
 import psutil
 from optuna.trial import TrialState
 
-from storage import SampleStore
 from tests.support.processes import live_command_lines
 from tests.support.studies import stored_trials
 from tuner.capacity.ramp import FRACTIONS
 from tuner.config import TunerConfig
+from tuner.storage import SampleStore
 from tuner.study.run import optimize
 
 # a trial's generator steps: the ramp's fractions, its hold at the rate, a drain, the first

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import optuna
 
-from storage import SampleStore, open_artifact_store
 from tests.support.fake_measurer import FakeCapacityMeasurer, FakeMeasurer, ServedFn
 from tests.support.studies import config_for, new_study
 from tuner.capacity.settings import load_profile, search_settings, step_criteria
@@ -14,6 +13,7 @@ from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.review.dashboard import attach_trial_curve
 from tuner.review.images import browser_session
+from tuner.storage import SampleStore, open_artifact_store
 from tuner.study.objective import Objective
 from tuner.study.run import load_search_space
 

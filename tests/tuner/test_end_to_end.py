@@ -19,13 +19,13 @@ import psutil
 import pytest
 
 from model_server.batching_parameters import load_file
-from storage import SampleStore
 from tests.support.model_server import running_model_server
 from tests.support.processes import any_running, live_command_lines
 from tuner.commands.export import export
 from tuner.config import TunerConfig, load_config
 from tuner.coordination.resume import counted_trials
 from tuner.errors import TunerError
+from tuner.storage import SampleStore
 from tuner.study.run import load_existing_study, optimize
 
 pytestmark = pytest.mark.slow

@@ -19,9 +19,9 @@ from typing import Any
 
 import optuna
 
-from storage import safe_url
 from tuner.config import BACKENDS, SAMPLERS, TunerConfig, load_config
 from tuner.errors import TunerError
+from tuner.storage import safe_url
 
 DEFAULT_CONFIG = "tuner.toml"
 DISTRIBUTION = "tfserving-batching-tuner"

@@ -174,8 +174,8 @@ def _options_table(parser: argparse.ArgumentParser) -> list[str]:
 
 def storage_markdown() -> str:
     """The columns of the tuner's own tables, from their SQLAlchemy definitions."""
-    from storage.samples import _SampleRow
-    from storage.steps import _StepRow
+    from tuner.storage.samples import _SampleRow
+    from tuner.storage.steps import _StepRow
 
     out: list[str] = []
     for row in (_SampleRow, _StepRow):

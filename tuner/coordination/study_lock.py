@@ -29,9 +29,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
-from storage import sqlite
-from storage.errors import StorageError, as_storage_error, safe_url
-from storage.retry import Retrier, unreachable
+from tuner.storage import sqlite
+from tuner.storage.errors import StorageError, as_storage_error, safe_url
+from tuner.storage.retry import Retrier, unreachable
 
 log = logging.getLogger(__name__)
 POLL_S = 0.05
@@ -143,7 +143,7 @@ class _FileLock:
 class _AdvisoryLock:
     """The lock lives as long as its connection: when the server restarts, the connection is
     gone and the lock with it, so a call that finds it dead opens a new one (retried while
-    the server is away, storage/retry.py)."""
+    the server is away, tuner/storage/retry.py)."""
 
     def __init__(self, url: str, key: int, retry_s: float = 0.0) -> None:
         self._url = url

@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING
 import optuna
 from optuna_dashboard import save_note, save_plotly_graph_object
 
-from storage import SampleStore, attach_files
 from tuner.config import TunerConfig
 from tuner.review.data import (
     LoadPoint,
@@ -26,6 +25,7 @@ from tuner.review.data import (
     trial_label,
 )
 from tuner.review.images import find_browser, plotting_installed, write_pngs
+from tuner.storage import SampleStore, attach_files
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 
 import optuna
 
-from storage import SampleStore, StorageError
 from tuner.errors import TunerError
 from tuner.review.show import (
     CAPACITY_COLUMNS,
@@ -19,6 +18,7 @@ from tuner.review.show import (
     trial_rows,
     winner_summary,
 )
+from tuner.storage import SampleStore, StorageError
 from tuner.study.progress import describe_params
 from tuner.trial_record import (
     NO_BATCHING,

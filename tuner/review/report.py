@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from storage import SampleStore, StorageError
 from tuner.config import TunerConfig
 from tuner.errors import TunerError
 from tuner.review.data import ReviewData, review_data
 from tuner.review.figures import report_figures
 from tuner.review.images import write_pngs
 from tuner.review.page import render_page
+from tuner.storage import SampleStore, StorageError
 
 
 @dataclass(frozen=True)

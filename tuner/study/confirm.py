@@ -25,12 +25,12 @@ from pathlib import Path
 import optuna
 
 from model_server.batching_parameters import parse_text
-from storage import SampleStore
 from tuner.capacity.record import capacity_attrs
 from tuner.capacity.search_run import CapacityMeasurer, StepWriter
 from tuner.config import TunerConfig
 from tuner.errors import TrialFailed
 from tuner.measure.fixed_load import Measurer
+from tuner.storage import SampleStore
 from tuner.study.bounds import is_lower_bound
 from tuner.study.ratios import TIED, ratio
 from tuner.study.run_spread import RUN_SPREAD_ATTR, RunSpread, study_run_spread

@@ -16,8 +16,6 @@ import optuna
 
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, Suggestion
-from storage import SampleStore, StorageError, attach_files
-from storage.artifacts import unwritable
 from tuner.capacity.record import capacity_attrs, constraints
 from tuner.capacity.search_run import CapacityMeasurer, StepWriter
 from tuner.capacity.step import CurvePoint
@@ -26,6 +24,8 @@ from tuner.coordination.worker_name import WORKER_ATTR
 from tuner.errors import StorageLost, TrialFailed
 from tuner.load import IntervalSample
 from tuner.measure.fixed_load import Measurement, Measurer
+from tuner.storage import SampleStore, StorageError, attach_files
+from tuner.storage.artifacts import unwritable
 from tuner.study.trial_pruning import EarlyStop
 from tuner.trial_record import (
     NO_BATCHING,

@@ -17,14 +17,6 @@ from pathlib import Path
 import optuna
 
 from search_spaces.loader import SearchSpace, SearchSpaceError, load_space
-from storage import (
-    SampleStore,
-    StorageError,
-    StorageURLError,
-    open_artifact_store,
-    open_storage,
-    safe_url,
-)
 from tuner.capacity.pauses import pause_log
 from tuner.capacity.search_run import CapacityMeasurer
 from tuner.capacity.settings import load_profile, objective_text, search_settings, step_criteria
@@ -56,6 +48,14 @@ from tuner.servers import ModelServerError, ServerConfigError, ServerSpec, creat
 from tuner.servers.cpus import parse_cpus
 from tuner.servers.reservations import PortReservations
 from tuner.servers.study_ports import ports_again, study_ports
+from tuner.storage import (
+    SampleStore,
+    StorageError,
+    StorageURLError,
+    open_artifact_store,
+    open_storage,
+    safe_url,
+)
 from tuner.study.confirm import confirm
 from tuner.study.objective import Objective
 from tuner.study.progress import RunProgress, trial_line

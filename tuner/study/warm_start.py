@@ -15,9 +15,9 @@ from pathlib import Path
 import optuna
 
 from search_spaces.loader import SearchSpace
-from storage import StorageError, open_storage
 from tuner.config import TunerConfig, absolute_sqlite_url
 from tuner.errors import ConfigError
+from tuner.storage import StorageError, open_storage
 from tuner.trial_record import WINNER_ATTR, best_feasible
 
 WARM_START_ATTR = "warm_start"  # trial user attr: where its parameters came from

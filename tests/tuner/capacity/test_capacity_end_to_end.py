@@ -10,12 +10,12 @@ import re
 import optuna
 import pytest
 
-from storage import SampleStore
 from tests.support.browser import shown_browser
 from tests.tuner.test_end_to_end import make_config
 from tuner.capacity.ramp import BOUND, OVER_SLO, SETTLED
 from tuner.commands.export import export
 from tuner.review.show import show, winner_summary
+from tuner.storage import SampleStore
 from tuner.study.run import load_existing_study, optimize
 
 pytestmark = pytest.mark.slow

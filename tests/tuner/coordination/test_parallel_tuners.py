@@ -22,11 +22,11 @@ import psutil
 import pytest
 from optuna.trial import TrialState
 
-from storage import SampleStore
 from tests.support.processes import any_running
 from tests.support.studies import stored_trials
 from tuner.coordination.resume import ABANDONED, BENCH_FAULTS, RETRY_ATTR, fail_reason
 from tuner.servers.study_ports import PORTS_ATTR
+from tuner.storage import SampleStore
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED
 
 pytestmark = pytest.mark.slow

@@ -12,8 +12,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from storage import StorageError, open_storage
 from tuner.coordination.study_lock import StudyLock, lock_key
+from tuner.storage import StorageError, open_storage
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
@@ -23,7 +23,7 @@ INCREMENTER = textwrap.dedent(
     """
     import sys, time
     import optuna
-    from storage import open_storage
+    from tuner.storage import open_storage
     from tuner.coordination.study_lock import StudyLock
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)

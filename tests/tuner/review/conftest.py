@@ -9,9 +9,9 @@ import optuna
 import pytest
 
 from model_server.batching_parameters import render
-from storage import SampleStore
 from tests.support.studies import config_for, new_study
 from tuner.config import TunerConfig
+from tuner.storage import SampleStore
 from tuner.study.run import load_search_space
 from tuner.trial_record import record_constraints
 

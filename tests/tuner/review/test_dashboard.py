@@ -11,10 +11,10 @@ import pytest
 from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
-from storage import SampleStore, open_artifact_store
 from tests.support.studies import config_for, new_study
 from tests.tuner.review.conftest import CURVES, WINNER
 from tuner.review.dashboard import CURVES_GRAPH_ID, annotate_study, attach_trial_curve
+from tuner.storage import SampleStore, open_artifact_store
 
 
 def test_a_new_study_names_its_objective(tmp_path) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import optuna
 
-from storage import SampleStore
 from tests.support.studies import config_for, new_study
 from tests.tuner.review.conftest import SLO_MS, WINNER
 from tuner.review.data import review_data
 from tuner.review.figures import report_figures
+from tuner.storage import SampleStore
 
 
 def _data(config, study=None):

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from storage import SampleStore
 from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.support.scripted import run
 from tests.support.studies import config_for
 from tuner.errors import TrialFailed
 from tuner.review.show import winner_summary
+from tuner.storage import SampleStore
 from tuner.study.confirm import CONFIRMATION_ATTR, WINNER_ATTR, confirm
 from tuner.study.run import open_study, optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED

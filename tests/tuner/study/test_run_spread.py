@@ -9,7 +9,6 @@ import math
 import random
 from pathlib import Path
 
-from storage import SampleStore
 from tests.support.fake_measurer import FakeMeasurer, Served, fake_parts
 from tests.tuner.study.test_confirm_optimize_scripted import confirmed, optimize_config
 from tests.tuner.study.test_interleaved_confirmation import noisy
@@ -17,6 +16,7 @@ from tuner.review.dashboard import study_note
 from tuner.review.data import review_data
 from tuner.review.page import _table
 from tuner.review.show import show
+from tuner.storage import SampleStore
 from tuner.study.ratios import ratio
 from tuner.study.run import open_study, optimize
 from tuner.study.run_spread import (

@@ -18,7 +18,7 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import BaseStorage
 
-from storage.errors import StorageError
+from tuner.storage.errors import StorageError
 
 __all__ = ["attach_files", "open_artifact_store", "unwritable"]
 

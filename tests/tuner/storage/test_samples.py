@@ -11,7 +11,7 @@ import optuna
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from storage import (
+from tuner.storage import (
     SAMPLES_TABLE,
     STEPS_TABLE,
     SampleStore,

@@ -16,10 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from storage import StorageError, open_storage
 from tests.support.postgres import PostgresServer
+from tuner.storage import StorageError, open_storage
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -79,7 +79,7 @@ WRITER = textwrap.dedent(
     """
     import sys, time
     import optuna
-    from storage import open_storage
+    from tuner.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(storage=open_storage(sys.argv[1]), study_name="shared",

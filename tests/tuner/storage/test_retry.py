@@ -11,8 +11,8 @@ import optuna
 import pytest
 from sqlalchemy import exc as sa_exc
 
-from storage import SampleStore, StorageError, open_storage
-from storage.retry import Retrier, unreachable
+from tuner.storage import SampleStore, StorageError, open_storage
+from tuner.storage.retry import Retrier, unreachable
 
 
 def hold_exclusive_lock(db: Path, seconds: float) -> threading.Thread:
@@ -84,7 +84,7 @@ def test_only_errors_of_reaching_the_database_are_retried() -> None:
 
 
 def test_a_database_never_reached_or_wrongly_named_is_not_waited_for() -> None:
-    """A wrong address or a missing database is said at once (storage/errors.py words it);
+    """A wrong address or a missing database is said at once (tuner/storage/errors.py words it);
     only a database that answered before and went away is ridden out."""
     refused = sa_exc.OperationalError("SELECT 1", {}, Exception("connection refused"))
     missing = sa_exc.OperationalError(

@@ -32,10 +32,10 @@ from sqlalchemy import (
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from storage import sqlite, steps
-from storage.errors import as_storage_error
-from storage.retry import Retrier
-from storage.steps import StoredStep
+from tuner.storage import sqlite, steps
+from tuner.storage.errors import as_storage_error
+from tuner.storage.retry import Retrier
+from tuner.storage.steps import StoredStep
 
 __all__ = ["SAMPLES_TABLE", "IntervalSampleLike", "SampleStore", "StoredSample", "StoredStep"]
 

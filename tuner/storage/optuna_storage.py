@@ -1,7 +1,7 @@
 """Opening the Optuna storage of a study from any SQLAlchemy URL.
 
 SQLite (the default, `sqlite:///tuning.db`) gets its directory created, WAL journaling, a busy
-timeout and synchronous=NORMAL (see storage/sqlite.py), so optuna-dashboard can read the study
+timeout and synchronous=NORMAL (see tuner/storage/sqlite.py), so optuna-dashboard can read the study
 while a trial is being written. Any other SQLAlchemy URL (PostgreSQL, MySQL, ...) is passed to
 Optuna as is, which lets several tuner hosts share one study.
 """
@@ -17,9 +17,9 @@ from collections.abc import Callable
 import optuna
 from sqlalchemy import exc as sa_exc
 
-from storage import sqlite
-from storage.errors import StorageError, as_storage_error, safe_url
-from storage.retry import Retrier
+from tuner.storage import sqlite
+from tuner.storage.errors import StorageError, as_storage_error, safe_url
+from tuner.storage.retry import Retrier
 
 __all__ = ["StorageError", "open_storage"]
 
@@ -37,7 +37,7 @@ _NOT_RETRIED |= {"get_all_versions", "check_trial_is_updatable", "record_heartbe
 
 class RetryingRDBStorage(optuna.storages.RDBStorage):
     """Optuna's RDB storage whose every call rides out a database that stops answering for
-    up to `retry_s` seconds (storage/retry.py). The heartbeat, beating in a thread of its
+    up to `retry_s` seconds (tuner/storage/retry.py). The heartbeat, beating in a thread of its
     own, logs a failure instead of raising it: the trial's own writes say it."""
 
     def __init__(self, url: str, *, retry_s: float, **kwargs) -> None:
@@ -79,7 +79,7 @@ def open_storage(
     """An RDBStorage for `url`; every failure is a StorageError with one sentence.
 
     With `retry_s` > 0 every call rides out a database that stops answering for that long
-    (storage/retry.py). The heartbeat arguments are Optuna's: with them, a trial whose
+    (tuner/storage/retry.py). The heartbeat arguments are Optuna's: with them, a trial whose
     process stopped beating for `grace_period` seconds is failed and handed to the callback.
     """
     if not isinstance(url, str) or not url.strip():

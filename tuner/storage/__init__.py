@@ -1,10 +1,10 @@
 """Where a study lives: Optuna's storage, its artifacts, our load samples and capacity steps."""
 
-from storage.artifacts import attach_files, open_artifact_store
-from storage.errors import StorageError, StorageURLError, as_storage_error, safe_url
-from storage.optuna_storage import open_storage
-from storage.samples import SAMPLES_TABLE, SampleStore, StoredSample
-from storage.steps import STEPS_TABLE, StoredStep
+from tuner.storage.artifacts import attach_files, open_artifact_store
+from tuner.storage.errors import StorageError, StorageURLError, as_storage_error, safe_url
+from tuner.storage.optuna_storage import open_storage
+from tuner.storage.samples import SAMPLES_TABLE, SampleStore, StoredSample
+from tuner.storage.steps import STEPS_TABLE, StoredStep
 
 __all__ = [
     "SAMPLES_TABLE",

@@ -11,8 +11,8 @@ import pytest
 from optuna.artifacts import download_artifact, get_all_artifact_meta
 from optuna_dashboard import wsgi
 
-from storage import StorageError, attach_files, open_artifact_store, open_storage
-from storage.artifacts import unwritable
+from tuner.storage import StorageError, attach_files, open_artifact_store, open_storage
+from tuner.storage.artifacts import unwritable
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -68,7 +68,7 @@ def test_frozen_trial_and_missing_files(tmp_path: Path, caplog: pytest.LogCaptur
     frozen = study.trials[0]  # a FrozenTrial of the running trial: needs the storage
     existing = _trial_files(tmp_path / "t")[0]
 
-    with caplog.at_level(logging.WARNING, logger="storage.artifacts"):
+    with caplog.at_level(logging.WARNING, logger="tuner.storage.artifacts"):
         ids = attach_files(frozen, storage, store, [tmp_path / "never_written.log", existing])
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
 

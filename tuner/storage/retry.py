@@ -19,7 +19,7 @@ from typing import TypeVar
 import optuna
 from sqlalchemy import exc as sa_exc
 
-from storage.errors import StorageError, safe_url
+from tuner.storage.errors import StorageError, safe_url
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
