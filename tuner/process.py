@@ -13,7 +13,9 @@ returns a `Child`; `Child.stop` stops it and logs `event=<role>_kill` when the w
 modules (tuner/servers/process.py, tuner/measure/service_process.py,
 tuner/load/locust_process.py) keep only what is theirs: command lines, readiness, Locust's
 protocol. `start_in_new_session` and `stop_group` are the two steps `spawn` and `Child` are made
-of, for a caller that holds a bare `Popen`.
+of, for a caller that holds a bare `Popen`. `start_in_our_group` is the one exception to a
+session of its own: `tuner load-worker`'s Locust, which must end with the command that runs it.
+No other module of the package starts a process (tests/tuner/test_spawn_and_stop.py checks).
 """
 
 from __future__ import annotations
@@ -55,6 +57,17 @@ def start_in_new_session(
         env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
         start_new_session=True,
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
+    )
+
+
+def start_in_our_group(
+    cmd: Sequence[str], output: IO[bytes], env: Mapping[str, str]
+) -> subprocess.Popen:
+    """`cmd` with stdout and stderr into `output`, no stdin, in our own process group: a
+    Ctrl-C in the terminal, or a kill of the group, ends it with us. Stop it with `stop_child`,
+    never `stop_group`, which would signal us too."""
+    return subprocess.Popen(
+        list(cmd), stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import signal
 import sys
 import time
@@ -115,3 +116,21 @@ def test_reaping_a_dead_one_takes_what_its_group_left(tmp_path: Path) -> None:
     assert not gone(kid, wait_s=0)
     assert child.reap() == 3
     assert gone(kid), "the group's leftover still runs"
+
+
+def test_no_module_but_tuner_process_starts_a_process() -> None:
+    """One module starts and stops every process (issue 20): a second way in would be a second
+    set of stop rules, and a second place for a child to outlive the tuner."""
+    packages = Path(__file__).resolve().parents[2]
+    starters = re.compile(
+        r"subprocess\.(Popen|run|call|check_call|check_output)\(|os\.(fork|spawn)"
+    )
+    found = [
+        f"{path.relative_to(packages)}:{number}"
+        for name in ("tuner", "service", "model_server", "search_spaces")
+        for path in sorted((packages / name).rglob("*.py"))
+        if path.name != "process.py" or path.parent.name != "tuner"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if starters.search(line)
+    ]
+    assert found == []

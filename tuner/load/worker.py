@@ -21,7 +21,6 @@ needs neither the requests file nor the model.
 from __future__ import annotations
 
 import logging
-import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -29,7 +28,7 @@ from pathlib import Path
 from tuner.coordination.worker_name import worker_name
 from tuner.load.locust_process import last_line, locust_env, worker_command
 from tuner.load.spec import LoadGeneratorError, LoadProfile, LoadProfileError
-from tuner.process import stop_child
+from tuner.process import start_in_our_group, stop_child
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +91,7 @@ def serve(
         runs += 1
         started = time.monotonic()
         with log_path.open("ab") as log_file:
-            # Same process group as this command: Ctrl-C or a kill of the group ends both.
-            proc = subprocess.Popen(
-                cmd, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
-            )
+            proc = start_in_our_group(cmd, log_file, env)
         say(f"event=load_worker_start run={runs} master={host}:{port} name={name} pid={proc.pid}")
         try:
             code = proc.wait()
