@@ -33,7 +33,9 @@ REAL_BACKENDS = ("binary", "docker")
 
 def measured_on(trial: optuna.trial.FrozenTrial) -> str:
     backend = trial.user_attrs.get(BACKEND_ATTR)
-    return _NAMES.get(str(backend), f"an unrecorded backend ({backend!r})")
+    if backend is None:  # a trial of another tool, or enqueued and told by hand
+        return "a model server this trial did not record"
+    return _NAMES.get(str(backend), f"an unknown backend ({backend!r})")
 
 
 def summary_tag(trial: optuna.trial.FrozenTrial) -> str:

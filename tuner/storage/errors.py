@@ -112,7 +112,10 @@ def make_url_or_none(url: str) -> URL | None:
 def _install_hint(url: str) -> str:
     parsed = make_url_or_none(url)
     if parsed is not None and parsed.get_backend_name() == "postgresql":
-        return 'pip install -e ".[postgres]" (psycopg 3, for postgresql+psycopg://)'
+        return (
+            "pip install 'tfserving-batching-tuner[postgres]' "
+            "(psycopg 3, for postgresql+psycopg://)"
+        )
     return "pip install it"
 
 

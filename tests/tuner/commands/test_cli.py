@@ -126,7 +126,7 @@ def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) ->
     ("url", "exit_code", "words"),
     [
         ("postgres://tuner@127.0.0.1:1/tuning", 2, "write postgresql+psycopg://"),
-        ("postgresql+psycopg2://tuner@127.0.0.1:1/tuning", 2, '".[postgres]"'),
+        ("postgresql+psycopg2://tuner@127.0.0.1:1/tuning", 2, "tfserving-batching-tuner[postgres]"),
         ("postgresql+psycopg://tuner:pw@127.0.0.1:1/tuning", 1, "no database server answers"),
     ],
 )

@@ -85,5 +85,7 @@ def test_export_of_a_real_server_winner_only_names_it(tmp_path: Path) -> None:
 
 def test_an_unrecorded_backend_is_not_passed_off_as_tf_serving() -> None:
     trial = optuna.trial.create_trial(value=1.0, user_attrs={})
-    assert "unrecorded backend" in summary_tag(trial)
+    assert summary_tag(trial) == " [measured on a model server this trial did not record]"
     assert recheck_space_text(trial) is None
+    odd = optuna.trial.create_trial(value=1.0, user_attrs={"backend": "triton"})
+    assert summary_tag(odd) == " [measured on an unknown backend ('triton')]"

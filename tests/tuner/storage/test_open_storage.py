@@ -218,7 +218,7 @@ def test_postgresql_database_that_does_not_exist(postgres_server: PostgresServer
 def test_postgresql_driver_not_installed_names_the_extra() -> None:
     assert importlib.util.find_spec("psycopg2") is None
     message = _error("postgresql+psycopg2://tuner@127.0.0.1:1/tuning")
-    assert "not installed" in message and ".[postgres]" in message
+    assert "not installed" in message and "tfserving-batching-tuner[postgres]" in message
 
 
 def test_study_on_postgresql_survives_reopening(database_url: str) -> None:
