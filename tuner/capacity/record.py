@@ -106,13 +106,16 @@ def longest_pauses(outcome: SearchOutcome) -> dict[str, float]:
 
 
 def ci_text(attrs: dict[str, Any]) -> str:
-    """ " (95% CI 780-842, +-3.9%)", or "" when the trial has no interval (older studies)."""
+    """ " (95% CI 780-842, +-3.9%)", or "" when the trial has no interval (older studies). An
+    interval open at one end says which, rather than print a bound of 0 or none."""
     ci = attrs.get("capacity_ci_rps")
     if not ci:
         return ""
     low, high = ci
     if high is None:
         return f" (95% CI >= {low:.0f}, open above)"
+    if low <= 0:  # no step at or below the capacity passed with its interval under the SLO
+        return f" (95% CI <= {high:.0f}, open below: no passing step was decided)"
     precision = attrs.get("capacity_precision")
     return f" (95% CI {low:.0f}-{high:.0f}" + (
         f", +-{precision:.1%})" if precision is not None else ")"

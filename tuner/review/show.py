@@ -132,7 +132,8 @@ def _capacity_row(
         cells[-2] = "-"
     elif a.get("capacity_ci_rps") and cells[3] != "-":
         low, high = widen(a.get("capacity_rps", a["rps"]), *a["capacity_ci_rps"], spread)
-        cells[3] += f" [{low:.0f}-{'' if high is None else f'{high:.0f}'}]"
+        shown_low = f"{low:.0f}" if low > 0 else "?"  # no decided pass: open below
+        cells[3] += f" [{shown_low}-{'' if high is None else f'{high:.0f}'}]"
     return (*cells[:-2], str(a.get("search_steps", "-")), *cells[-2:])
 
 

@@ -13,10 +13,10 @@ import pytest
 from model_server.batching_parameters import BatchingParameters, load_file, render
 from tests.tuner.capacity.fake_target import FakeTarget
 from tuner.capacity import SearchSettings, StepCriteria, search
-from tuner.capacity.record import capacity_attrs, constraints
+from tuner.capacity.record import capacity_attrs, ci_text, constraints
 from tuner.commands.export import export
 from tuner.config import load_config
-from tuner.review.show import show, winner_summary
+from tuner.review.show import show, trial_rows, winner_summary
 from tuner.study.progress import trial_line
 from tuner.trial_record import record_constraints
 
@@ -166,3 +166,19 @@ def test_a_winning_reference_is_named_not_compared_with_itself(study) -> None:
     assert summary.startswith(f"winner: trial {tf.number} (max=64) capacity")
     assert "the winner is TF Serving's recommended start itself" in summary
     assert f"x no batching (trial {base.number}: " in without_intervals(summary)
+
+
+def test_an_interval_with_no_decided_pass_says_it_is_open_below(study: optuna.Study) -> None:
+    """A search whose only pass was undecided knows the capacity is below its failure, not by
+    how much: its low end is 0, and that is said in words, never printed as a bound."""
+    attrs = {"rps": 786.0, "capacity_rps": 786.0, "capacity_ci_rps": [0.0, 849.14]}
+    attrs["capacity_precision"] = 0.54
+    assert ci_text(attrs) == " (95% CI <= 849, open below: no passing step was decided)"
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"max_batch_size": 8}, distributions=DIST, value=786.0, user_attrs=attrs
+        )
+    )
+    assert trial_rows(study)[0][3] == "786.0 [?-849]"
+    attrs["capacity_ci_rps"] = [780.0, 849.14]
+    assert ci_text(attrs) == " (95% CI 780-849, +-54.0%)"
