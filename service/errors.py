@@ -1,7 +1,7 @@
 """The service's error vocabulary: one exception type, one JSON body shape, stable codes.
 
 Load generators and the tuner classify failures by `code`, so codes are part of the API
-(listed in INTERFACES.md / README); the sentence in `error` is for humans.
+(listed in docs/reference/service-api.md); the sentence in `error` is for humans.
 """
 
 from __future__ import annotations
