@@ -236,6 +236,8 @@ def replay(args: argparse.Namespace) -> dict:
         "file": str(args.surface),
         "points": len(surface.points),
         "best_rps": round(surface.best, 1),
+        # round N's capacities over round 0's, divided out when read (# rounds: scaled)
+        "round_factors": {str(n): round(f, 4) for n, f in surface.round_factors.items()},
     }
     return results
 

@@ -19,6 +19,14 @@ CSV after a header of `#` comments, one row per measurement:
   "below the incumbent"), else 0.
 
 `# space: NAME` (a shipped space or the path of a space file) says which space it covers.
+
+`# rounds: scaled` says each round (every point's repeat N) was recorded in one sitting, and
+sittings may differ in speed: the machine under the bench is not the same from one day to the
+next (bench/RESULTS.md saw one read 30-40% lower capacities, its CPU 25% slower by the speed
+probe). The reader then scales round N to round 0 by the median ratio of the points both
+measured (a sitting's effect on every capacity, removed as in a two-way layout) and keeps the
+factors in `Surface.round_factors`. What the replay needs, which configuration is best and by
+how much, is a ratio, so a surface in round 0's units answers it. bench/surface.py writes it.
 """
 
 from __future__ import annotations
@@ -33,6 +41,8 @@ from pathlib import Path
 
 FIGURES = ("capacity_rps", "ci_low", "ci_high", "repeat", "seconds", "pruned")
 NO_BATCHING_KEY: tuple = ()
+ROUNDS_SCALED = "rounds: scaled"  # the comment that asks the reader to scale rounds
+MIN_SHARED = 5  # points measured in both rounds before a round's factor is estimated
 
 Key = tuple  # the point's parameter values, in the file's column order; () = no batching
 
@@ -56,6 +66,7 @@ class Surface:
     params: list[str]
     points: dict[Key, list[Row]] = field(default_factory=dict)
     space: str | None = None
+    round_factors: dict[int, float] = field(default_factory=dict)  # round N / round 0
 
     def measured(self, key: Key) -> list[Row]:
         """The point's rows that measured a capacity (a pruned search did not)."""
@@ -122,10 +133,12 @@ def _lines(path: Path) -> Iterator[tuple[int, str]]:
             yield number, line
 
 
-def read_surface(path: str | Path) -> Surface:
-    """The surface in `path`; SurfaceError (one sentence naming the line) when malformed."""
+def read_surface(path: str | Path, scale_rounds: bool = True) -> Surface:
+    """The surface in `path`; SurfaceError (one sentence naming the line) when malformed.
+    `scale_rounds=False`: the rows as recorded, even when the file asks for its rounds scaled."""
     path = Path(path)
     space = None
+    rounds_differ = False
     header: list[str] | None = None
     surface: Surface | None = None
     for number, line in _lines(path):
@@ -133,6 +146,7 @@ def read_surface(path: str | Path) -> Surface:
             comment = line[1:].strip()
             if comment.startswith("space:"):
                 space = comment.removeprefix("space:").strip() or None
+            rounds_differ = rounds_differ or comment.startswith(ROUNDS_SCALED)
             continue
         cells = next(csv.reader([line]))
         where = f"{path}, line {number}"
@@ -157,7 +171,28 @@ def read_surface(path: str | Path) -> Surface:
         raise SurfaceError(f"{path} holds no measurement: a header row and one row per search")
     if surface.best <= 0:
         raise SurfaceError(f"{path}: no point has a capacity above 0, so there is no best")
-    return surface
+    return rounds_scaled(surface) if rounds_differ and scale_rounds else surface
+
+
+def rounds_scaled(surface: Surface) -> Surface:
+    """Every round in round 0's units: round N divided by the median, over the points measured
+    in both, of its capacity over round 0's (geometric: a sitting scales capacities). A round
+    sharing fewer than MIN_SHARED measured points with round 0 keeps a factor of 1."""
+    by_round: dict[int, dict[Key, float]] = {}
+    for key, rows in surface.points.items():
+        for row in rows:
+            if not row.pruned and row.capacity_rps > 0:
+                by_round.setdefault(row.repeat, {})[key] = row.capacity_rps
+    first = by_round.get(0, {})
+    factors = {0: 1.0}
+    for number, capacities in sorted(by_round.items()):
+        shared = [math.log(c / first[k]) for k, c in capacities.items() if k in first]
+        if number and len(shared) >= MIN_SHARED:
+            factors[number] = math.exp(statistics.median(shared))
+    out = Surface(list(surface.params), space=surface.space, round_factors=factors)
+    for key, rows in surface.points.items():
+        out.points[key] = [_scaled(r, 1 / factors.get(r.repeat, 1.0)) for r in rows]
+    return out
 
 
 def _row(cells: list[str], where: str) -> Row:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from bench.replay import main
-from bench.surface_file import SurfaceError, read_surface
+from bench.surface_file import ROUNDS_SCALED, Surface, SurfaceError, read_surface, write_surface
 from tests.support.surfaces import BEST, small_surface
 
 HEADER = "max_batch_size,capacity_rps,ci_low,ci_high,repeat,seconds,pruned"
@@ -65,3 +66,44 @@ def test_a_surface_that_misses_points_of_its_space_is_refused(tmp_path, capsys) 
     path.write_text("\n".join(line for line in lines if not line.startswith("128,1000,2,")))
     assert main(["--surface", str(path), "--seeds", "1", "--sampler", "random"]) == 2
     assert "the surface misses 1 of the 13 points" in capsys.readouterr().err
+
+
+def test_rounds_recorded_in_sittings_of_different_speed_are_scaled_to_round_0(tmp_path) -> None:
+    """A second round on a machine 40% slower: read as it was recorded, the best point's
+    repeats disagree by 40%; with `# rounds: scaled` (what bench/surface.py writes) each round
+    is in round 0's units and the best and its margin are round 0's."""
+    _, written = small_surface(tmp_path)
+    slower = Surface(list(written.params), space=written.space)
+    for key, rows in written.points.items():
+        slower.points[key] = [
+            dataclasses.replace(r, capacity_rps=r.capacity_rps * (0.6 if r.repeat else 1.0))
+            for r in rows
+        ]
+    as_recorded, scaled = tmp_path / "as-recorded.csv", tmp_path / "scaled.csv"
+    write_surface(as_recorded, slower)
+    write_surface(scaled, slower, [ROUNDS_SCALED + " to round 0 when read"])
+
+    raw = read_surface(as_recorded)
+    assert raw.round_factors == {}
+    key = written.key_of(BEST)
+    assert [r.capacity_rps for r in raw.points[key]] == pytest.approx(
+        [r.capacity_rps * (0.6 if r.repeat else 1.0) for r in written.points[key]]
+    )
+
+    read = read_surface(scaled)
+    assert read.round_factors[0] == 1.0
+    assert read.round_factors[1] == pytest.approx(0.6, rel=0.05)  # the 2% noise aside
+    assert read.as_params(read.best_key) == BEST
+    for key, rows in written.points.items():
+        assert [r.capacity_rps for r in read.points[key]] == pytest.approx(
+            [r.capacity_rps for r in rows], rel=0.05
+        )
+
+
+def test_a_round_sharing_too_few_points_with_round_0_is_left_as_it_is(tmp_path) -> None:
+    path = tmp_path / "few.csv"
+    rows = "".join(f"{size},{100 * size},,,0,30,0\n" for size in (8, 16, 32))
+    path.write_text(f"# {ROUNDS_SCALED}\n{HEADER}\n{rows}8,400,,,1,30,0\n")
+    read = read_surface(path)
+    assert read.round_factors == {0: 1.0}
+    assert [r.capacity_rps for r in read.points[(8,)]] == [800, 400]
