@@ -87,8 +87,9 @@ def study_ports(
     if reservations is not None:
         for old in {int(port) for port in mine.values()} - set(wanted.values()):
             reservations.release(old)
+    configured = {"grpc": grpc_port, "rest": rest_port}
     for name, port in mine.items():
-        if int(port) != wanted.get(name):
+        if not configured.get(name) and int(port) != wanted.get(name):
             log.warning(
                 "event=stored_port_moved port=%s name=%s chosen=%s: something else holds the "
                 "port this tuner stored for server.%s_port; it chose another",
