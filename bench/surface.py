@@ -15,8 +15,8 @@ again). The CSV is written from the study when a run ends, finished or stopped. 
 checkout, without that study, the committed CSV is where it left off: a new study carries its
 rows over and records only what they miss.
 
-A round (every point once) of the quick space's 145 points takes about 95 minutes on a
-2-core machine (~39 s per search). The machine is not the same from one day to the next, so
+A round (every point once) of the quick space's 145 points takes about 100 minutes on a
+2-core machine (~40 s per search). The machine is not the same from one day to the next, so
 record each round in one sitting: `--repeats 1` one day, `--repeats 2` another (or stop a
 `--repeats 2` run between its rounds); the file says so, and its reader scales each round to
 round 0 (bench/surface_file.py). `--points N` measures only N points (chosen at random, no
