@@ -53,8 +53,8 @@ from tuner.study.run import MODE_ATTR, SPACE_ATTR, load_search_space, open_study
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible
 
 REPO = Path(__file__).resolve().parent.parent
-# Each round runs in one sitting at most (a run is stopped between rounds, or a round spans the
-# end of one): rounds recorded on different days are scaled to round 0 when the file is read.
+# Written into the file: each round is recorded in one sitting, so that a round recorded on
+# another day (another machine's speed) can be scaled to round 0 when the file is read.
 ROUNDS_NOTE = " to round 0 when read: record each round in one sitting (bench/surface_file.py)"
 # The rows the file held when this recording study began: earlier sittings, whose study (in the
 # git-ignored OUT.d) another checkout does not have. Kept with the study, so that resuming it
