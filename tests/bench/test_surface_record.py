@@ -21,14 +21,21 @@ def knee(batching, flags, rate) -> Served:
     return Served(rps=min(rate, capacity), p95_ms=30.0 if rate <= capacity else 400.0)
 
 
+def sitting(tmp_path: Path, name: str):
+    """A recorder's config and space in a directory of its own, as another checkout would have;
+    the model directory is shared."""
+    (tmp_path / name).mkdir()
+    (tmp_path / "model").mkdir(exist_ok=True)
+    config = config_for(tmp_path / name)
+    config.load.mode, config.confirm.top_k = "capacity", 0
+    config.server.model_base_path = str(tmp_path / "model")
+    return config, load_search_space(config)
+
+
 def test_each_point_is_searched_twice_and_a_rerun_queues_only_what_is_missing(
     tmp_path: Path,
 ) -> None:
-    config = config_for(tmp_path)
-    config.load.mode, config.confirm.top_k = "capacity", 0
-    (tmp_path / "model").mkdir()
-    config.server.model_base_path = str(tmp_path / "model")
-    space = load_search_space(config)
+    config, space = sitting(tmp_path, "day1")
     points = [{}, *grid_points(space)[:2]]
     assert len(grid_points(space)) == 144
     study = open_surface_study(config, space)
@@ -54,21 +61,11 @@ def test_each_point_is_searched_twice_and_a_rerun_queues_only_what_is_missing(
     assert all(r.ci_low is not None and not r.pruned for r in surface.points[key])
 
 
-def sitting(tmp_path: Path, name: str):
-    """A recorder's study in a directory of its own, as another checkout would have."""
-    (tmp_path / name).mkdir()
-    config = config_for(tmp_path / name)
-    config.load.mode, config.confirm.top_k = "capacity", 0
-    config.server.model_base_path = str(tmp_path / "model")
-    return config, load_search_space(config)
-
-
 def test_a_new_checkout_carries_the_committed_file_over_and_records_only_what_it_misses(
     tmp_path: Path,
 ) -> None:
     """The study is git-ignored, the CSV committed: a second sitting elsewhere starts from the
     file, adds round 1 after its round 0, and a resumed study never counts its rows twice."""
-    (tmp_path / "model").mkdir()
     out = tmp_path / "surface.csv"
     config, space = sitting(tmp_path, "day1")
     points = [{}, *grid_points(space)[:2]]
@@ -98,7 +95,6 @@ def test_a_new_checkout_carries_the_committed_file_over_and_records_only_what_it
 
 
 def test_a_file_of_another_space_is_refused_in_one_sentence(tmp_path: Path) -> None:
-    (tmp_path / "model").mkdir()
     out = tmp_path / "surface.csv"
     out.write_text(
         "max_batch_size,capacity_rps,ci_low,ci_high,repeat,seconds,pruned\n8,9,,,0,1,0\n"
