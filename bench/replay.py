@@ -36,7 +36,7 @@ from pathlib import Path
 
 import optuna
 
-from bench.replay_figures import Run, report_lines, summarize
+from bench.replay_figures import WITHIN, Run, report_lines, summarize
 from bench.replay_target import DRAWS, SurfaceTarget, replay_parts
 from bench.surface_file import Surface, SurfaceError, read_surface, shifted
 from search_spaces.loader import SearchSpaceError, load_space
@@ -46,7 +46,6 @@ from tuner.study.run import optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, WINNER_ATTR, is_feasible
 
 SEED_STRIDE = 1000
-WITHIN = 0.05  # "found": a configuration within 5% of the surface's best
 DEFAULT_SAMPLER = StudyConfig().sampler  # the tuner's; chosen on the recorded real surface
 
 

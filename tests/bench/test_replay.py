@@ -42,6 +42,7 @@ def test_the_cli_writes_the_issue_s_json_shape_and_skips_what_it_cannot_run(tmp_
     quick = data["samplers"]["quick"]
     assert set(quick["trials_to_within_5pct"]) >= {"median", "p90"}
     assert "median" in quick["winner_fraction_of_best"]
+    assert 0 <= quick["winner_within_5pct"] <= 1
     assert data["default"] == "tpe"
     if "gp" not in data["samplers"]:  # no PyTorch here: said, not silently left out
         assert "PyTorch" in data["skipped"]["gp"]
