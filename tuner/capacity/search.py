@@ -179,7 +179,7 @@ def search(
         return point
 
     while rate is not None:
-        stop = _bound_reached(outcome, s, clock() - started)
+        stop = bound_reached(outcome, s, clock() - started)
         if stop:
             outcome.stop_reason, outcome.stop_detail = stop
             break
@@ -189,7 +189,7 @@ def search(
             probe
             and not point.verdict.passed
             and _near_miss(point, criteria, s)
-            and not _bound_reached(outcome, s, clock() - started)
+            and not bound_reached(outcome, s, clock() - started)
         ):
             point = run(rate)  # the second look: a rate measured twice counts by its latest
         if probe and not point.verdict.passed:
@@ -229,9 +229,12 @@ def _clamp(rate: float, s: SearchSettings) -> float:
     return min(max(rate, s.min_rps), s.max_rps)
 
 
-def _bound_reached(
+def bound_reached(
     outcome: SearchOutcome, s: SearchSettings, elapsed: float
 ) -> tuple[str, str] | None:
+    """Why no further step may start after `elapsed` seconds (a slug and its sentence); None
+    while one may. Only this reads the budget: the next rate never depends on it, so a search
+    with a smaller budget runs a prefix of a larger one's steps (bench/trial_budget.py)."""
     n = len(outcome.points)
     if n >= s.max_steps:
         return MAX_STEPS, f"stopped after load.max_steps = {s.max_steps} steps"
@@ -343,9 +346,9 @@ def _low_rate_check(
     target = max(s.min_rps, s.low_check_fraction * best.result.target_rps)
     if any(p.result.target_rps <= target * (1 + 1e-9) for p in outcome.points):
         return
-    if _bound_reached(outcome, s, elapsed):
+    if bound_reached(outcome, s, elapsed):
         return
-    if run(target).verdict.passed or _bound_reached(outcome, s, elapsed):
+    if run(target).verdict.passed or bound_reached(outcome, s, elapsed):
         return
     # Few requests arrive at a low rate, so one stall of the machine can fail the step: only a
     # second failure at the same rate says the configuration itself is slow at light traffic.

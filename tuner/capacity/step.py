@@ -12,7 +12,7 @@ Poisson schedule drew for the window, not with rate x seconds: at 28 req/s a 3 s
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 POISSON_SDS = 3.0  # without the schedule's count: a shortfall this many sd of the draw is chance
@@ -179,6 +179,21 @@ class CurvePoint:
     step: int
     result: StepResult
     verdict: Verdict
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CurvePoint:
+        """The point back from its `capacity_curve` entry (as_dict), rounded as stored: for
+        reading a study's searches again, e.g. under another budget."""
+        names = {f.name for f in fields(StepResult)}
+        result = StepResult(**{k: v for k, v in data.items() if k in names})
+        verdict = Verdict(
+            passed=data["passed"],
+            achieved=data.get("achieved", True),
+            reason=data.get("reason"),
+            decided=data.get("outcome") != "undecided",
+            note=data.get("undecided_note"),
+        )
+        return cls(data["step"], result, verdict)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able, rounded: the `capacity_curve` user attr holds a list of these."""
