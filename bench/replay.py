@@ -111,15 +111,15 @@ def measure_run(study: optuna.Study, target: SurfaceTarget) -> Run:
     surface = target.surface
     best = surface.best
     cost = {s.workdir: s.seconds for s in target.spent}
-    found, elapsed, found_after = math.inf, 0.0, math.inf
+    floor = 1 - surface.noise_floor()
+    found, elapsed, found_after, near = math.inf, 0.0, math.inf, math.inf
     for count, trial in enumerate(sorted(study.trials, key=lambda t: t.number), start=1):
         elapsed += cost.get(f"trial-{trial.number:04d}", 0.0)
-        if (
-            found == math.inf
-            and is_feasible(trial)
-            and surface.capacity(_key(surface, trial)) >= (1 - WITHIN) * best
-        ):
+        true = surface.capacity(_key(surface, trial)) if is_feasible(trial) else 0.0
+        if found == math.inf and true >= (1 - WITHIN) * best:
             found, found_after = count, elapsed
+        if near == math.inf and true >= min(floor, 1 - WITHIN) * best:
+            near = count
     winner = study.user_attrs.get(WINNER_ATTR) or {}
     fraction, tied = 0.0, False
     if winner.get("trial") is not None:
@@ -129,7 +129,8 @@ def measure_run(study: optuna.Study, target: SurfaceTarget) -> Run:
             key == surface.best_key
             or surface.interval(key)[1] >= surface.interval(surface.best_key)[0]
         )
-    return Run(found, found_after, sum(cost.values()), fraction, tied)
+    within_noise = fraction >= min(floor, 1 - WITHIN)
+    return Run(found, found_after, sum(cost.values()), fraction, tied, near, within_noise)
 
 
 def _key(surface: Surface, trial: optuna.trial.FrozenTrial) -> tuple:
@@ -237,6 +238,9 @@ def replay(args: argparse.Namespace) -> dict:
         "best_rps": round(surface.best, 1),
         # round N's capacities over round 0's, divided out when read (# rounds: scaled)
         "round_factors": {str(n): round(f, 4) for n, f in surface.round_factors.items()},
+        # two searches of one point differ by about this (log sd): what the surface can rank
+        "repeat_cv": None if (cv := surface.repeat_cv()) is None else round(cv, 4),
+        "noise_floor": round(surface.noise_floor(), 4),
     }
     return results
 

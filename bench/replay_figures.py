@@ -18,6 +18,8 @@ class Run:
     seconds_total: float
     winner_fraction: float
     winner_best_or_tied: bool
+    trials_to_within_noise: float = math.inf  # within the surface's own noise of the best
+    winner_within_noise: bool = False
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -50,6 +52,13 @@ def summarize(runs: list[Run], trials: int) -> dict:
         "winner_within_5pct": round(
             sum(r.winner_fraction >= 1 - WITHIN for r in runs) / len(runs), 3
         ),
+        # the same two against the surface's noise floor (Surface.noise_floor)
+        "trials_to_within_noise": {
+            "median": percentile([r.trials_to_within_noise for r in runs], 0.5),
+            "p90": percentile([r.trials_to_within_noise for r in runs], 0.9),
+            "reached": sum(1 for r in runs if not math.isinf(r.trials_to_within_noise)),
+        },
+        "winner_within_noise": round(sum(r.winner_within_noise for r in runs) / len(runs), 3),
     }
 
 
@@ -67,6 +76,13 @@ def report_lines(results: dict) -> list[str]:
             f"{w['median']:.1%} of the best (min {w['min']:.1%}), best or tied in "
             f"{r['winner_best_or_tied']:.0%}, within 5% of it in {r['winner_within_5pct']:.0%}"
         )
+        if "trials_to_within_noise" in r:
+            n = r["trials_to_within_noise"]
+            lines.append(
+                f"{'':17} within the surface's noise of the best after {n['median']} trials "
+                f"(p90 {n['p90']}; reached in {n['reached']}/{r['seeds']}); winner within it "
+                f"in {r['winner_within_noise']:.0%}"
+            )
         if "warm_start" in r:
             wt = r["warm_start"]["trials_to_within_5pct"]
             ws = r["warm_start"]["seconds_to_within_5pct"]
@@ -74,6 +90,13 @@ def report_lines(results: dict) -> list[str]:
                 f"{'':17} warm start: within 5% after {wt['median']} trials (p90 {wt['p90']}), "
                 f"{ws['median']} s"
             )
+    surface = results.get("surface", {})
+    if surface.get("repeat_cv") is not None:
+        lines.append(
+            f"the surface: two searches of a point differ by {surface['repeat_cv']:.1%} (log sd), "
+            f"so the best may lie {surface['noise_floor']:.1%} below its mean: 'within the "
+            "noise' counts from there (or 5%, if wider)"
+        )
     for name, why in results.get("skipped", {}).items():
         lines.append(f"{name:17} skipped: {why}")
     return lines

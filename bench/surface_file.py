@@ -90,6 +90,30 @@ class Surface:
         ]
         return statistics.fmean(lows), statistics.fmean(highs)
 
+    def repeat_cv(self) -> float | None:
+        """How far two searches of one point differ: the pooled standard deviation of log
+        capacity about each point's mean, over the points measured more than once (feasible
+        ones); None with none. It bounds what the surface can rank: two points closer than
+        the noise of their means are not told apart by it."""
+        squares, dof = 0.0, 0
+        for key in self.points:
+            logs = [math.log(r.capacity_rps) for r in self.measured(key) if r.capacity_rps > 0]
+            if len(logs) > 1:
+                mean = statistics.fmean(logs)
+                squares += sum((v - mean) ** 2 for v in logs)
+                dof += len(logs) - 1
+        return math.sqrt(squares / dof) if dof else None
+
+    def noise_floor(self) -> float:
+        """The best point's capacity may lie this share below its mean (95%, one-sided-ish:
+        1.96 standard errors of a mean of its repeats); 0 without repeats. A winner above
+        best x (1 - floor) is as good as the surface can tell."""
+        cv = self.repeat_cv()
+        repeats = len(self.measured(self.best_key))
+        if cv is None or repeats == 0:
+            return 0.0
+        return 1.0 - math.exp(-1.96 * cv / math.sqrt(repeats))
+
     @property
     def best_key(self) -> Key:
         return max(self.points, key=self.capacity)

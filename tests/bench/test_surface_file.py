@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from pathlib import Path
 
 import pytest
@@ -107,3 +108,20 @@ def test_a_round_sharing_too_few_points_with_round_0_is_left_as_it_is(tmp_path) 
     read = read_surface(path)
     assert read.round_factors == {0: 1.0}
     assert [r.capacity_rps for r in read.points[(8,)]] == [800, 400]
+
+
+def test_the_surface_says_how_far_two_searches_of_a_point_differ(tmp_path) -> None:
+    """Two repeats a factor e^0.2 apart at every point: a log sd of 0.2/sqrt(2) about their
+    means; the best's mean of two is then known to 1.96 x 0.141 / sqrt(2) in log."""
+    path = tmp_path / "noisy.csv"
+    rows = [
+        f"{size},{c},,,0,40,0\n{size},{c * math.exp(0.2)},,,1,40,0"
+        for size, c in ((8, 500.0), (32, 900.0), (128, 700.0))
+    ]
+    path.write_text(f"# space: x\n{HEADER}\n" + "\n".join(rows) + "\n")
+    surface = read_surface(path)
+    assert surface.repeat_cv() == pytest.approx(0.2 / math.sqrt(2))
+    expected = 1 - math.exp(-1.96 * (0.2 / math.sqrt(2)) / math.sqrt(2))
+    assert surface.noise_floor() == pytest.approx(expected)
+    one_round = Surface(surface.params, {k: v[:1] for k, v in surface.points.items()})
+    assert one_round.repeat_cv() is None and one_round.noise_floor() == 0.0
