@@ -90,6 +90,14 @@ def report_lines(results: dict) -> list[str]:
                 f"{'':17} warm start: within 5% after {wt['median']} trials (p90 {wt['p90']}), "
                 f"{ws['median']} s"
             )
+            if "trials_to_within_noise" in r["warm_start"]:
+                w = r["warm_start"]
+                wn = w["trials_to_within_noise"]
+                lines.append(
+                    f"{'':17} warm start: within the noise after {wn['median']} trials (p90 "
+                    f"{wn['p90']}; reached in {wn['reached']}/{w['seeds']}); winner within it in "
+                    f"{w['winner_within_noise']:.0%}"
+                )
     surface = results.get("surface", {})
     if surface.get("repeat_cv") is not None:
         lines.append(
