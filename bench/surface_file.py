@@ -105,9 +105,9 @@ class Surface:
         return math.sqrt(squares / dof) if dof else None
 
     def noise_floor(self) -> float:
-        """The best point's capacity may lie this share below its mean (95%, one-sided-ish:
-        1.96 standard errors of a mean of its repeats); 0 without repeats. A winner above
-        best x (1 - floor) is as good as the surface can tell."""
+        """How far below its mean the best point's capacity may lie: 1.96 standard errors of
+        the mean of its repeats (the lower side of a 95% interval); 0 without repeats. A
+        winner above best x (1 - floor) is as close to the best as the surface can tell."""
         cv = self.repeat_cv()
         repeats = len(self.measured(self.best_key))
         if cv is None or repeats == 0:

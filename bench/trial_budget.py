@@ -11,8 +11,9 @@ Two figures per budget: how far each cut search lands from the same search run w
 the budget alone loses), and, for points the study searched more than once (a surface's
 repeats), how far it lands from the *other* searches of its point run whole, beside the same
 figure for the whole searches (what the budget loses against the run-to-run noise there is
-anyway). The prefix is exact for the search loop; the low-rate check after it is kept only
-where it fits the smaller budget.
+anyway). The prefix is exact for the search loop. The low-rate check runs after that loop,
+so a shorter search could have run one where the cut has none; such a step only ever fails a
+configuration that is slow at light traffic.
 
     python -m bench.trial_budget --config tuner.toml --budget 35 --budget 30 --budget 25 \\
         [--storage URL] [--study NAME] [--json PATH]
