@@ -29,6 +29,12 @@ WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 
+def params_key(params: dict) -> tuple:
+    """A point's identity, hashable whatever its values are (lists, booleans, strings): for
+    telling which trials measured the same parameters."""
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
 def trial_runs(trial: optuna.trial.FrozenTrial, confirmation: dict) -> list[dict]:
     """A trial's measurements ({"rps", "round", "ci"}): the confirmation pass's runs (from the
     study's `confirmation` attr), else its own run."""

@@ -25,7 +25,7 @@ from optuna.distributions import (
 )
 from optuna.trial import FrozenTrial, TrialState
 
-from tuner.trial_record import is_feasible
+from tuner.trial_record import is_feasible, params_key
 
 MOVE_ATTR = "quick_move"  # [parameter, direction] of the move that proposed the trial
 TAKEN = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
@@ -75,9 +75,11 @@ class QuickSampler(optuna.samplers.BaseSampler):
         if incumbent is None:
             return None
         # queued trials (references, a warm start) count as measured: they will be
-        measured = {_key(t.params or t.system_attrs.get("fixed_params") or {}) for t in others}
+        measured = {
+            params_key(t.params or t.system_attrs.get("fixed_params") or {}) for t in others
+        }
         for params, move in neighbours(incumbent, _preferred_move(incumbent)):
-            if _key(params) not in measured:
+            if params_key(params) not in measured:
                 study._storage.set_trial_system_attr(trial._trial_id, MOVE_ATTR, list(move))
                 return params
         return None
@@ -134,7 +136,3 @@ def _values(distribution: BaseDistribution) -> Sequence[Any]:
             return [*values, distribution.high]
         return list(range(distribution.low, distribution.high + 1, distribution.step))
     return []  # a float parameter is left to the random fallback
-
-
-def _key(params: dict[str, Any]) -> tuple:
-    return tuple(sorted((k, repr(v)) for k, v in params.items()))

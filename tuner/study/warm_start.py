@@ -18,7 +18,7 @@ from search_spaces.loader import SearchSpace
 from tuner.config import TunerConfig, absolute_sqlite_url
 from tuner.errors import ConfigError
 from tuner.storage import StorageError, open_storage
-from tuner.trial_record import WINNER_ATTR, best_feasible
+from tuner.trial_record import WINNER_ATTR, best_feasible, params_key
 
 WARM_START_ATTR = "warm_start"  # trial user attr: where its parameters came from
 BEST_FEW = 3  # besides the winner
@@ -59,7 +59,7 @@ def warm_points(config: TunerConfig, space: SearchSpace) -> list[WarmPoint]:
     seen: set[tuple] = set()
     for trial in ordered:
         params = _in_space(trial.params, space)
-        key = tuple(sorted((k, repr(v)) for k, v in params.items()))
+        key = params_key(params)
         if not params or key in seen:  # no batching is a reference of every study anyway
             continue
         seen.add(key)
