@@ -111,14 +111,15 @@ def measure_run(study: optuna.Study, target: SurfaceTarget) -> Run:
     surface = target.surface
     best = surface.best
     cost = {s.workdir: s.seconds for s in target.spent}
-    floor = 1 - surface.noise_floor()
+    # as close as the surface can tell: within its noise of the best, or 5% if that is wider
+    near_share = min(1 - surface.noise_floor(), 1 - WITHIN)
     found, elapsed, found_after, near = math.inf, 0.0, math.inf, math.inf
     for count, trial in enumerate(sorted(study.trials, key=lambda t: t.number), start=1):
         elapsed += cost.get(f"trial-{trial.number:04d}", 0.0)
         true = surface.capacity(_key(surface, trial)) if is_feasible(trial) else 0.0
         if found == math.inf and true >= (1 - WITHIN) * best:
             found, found_after = count, elapsed
-        if near == math.inf and true >= min(floor, 1 - WITHIN) * best:
+        if near == math.inf and true >= near_share * best:
             near = count
     winner = study.user_attrs.get(WINNER_ATTR) or {}
     fraction, tied = 0.0, False
@@ -129,8 +130,7 @@ def measure_run(study: optuna.Study, target: SurfaceTarget) -> Run:
             key == surface.best_key
             or surface.interval(key)[1] >= surface.interval(surface.best_key)[0]
         )
-    within_noise = fraction >= min(floor, 1 - WITHIN)
-    return Run(found, found_after, sum(cost.values()), fraction, tied, near, within_noise)
+    return Run(found, found_after, sum(cost.values()), fraction, tied, near, fraction >= near_share)
 
 
 def _key(surface: Surface, trial: optuna.trial.FrozenTrial) -> tuple:

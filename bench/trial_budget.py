@@ -32,16 +32,17 @@ from pathlib import Path
 
 import optuna
 
+from bench.replay_figures import WITHIN
 from tuner.capacity.interval import CapacityInterval, capacity_interval
 from tuner.capacity.search import SearchOutcome, SearchSettings, bound_reached, capacity_point
 from tuner.capacity.settings import search_settings, step_criteria
 from tuner.capacity.step import CurvePoint, StepCriteria
 from tuner.config import load_config
 from tuner.errors import TunerError
+from tuner.load.window import percentile
 from tuner.storage import StorageError, open_storage
 from tuner.storage.sqlite import sqlite_file
-
-WITHIN = 0.05  # "the same capacity": within 5%, the search's default precision
+from tuner.trial_record import params_key
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +79,7 @@ def searches(study: optuna.Study) -> list[Search]:
     for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         curve = trial.user_attrs.get("capacity_curve")
         if curve:
-            key = tuple(sorted((k, repr(v)) for k, v in trial.params.items()))
-            out.append(Search(key, [CurvePoint.from_dict(d) for d in curve]))
+            out.append(Search(params_key(trial.params), [CurvePoint.from_dict(d) for d in curve]))
     return out
 
 
@@ -91,10 +91,14 @@ def off_by(a: Cut, b: Cut) -> float | None:
 
 
 def figures(
-    found: list[Search], settings: SearchSettings, criteria: StepCriteria, budget: float
+    found: list[Search],
+    whole: list[Cut],
+    settings: SearchSettings,
+    criteria: StepCriteria,
+    budget: float,
 ) -> dict:
+    """`whole`: each of `found` cut at the configured budget, the yardstick of every budget."""
     limited = dataclasses.replace(settings, max_trial_s=budget)
-    whole = [cut(s.points, settings, criteria) for s in found]
     short = [cut(s.points, limited, criteria) for s in found]
     own = [d for a, b in zip(short, whole, strict=True) if (d := off_by(a, b)) is not None]
     by_point: dict[tuple, list[int]] = defaultdict(list)
@@ -121,13 +125,13 @@ def figures(
 
 
 def _quantiles(values: list[float], digits: int = 1) -> dict:
+    """Median and 90th percentile (nearest rank, as every table of the bench takes it)."""
     if not values:
         return {"median": None, "p90": None, "n": 0}
     ordered = sorted(values)
-    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
     return {
         "median": round(statistics.median(ordered), digits),
-        "p90": round(p90, digits),
+        "p90": round(percentile(ordered, 90), digits),
         "n": len(ordered),
     }
 
@@ -186,7 +190,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"bench.trial_budget: study {name!r} has no completed search", file=sys.stderr)
         return 2
     settings, criteria = search_settings(config), step_criteria(config)
-    results = [figures(found, settings, criteria, b) for b in sorted(args.budget, reverse=True)]
+    whole = [cut(s.points, settings, criteria) for s in found]
+    results = [
+        figures(found, whole, settings, criteria, b) for b in sorted(args.budget, reverse=True)
+    ]
     for f in results:
         print(report_line(f))
     if args.json:
