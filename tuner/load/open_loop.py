@@ -63,8 +63,9 @@ class OpenLoopUser(FastHttpUser):
         if _schedulers_running:
             # One scheduler per process; a second user would double the rate.
             log.warning("event=extra_open_loop_user action=idle")
-            gevent.sleep(1e9)
-            return
+            while True:  # idle, and as quick to stop as the scheduler
+                self.wait()
+                gevent.sleep(CONTROL_POLL_S)
         _schedulers_running += 1
         try:
             _Scheduler(self).run()
@@ -98,6 +99,10 @@ class _Scheduler:
         recorder.ready()
         try:
             while True:
+                # Locust's graceful stop (--stop-timeout) ends a task only where it waits;
+                # the scheduler's task never ends on its own, so without this every session's
+                # stop sat out the whole timeout (1 s a trial) before Locust killed it.
+                self.user.wait()
                 self._tick()
         finally:
             self.group.kill(block=False)

@@ -113,6 +113,7 @@ def test_rate_and_ceiling_split_across_two_processes(tmp_path: Path) -> None:
     assert result.in_flight_limit_hit and result.in_flight_max <= 64 and held <= 64
     assert "in-flight ceiling 64 reached" in result.offered_detail
     assert locust_processes(tmp_path) == []
+    assert "Not all users finished" not in (tmp_path / "locust.log").read_text()
 
 
 def process_counts(rate: float, index: int, intervals: int) -> list[int]:
@@ -150,6 +151,9 @@ def test_steps_at_two_rates_share_one_locust_session(tmp_path: Path) -> None:
     assert high.samples[0].t_s > low.samples[-1].t_s
     log = (tmp_path / "locust.log").read_text()
     assert log.count("Starting Locust") == 1
+    # The scheduler ends at Locust's graceful stop instead of sitting out --stop-timeout
+    # (a second of every trial) until Locust kills it.
+    assert "Shutting down" in log and "Not all users finished" not in log
 
 
 def test_interrupt_in_a_step_kills_locust(tmp_path: Path) -> None:
