@@ -241,6 +241,11 @@ def replay(args: argparse.Namespace) -> dict:
         # two searches of one point differ by about this (log sd): what the surface can rank
         "repeat_cv": None if (cv := surface.repeat_cv()) is None else round(cv, 4),
         "noise_floor": round(surface.noise_floor(), 4),
+        # how often a search's 95% interval holds another search of its point (~0.83 if the
+        # intervals held all of the noise)
+        "interval_holds_repeat": (
+            None if (held := surface.interval_holds_repeat()) is None else round(held, 3)
+        ),
     }
     return results
 

@@ -105,6 +105,12 @@ def report_lines(results: dict) -> list[str]:
             f"so the best may lie {surface['noise_floor']:.1%} below its mean: 'within the "
             "noise' counts from there (or 5%, if wider)"
         )
+    if surface.get("interval_holds_repeat") is not None:
+        lines.append(
+            f"the surface: a search's 95% interval holds another search of its point in "
+            f"{surface['interval_holds_repeat']:.0%} of pairs (about 83% if the intervals held "
+            "all of the noise)"
+        )
     for name, why in results.get("skipped", {}).items():
         lines.append(f"{name:17} skipped: {why}")
     return lines

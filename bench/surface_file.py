@@ -104,6 +104,22 @@ class Surface:
                 dof += len(logs) - 1
         return math.sqrt(squares / dof) if dof else None
 
+    def interval_holds_repeat(self) -> float | None:
+        """How often one search's 95% interval holds the capacity another search of the same
+        point measured (open above counts as infinite; a search without an interval is left
+        out); None with no such pair. If the intervals held all of the noise, about 83% would:
+        two equally precise estimates differ by sqrt(2) of their own spread. Far below that,
+        something the interval does not see moves the capacity from search to search."""
+        held = []
+        for key in self.points:
+            rows = [r for r in self.measured(key) if r.capacity_rps > 0]
+            for a in rows:
+                if a.ci_low is None:
+                    continue
+                high = math.inf if a.ci_high is None else a.ci_high
+                held += [a.ci_low <= b.capacity_rps <= high for b in rows if b is not a]
+        return sum(held) / len(held) if held else None
+
     def noise_floor(self) -> float:
         """How far below its mean the best point's capacity may lie: 1.96 standard errors of
         the mean of its repeats (the lower side of a 95% interval); 0 without repeats. A

@@ -37,3 +37,10 @@ def test_within_the_noise_is_counted_beside_within_5pct() -> None:
         {"samplers": {"tpe": figures}, "surface": {"repeat_cv": 0.09, "noise_floor": 0.117}}
     )
     assert "reached in 1/2" in lines[1] and "9.0%" in lines[-1] and "11.7%" in lines[-1]
+
+
+def test_the_report_says_how_often_a_searchs_interval_holds_its_repeat() -> None:
+    surface = {"repeat_cv": 0.09, "noise_floor": 0.117, "interval_holds_repeat": 0.745}
+    lines = report_lines({"samplers": {}, "surface": surface})
+    assert "holds another search of its point in 74% of pairs" in lines[-1]
+    assert not any("holds" in line for line in report_lines({"samplers": {}, "surface": {}}))

@@ -125,3 +125,19 @@ def test_the_surface_says_how_far_two_searches_of_a_point_differ(tmp_path) -> No
     assert surface.noise_floor() == pytest.approx(expected)
     one_round = Surface(surface.params, {k: v[:1] for k, v in surface.points.items()})
     assert one_round.repeat_cv() is None and one_round.noise_floor() == 0.0
+
+
+def test_the_surface_says_how_often_a_searchs_interval_holds_the_other_search(tmp_path) -> None:
+    """Point 8: each interval holds the other's capacity; point 32: only the open-above one
+    does; point 128's second search has no interval and counts only as the one measured."""
+    path = tmp_path / "intervals.csv"
+    path.write_text(
+        f"# space: x\n{HEADER}\n"
+        "8,500,450,550,0,40,0\n8,520,470,570,1,40,0\n"
+        "32,900,850,950,0,40,0\n32,1000,900,,1,40,0\n"
+        "128,700,600,800,0,40,0\n128,650,,,1,40,0\n"
+    )
+    surface = read_surface(path)
+    assert surface.interval_holds_repeat() == pytest.approx(4 / 5)
+    one_round = Surface(surface.params, {k: v[:1] for k, v in surface.points.items()})
+    assert one_round.interval_holds_repeat() is None
