@@ -61,7 +61,8 @@ def run_trial(
         may_prune=reference is None,
         on_step=lambda p: trial.report(p.result.goodput_rps, step=p.step),
     )
-    for key, value in capacity_attrs(outcome, "p95").items():
+    attrs = capacity_attrs(outcome, "p95")
+    for key, value in attrs.items():
         trial.set_user_attr(key, value)
     if outcome.pruned_because:
         trial.set_user_attr("pruned_because", outcome.pruned_because)
@@ -70,7 +71,7 @@ def run_trial(
         values = constraints(outcome, "p95", 20.0, 0.01)
         record_constraints(trial, values)
         trial.set_user_attr("feasible", all(v <= 0 for v in values))
-        study.tell(trial, outcome.capacity_rps)
+        study.tell(trial, attrs["capacity_rps"])  # rounded, as the tuner's objective tells it
     return study.trials[trial.number]
 
 
