@@ -11,8 +11,9 @@ load steps as possible.
    stall of the machine must not discard a configuration that ties the incumbent. Reference
    trials are never pruned: their capacities are the study's yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (by its square after a decided pass
-   under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`; while they fail and
-   nothing has passed, it shrinks by `growth` (down to `min_rps`).
+   under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`, but from a pass below
+   the incumbent to at most PAST_INCUMBENT above it; while they fail and nothing has passed, it
+   shrinks by `growth` (down to `min_rps`).
 3. Bisect. With `precision` (the config always sets it): the capacity's 95% interval
    (interval.py: bounded by decided verdicts) at the geometric mean of its widest stretch
    between measured rates, until its relative half-width is within `precision` (or nothing
@@ -58,6 +59,13 @@ UNDECIDED = "undecided_at_the_knee"
 # incumbent, failed there and at 1232 req/s and had no time left for 616).
 NO_PASS_BUDGET = 2.0
 FAR_BELOW_SLO = 0.25  # a pass this far under the SLO: bracket by growth squared
+# Growing from a pass below the incumbent, the next step goes at most this far past the
+# incumbent: a configuration that passes near the best capacity so far most likely has its
+# knee near it too, and a step at growth x that rate overloads it deeply (p95 0.5-1 s at
+# 761-803 req/s for a capacity of ~410, bench/RESULTS.md), whose backlog raised the p95 of the
+# steps after it by ~20% in bench/fixed_rate.py. One step past it costs no more than the
+# overload step did; a configuration that passes there too grows by `growth` again.
+PAST_INCUMBENT = 0.2
 
 
 @dataclass(frozen=True)
@@ -168,6 +176,7 @@ def search(
     outcome = SearchOutcome()
     probing_incumbent = incumbent_rps is not None and incumbent_rps > 0
     first = incumbent_rps / (1 + s.resolution) if probing_incumbent else start_rps
+    past_incumbent = incumbent_rps * (1 + PAST_INCUMBENT) if probing_incumbent else None
     rate: float | None = _clamp(first, s)
 
     def run(target: float) -> CurvePoint:
@@ -199,7 +208,7 @@ def search(
             )
             outcome.stop_reason, outcome.stop_detail = PRUNED, outcome.pruned_because
             break
-        rate, stop = _next_rate(outcome.points, s, criteria)
+        rate, stop = _next_rate(outcome.points, s, criteria, past_incumbent)
         if rate is None:
             outcome.stop_reason, outcome.stop_detail = stop
     if not outcome.pruned_because:
@@ -251,9 +260,13 @@ def bound_reached(
 
 
 def _next_rate(
-    points: list[CurvePoint], s: SearchSettings, criteria: StepCriteria
+    points: list[CurvePoint],
+    s: SearchSettings,
+    criteria: StepCriteria,
+    past_incumbent: float | None = None,
 ) -> tuple[float | None, tuple[str, str]]:
-    """The next rate to measure, or None and why the search is over."""
+    """The next rate to measure, or None and why the search is over; a climb from below
+    `past_incumbent` stops there first."""
     passed = [p.result.target_rps for p in points if p.verdict.passed]
     lo = max(passed, default=None)
     failed_above = [
@@ -269,7 +282,10 @@ def _next_rate(
                 AT_MAX,
                 f"passed at load.max_rps = {s.max_rps:g} req/s: capacity is at least that",
             )
-        return min(lo * _growth(points, lo, s, criteria), s.max_rps), ("", "")
+        grown = lo * _growth(points, lo, s, criteria)
+        if past_incumbent is not None and lo < past_incumbent:
+            grown = min(grown, past_incumbent)
+        return min(grown, s.max_rps), ("", "")
     if lo is None:  # nothing passed yet: shrink
         if hi <= s.min_rps * (1 + 1e-9):
             return None, (BELOW_MIN, f"failed at load.min_rps = {s.min_rps:g} req/s")

@@ -15,6 +15,7 @@ from tuner.capacity.search import (
     AT_MAX,
     BELOW_MIN,
     MAX_STEPS,
+    PAST_INCUMBENT,
     PRUNED,
     RESOLVED,
     TIME_BUDGET,
@@ -113,9 +114,19 @@ def test_a_config_within_noise_of_the_incumbent_is_not_pruned() -> None:
 def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
     target = FakeTarget(capacity=800.0)  # SLO holds up to 600
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
-    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(840.0)]
+    # past the incumbent by PAST_INCUMBENT first (it passes: 529 < 600), then by growth
+    assert target.asked[:3] == [pytest.approx(420.0), pytest.approx(529.2), pytest.approx(1058.4)]
     assert outcome.pruned_because is None
     assert 600 / 1.05 <= outcome.capacity_rps <= 600
+
+
+def test_a_config_near_the_incumbent_is_not_overloaded_past_it() -> None:
+    target = FakeTarget(capacity=640.0)  # SLO holds up to 480: 9% past the incumbent
+    outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(441.0 * (1 + PAST_INCUMBENT))]
+    assert max(target.asked) <= 441.0 * (1 + PAST_INCUMBENT) + 1e-9  # never at growth x 420
+    assert outcome.stop_reason == RESOLVED
+    assert 480 / 1.05 <= outcome.capacity_rps <= 480
 
 
 def test_a_reference_trial_is_never_pruned_at_the_incumbent() -> None:
@@ -276,7 +287,7 @@ class FirstStepMisses(FakeTarget):
 def test_a_probe_that_only_just_misses_is_measured_again_before_pruning() -> None:
     target = FirstStepMisses(capacity=800.0, first_p95_ms=25.0)  # 1.25x the SLO, then fine
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
-    assert target.asked[:3] == [pytest.approx(420.0)] * 2 + [pytest.approx(840.0)]
+    assert target.asked[:3] == [pytest.approx(420.0)] * 2 + [pytest.approx(529.2)]
     assert [p.verdict.passed for p in outcome.points[:2]] == [False, True]
     assert outcome.pruned_because is None and outcome.non_monotone is None
     assert 600 / 1.05 <= outcome.capacity_rps <= 600
