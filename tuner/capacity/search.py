@@ -283,8 +283,8 @@ def _next_rate(
                 f"passed at load.max_rps = {s.max_rps:g} req/s: capacity is at least that",
             )
         grown = lo * _growth(points, lo, s, criteria)
-        if past_incumbent is not None and lo < past_incumbent:
-            grown = min(grown, past_incumbent)
+        if past_incumbent is not None and lo * (1 + s.resolution) < past_incumbent:
+            grown = min(grown, past_incumbent)  # never a step smaller than the resolution
         return min(grown, s.max_rps), ("", "")
     if lo is None:  # nothing passed yet: shrink
         if hi <= s.min_rps * (1 + 1e-9):

@@ -129,6 +129,14 @@ def test_a_config_near_the_incumbent_is_not_overloaded_past_it() -> None:
     assert 480 / 1.05 <= outcome.capacity_rps <= 480
 
 
+def test_a_climb_just_below_the_cap_is_not_held_to_a_tiny_step() -> None:
+    # growth 1.1 from the probe: 420, 462, 508.2; the cap (529.2) is then within the
+    # resolution of the pass, so the climb goes on by growth, to 559.0
+    target = FakeTarget(capacity=2000.0)
+    search(target, settings(growth=1.1), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert [round(r, 1) for r in target.asked[:4]] == [420.0, 462.0, 508.2, 559.0]
+
+
 def test_a_reference_trial_is_never_pruned_at_the_incumbent() -> None:
     target = FakeTarget(capacity=500.0)
     outcome = search(
