@@ -72,6 +72,10 @@ class Surface:
         """The point's rows that measured a capacity (a pruned search did not)."""
         return [r for r in self.points.get(key, []) if not r.pruned]
 
+    def feasible(self, key: Key) -> list[Row]:
+        """The point's measured rows that found a capacity (an infeasible search reads 0)."""
+        return [r for r in self.measured(key) if r.capacity_rps > 0]
+
     def capacity(self, key: Key) -> float:
         """The point's true capacity: the mean of its measured repeats (0 = infeasible)."""
         rows = self.measured(key)
@@ -97,7 +101,7 @@ class Surface:
         the noise of their means are not told apart by it."""
         squares, dof = 0.0, 0
         for key in self.points:
-            logs = [math.log(r.capacity_rps) for r in self.measured(key) if r.capacity_rps > 0]
+            logs = [math.log(r.capacity_rps) for r in self.feasible(key)]
             if len(logs) > 1:
                 mean = statistics.fmean(logs)
                 squares += sum((v - mean) ** 2 for v in logs)
@@ -112,7 +116,7 @@ class Surface:
         something the interval does not see moves the capacity from search to search."""
         held = []
         for key in self.points:
-            rows = [r for r in self.measured(key) if r.capacity_rps > 0]
+            rows = self.feasible(key)
             for a in rows:
                 if a.ci_low is None:
                     continue
@@ -219,10 +223,9 @@ def rounds_scaled(surface: Surface) -> Surface:
     in both, of its capacity over round 0's (geometric: a sitting scales capacities). A round
     sharing fewer than MIN_SHARED measured points with round 0 keeps a factor of 1."""
     by_round: dict[int, dict[Key, float]] = {}
-    for key, rows in surface.points.items():
-        for row in rows:
-            if not row.pruned and row.capacity_rps > 0:
-                by_round.setdefault(row.repeat, {})[key] = row.capacity_rps
+    for key in surface.points:
+        for row in surface.feasible(key):
+            by_round.setdefault(row.repeat, {})[key] = row.capacity_rps
     first = by_round.get(0, {})
     factors = {0: 1.0}
     for number, capacities in sorted(by_round.items()):
