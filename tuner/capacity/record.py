@@ -112,6 +112,8 @@ def ci_text(attrs: dict[str, Any]) -> str:
     if not ci:
         return ""
     low, high = ci
+    if high is None and low <= 0:  # no decided verdict on either side of the capacity
+        return " (95% CI open at both ends: no step was decided)"
     if high is None:
         return f" (95% CI >= {low:.0f}, open above)"
     if low <= 0:  # no step at or below the capacity passed with its interval under the SLO

@@ -183,3 +183,19 @@ def test_an_interval_with_no_decided_pass_says_it_is_open_below(study: optuna.St
     assert trial_rows(study)[0][3] == "786.0 [?-849]"
     attrs["capacity_ci_rps"] = [780.0, 849.14]
     assert ci_text(attrs) == " (95% CI 780-849, +-54.0%)"
+
+
+def test_an_interval_open_at_both_ends_prints_no_bound(study: optuna.Study) -> None:
+    """No decided pass and no decided failure (TF Serving's start once, on a slow host: its
+    passes undecided, its search ended on the budget): neither end is a bound, so no number is
+    printed as one ("95% CI >= 0" said nothing true)."""
+    attrs = {"rps": 170.6, "capacity_rps": 170.6, "capacity_ci_rps": [0.0, None]}
+    assert ci_text(attrs) == " (95% CI open at both ends: no step was decided)"
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"max_batch_size": 8}, distributions=DIST, value=170.6, user_attrs=attrs
+        )
+    )
+    assert trial_rows(study)[0][3] == "170.6 [?-]"
+    attrs["capacity_ci_rps"] = [150.0, None]
+    assert ci_text(attrs) == " (95% CI >= 150, open above)"
