@@ -61,6 +61,15 @@ def reference_points(
     ]
 
 
+def planned_searches(config: TunerConfig) -> int:
+    """How many runs the confirmation pass will measure after the trials, at most: every
+    finalist and both references, once per round (fewer when a finalist is a reference)."""
+    if not config.confirm.top_k:
+        return 0
+    references = 2 if config.confirm.references else 0
+    return (config.confirm.top_k + references) * config.confirm.repeats
+
+
 def confirm(
     study: optuna.Study,
     config: TunerConfig,

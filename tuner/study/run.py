@@ -56,7 +56,7 @@ from tuner.storage import (
     open_storage,
     safe_url,
 )
-from tuner.study.confirm import confirm
+from tuner.study.confirm import confirm, planned_searches
 from tuner.study.objective import Objective
 from tuner.study.progress import RunProgress, trial_line
 from tuner.study.samplers import make_sampler
@@ -463,7 +463,7 @@ def _run(
             )
             # Always: with nothing left, it returns at once, unless a trial of another tuner
             # still runs (it may die and leave its trial to this one).
-            progress = RunProgress(max(remaining, 1))
+            progress = RunProgress(max(remaining, 1), planned_searches(config))
 
             def after(s: optuna.Study, t: optuna.trial.FrozenTrial) -> None:
                 line = progress.after_trial(counted_trials(s) - done)

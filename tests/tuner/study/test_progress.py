@@ -1,7 +1,10 @@
-"""The run's progress marker: trials done, and the time left from the mean trial so far."""
+"""The run's progress marker: trials done, and the time left from the mean trial so far,
+the confirmation pass's searches included."""
 
 from __future__ import annotations
 
+from tuner.config import load_config
+from tuner.study.confirm import planned_searches
 from tuner.study.progress import RunProgress
 
 
@@ -36,3 +39,23 @@ def test_long_runs_are_told_in_minutes_and_hours() -> None:
     short = RunProgress(4, clock=clock)
     clock.now += 100
     assert short.after_trial() == "[1/4, ~5 min left]"
+
+
+def test_the_confirmation_pass_counts_in_the_time_left() -> None:
+    clock = Clock()
+    progress = RunProgress(3, after_runs=4, clock=clock)
+    clock.now += 30
+    assert progress.after_trial() == "[1/3, ~3 min left, confirmation included]"  # 6 runs
+    clock.now += 30
+    assert progress.after_trial() == "[2/3, ~2 min left, confirmation included]"
+    clock.now += 30
+    assert progress.after_trial() == "[3/3, ~2 min of confirmation left]"  # 4 x 30 s
+
+
+def test_the_confirmation_pass_plans_every_finalist_and_reference_per_round() -> None:
+    def planned(**confirm: object) -> int:
+        return planned_searches(load_config(None, {"confirm": confirm}))
+
+    assert planned(top_k=2, repeats=1, references=True) == 4  # the demo's
+    assert planned(top_k=3, repeats=2, references=False) == 6
+    assert planned(top_k=0, repeats=2, references=True) == 0  # no confirmation pass
