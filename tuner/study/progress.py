@@ -102,7 +102,8 @@ class RunProgress:
     confirmation pass's `after_runs` searches, each about as long as a trial (without them, the
     last trial's "~43 s left" was followed by minutes of confirmation). With other tuners on
     the study, `done` is the study's trials finished since this run started (theirs included),
-    so the rate is the whole study's."""
+    so the rate is the whole study's; the confirmation is counted by each of them, though only
+    the one that claims it runs it."""
 
     def __init__(
         self, total: int, after_runs: int = 0, clock: Callable[[], float] = time.monotonic
