@@ -59,7 +59,9 @@ def capacity_interval(
         if p.verdict.passed and p.verdict.decided:
             low = p.result.target_rps
     above = [p for p in ordered if p.result.target_rps > rate]
-    high = next((p.result.target_rps for p in above if p.verdict.decided), None)
+    high = next(
+        (p.result.target_rps for p in above if p.verdict.decided and not p.verdict.passed), None
+    )
     first_fail = above[0] if above else None
     estimate = _interpolate(best, first_fail, criteria)
     estimate = max(low, estimate if high is None else min(estimate, high))

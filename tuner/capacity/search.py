@@ -25,12 +25,12 @@ load steps as possible.
    stall of the machine can fail it; a rate measured twice counts by its latest step).
 
 Capacity is where the SLO is crossed above the highest passing step *with every tested
-step below it passing* (interval.py interpolates it; `capacity_step_rps` keeps that step's
-goodput): a configuration that passes at a high rate but fails at a lower one does not serve
-traffic within the SLO, and the search says so (`non_monotone`) instead of hiding it. Every
-search is bounded by `max_steps` and by `max_trial_s` (a step is not started when the time
-left is shorter than a step has taken so far); until a step passes, by NO_PASS_BUDGET times
-`max_trial_s`.
+step below it passing* (an undecided failure below a decided pass excepted; interval.py
+interpolates it; `capacity_step_rps` keeps that step's goodput): a configuration that passes
+at a high rate but fails at a lower one does not serve traffic within the SLO, and the search
+says so (`non_monotone`) instead of hiding it. Every search is bounded by `max_steps` and by
+`max_trial_s` (a step is not started when the time left is shorter than a step has taken so
+far); until a step passes, by NO_PASS_BUDGET times `max_trial_s`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tuner.capacity.interval import CapacityInterval, capacity_interval, next_gap
+from tuner.capacity.interval import (
+    CapacityInterval,
+    capacity_interval,
+    latest_by_rate,
+    next_gap,
+)
 from tuner.capacity.step import CurvePoint, StepCriteria, StepResult, judge
 
 # Why the search stopped: one slug each, and the sentence built in `SearchOutcome.stop_text`.
@@ -130,17 +135,22 @@ class SearchOutcome:
 
 def capacity_point(points: list[CurvePoint]) -> tuple[CurvePoint | None, str | None]:
     """The highest passing step with every tested rate below it passing, and the sentence
-    describing a pass above a failure (None when the curve is monotone)."""
-    # A rate measured twice (the low-rate check's retry) counts by its latest step.
-    latest = {p.result.target_rps: p for p in sorted(points, key=lambda p: p.step)}
-    ordered = sorted(latest.values(), key=lambda p: p.result.target_rps)
+    describing a pass above a failure (None when the curve is monotone).
+
+    An undecided failure (its latency interval holds the SLO, nothing else failed) below a
+    decided pass does not count: latency grows with the rate, so the decided pass above says
+    the lower rate passes too, and the window that read it over the SLO was noise. Counted,
+    it held a search's capacity under a rate it had passed (225 req/s undecided at p95 43.8 ms
+    against a decided pass at 248 req/s, p95 28.7 ms, bench/RESULTS.md)."""
+    ordered = latest_by_rate(points)  # a rate measured twice counts by its latest step
     best = None
     first_fail = None
-    for point in ordered:
-        if not point.verdict.passed:
+    for i, point in enumerate(ordered):
+        if not point.verdict.passed and not _outweighed(point, ordered[i + 1 :]):
             first_fail = point
             break
-        best = point
+        if point.verdict.passed:
+            best = point
     note = None
     if first_fail is not None:
         above = [
@@ -156,6 +166,13 @@ def capacity_point(points: list[CurvePoint]) -> tuple[CurvePoint | None, str | N
                 "capacity counts only up to the failing rate"
             )
     return best, note
+
+
+def _outweighed(failure: CurvePoint, higher: list[CurvePoint]) -> bool:
+    """An undecided failure with a decided pass at a higher rate."""
+    return not failure.verdict.decided and any(
+        p.verdict.passed and p.verdict.decided for p in higher
+    )
 
 
 def search(
