@@ -12,7 +12,10 @@ path the search took to it.
   how it ended. The ramp is drained like any step before the first one.
 - Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
   latency criterion; a window whose interval holds the SLO is measured longer, up to
-  `max_extra_s`, before its verdict is taken as it stands (flagged undecided).
+  `max_extra_s`, before its verdict is taken as it stands (flagged undecided). Extensions
+  that decided nothing were a quarter of all step seconds on a slow host (bench/RESULTS.md),
+  so a window whose percentile is clear of the SLO is not extended when the extra time could
+  not decide it (`_futile`).
 - Its own: a step that fails with a pause of the bench in its window (a collection in the
   service, say) longer than PAUSE_SHARE of the SLO is drained and measured once more, and the
   pause is recorded beside it; but only when the pause could have made the difference
@@ -40,11 +43,13 @@ from tuner.capacity.ramp import RampRecord, ramp_up
 from tuner.capacity.step import StepCriteria, StepResult, Verdict, judge
 from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
+from tuner.load.percentile_ci import requests_to_decide
 from tuner.load.window import WindowFigures
 from tuner.measure.fixed_load import Measurer
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
 PAUSE_SHARE = 0.25  # a pause this long against the SLO makes a failed window worth another look
+CLEAR_OF_SLO = 0.8  # a percentile under 0.8x the SLO, or over it / 0.8, is clear of it
 DRAIN_SLACK_S = 2.0  # beyond the request timeout, for the last answers to be reported
 
 
@@ -139,6 +144,8 @@ class StepRunner:
             holds = (low is None or low <= c.slo_ms) and (high is None or high > c.slo_ms)
             if not holds:
                 return 0
+            if _futile(figures, c, budget["left"] * self.profile.interval_s):
+                return 0
             extra = min(budget["left"], self.profile.measure_intervals)
             budget["left"] -= extra
             if early is not None:
@@ -224,6 +231,24 @@ class StepRunner:
         if self.pauses is None or window is None:
             return []
         return self.pauses.overlapping(*window)
+
+
+def _futile(figures: WindowFigures, c: StepCriteria, extra_s: float) -> bool:
+    """Is a longer window worth nothing here? When the SLO percentile is far from the SLO (its
+    point estimate judges the step the same whatever more requests say) and, projected from
+    the window's share of requests on each side of the SLO and its variance inflation, the
+    rest of the extra time could not decide it either. Near the SLO a longer window still
+    sharpens the point estimate an undecided verdict is judged by, so it is measured longer."""
+    ci = figures.intervals.get(c.percentile)
+    point = getattr(figures, f"{c.percentile}_ms")
+    if ci is None or point is None or figures.duration_s <= 0:
+        return False
+    if CLEAR_OF_SLO * c.slo_ms <= point <= c.slo_ms / CLEAR_OF_SLO:
+        return False
+    percent = float(c.percentile.removeprefix("p"))
+    needed = requests_to_decide(figures.latencies_ms, percent, c.slo_ms, ci.inflation)
+    reachable = len(figures.latencies_ms) * (figures.duration_s + extra_s) / figures.duration_s
+    return needed > reachable
 
 
 def _rounded(longest: dict[str, float]) -> dict[str, float]:

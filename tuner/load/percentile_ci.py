@@ -18,6 +18,7 @@ of 5, 10 and 20; an autocorrelation-sum estimate did no better.
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -78,3 +79,26 @@ def percentile_interval(
         high=ordered[high_rank - 1] if high_rank <= n else None,
         inflation=round(vif, 2),
     )
+
+
+def requests_to_decide(
+    sorted_ms: Sequence[float], percent: float, threshold: float, vif: float
+) -> float:
+    """How many requests a window like this one (the same share of them on each side of
+    `threshold`, the same variance inflation) needs before `percentile_interval` lies wholly
+    on one side of it; inf when the percentile sits at the threshold itself.
+
+    The interval lies below the threshold once the requests under it outnumber n*p by the
+    interval's spread, t * sqrt(n*p*(1-p)*vif), i.e. for n >= (t * sqrt(p*(1-p)*vif) / gap)^2
+    with gap the share under it less p (and the same above, for a failure)."""
+    n = len(sorted_ms)
+    if n == 0:
+        return math.inf
+    p = percent / 100.0
+    below = bisect.bisect_left(sorted_ms, threshold) / n
+    at_or_below = bisect.bisect_right(sorted_ms, threshold) / n
+    gap = below - p if below > p else p - at_or_below
+    if gap <= 0:
+        return math.inf
+    quantile = max(Z95, T95_BATCHES)
+    return (quantile * math.sqrt(p * (1 - p) * max(1.0, vif)) / gap) ** 2

@@ -143,6 +143,7 @@ class WindowFigures:
     in_flight_max: int | None = None
     # p50/p95/p99 -> its 95% confidence interval (percentile_ci.py)
     intervals: dict[str, PercentileInterval] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list, repr=False)  # sorted
 
 
 def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> WindowFigures:
@@ -185,6 +186,7 @@ def window_figures(intervals: Iterable[IntervalData], interval_s: float) -> Wind
         late=late,
         in_flight_max=in_flight,
         intervals=cis,
+        latencies_ms=latencies,
     )
 
 

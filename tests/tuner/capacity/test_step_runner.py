@@ -1,7 +1,8 @@
 """StepRunner's bookkeeping around a step, against a scripted generator (the real generator
 and stubs are in test_path_independence.py): a drain that does not finish fails the step
 unmeasured; a failing window hit by a pause of the bench is measured once more; the ramp
-comes only before the first step."""
+comes only before the first step; an undecided window is measured longer only when that
+could decide it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from tuner.capacity.step import StepCriteria, StepResult, judge
 from tuner.capacity.step_runner import StepRunner
 from tuner.load import LoadProfile, LoadResult
 from tuner.load.generator import Drain
+from tuner.load.window import IntervalData, WindowFigures, window_figures
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=40.0, max_error_rate=0.01, min_goodput_ratio=0.95)
 PROFILE = LoadProfile(arrival="poisson", warmup_s=1.0, measure_s=3.0, interval_s=1.0)
@@ -124,3 +126,67 @@ def test_an_event_loop_lagging_behind_its_load_is_no_reason_for_a_second_window(
 def test_a_failure_with_no_pause_counts() -> None:
     step = measured(Scripted([120.0, 15.0]), None)
     assert step.p95_ms == 120.0 and step.remeasured_because is None
+
+
+def window(latencies: list[float]) -> WindowFigures:
+    """A 3-s window of these latencies, in completion order, a third in each interval."""
+    third = len(latencies) // 3
+    return window_figures(
+        [
+            IntervalData(
+                index=i, requests=third, latencies_ms=latencies[i * third : (i + 1) * third]
+            )
+            for i in range(3)
+        ],
+        interval_s=1.0,
+    )
+
+
+@dataclass
+class Extending(Scripted):
+    """Hands the window `figures` to the runner's extension hook and keeps its answer."""
+
+    figures: WindowFigures | None = None
+    extra: list[int] = field(default_factory=list)
+
+    def step(self, rate, on_interval=None, *, extend=None, **kwargs):
+        if extend is not None and self.figures is not None:
+            self.extra.append(extend(self.figures))
+        return super().step(rate, on_interval, **kwargs)
+
+
+def extension_asked(figures: WindowFigures) -> int:
+    gen = Extending(p95s=[30.0], figures=figures)
+    StepRunner(gen, PROFILE, criteria=CRITERIA, ramp=False, max_extra_s=6.0)(300.0)
+    return gen.extra[0]
+
+
+def test_an_undecided_window_far_under_the_slo_is_measured_longer() -> None:
+    # 900 requests at 20 ms but for 45 at 25 ms, bunched in three of the five fifths: the
+    # p95's interval is open above (the bunching widens it), and 9 s would decide it
+    latencies = [20.0] * 900
+    for i in (*range(0, 18), *range(180, 198), *range(720, 729)):
+        latencies[i] = 25.0
+    figures = window(latencies)
+    assert figures.intervals["p95"].high is None
+    assert extension_asked(figures) == 3
+
+
+def test_an_undecided_window_clear_of_the_slo_is_not_measured_longer_for_nothing() -> None:
+    # the same 45 slow requests all in the first fifth: bunched so tightly that even 9 s of
+    # such a window would leave the interval open above, and 20 ms is clear of the SLO anyway
+    latencies = [25.0 if i < 45 else 20.0 for i in range(900)]
+    figures = window(latencies)
+    assert figures.intervals["p95"].high is None
+    assert extension_asked(figures) == 0
+
+
+def test_an_undecided_window_near_the_slo_is_measured_longer_for_its_point_estimate() -> None:
+    # p95 38 ms, 4.4% of the requests over the SLO, evenly spread: no affordable window
+    # decides it, but its verdict is the point estimate's, which a longer window sharpens
+    slow = {**{k * 10 + 9: 41.0 for k in range(8)}, **{k * 10 + 9: 38.0 for k in range(8, 18)}}
+    latencies = [slow.get(i % 180, 20.0) for i in range(900)]  # the same in every fifth
+    figures = window(latencies)
+    ci = figures.intervals["p95"]
+    assert figures.p95_ms == 38.0 and ci.low <= 40.0 < ci.high
+    assert extension_asked(figures) == 3

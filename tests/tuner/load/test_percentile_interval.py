@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.tuner.capacity.queue_model import sojourns_s
-from tuner.load.percentile_ci import percentile_interval
+from tuner.load.percentile_ci import percentile_interval, requests_to_decide
 
 WINDOWS = 300
 
@@ -52,3 +52,31 @@ def test_the_widening_follows_the_correlation() -> None:
 def test_too_few_requests_leave_the_interval_open() -> None:
     ci = percentile_interval([1.0, 2.0, 3.0, 4.0, 5.0], 95.0)
     assert ci.high is None and percentile_interval([], 95.0) is None
+
+
+def even_window(n: int, slow_ms: float = 35.0) -> list[float]:
+    """One request in twenty at `slow_ms`, the rest at 20 ms, evenly spread: 5% above 20 ms
+    in every batch, so no variance inflation."""
+    return [slow_ms if i % 20 == 19 else 20.0 for i in range(n)]
+
+
+def test_requests_to_decide_agrees_with_when_the_interval_decides() -> None:
+    needed = requests_to_decide(sorted(even_window(100)), 95.0, 40.0, vif=1.0)
+    # all under the SLO: n * 5% must outgrow t * sqrt(n * 0.95 * 0.05), t = 2.776
+    assert needed == pytest.approx((2.776445 * (0.95 * 0.05) ** 0.5 / 0.05) ** 2)
+    short = percentile_interval(even_window(int(needed / 2)), 95.0)
+    long = percentile_interval(even_window(int(needed * 2)), 95.0)
+    assert short is not None and short.high is None  # open above: too few requests
+    assert long is not None and long.high is not None and long.high < 40.0
+
+
+def test_requests_to_decide_grows_with_the_inflation_and_near_the_threshold() -> None:
+    window = sorted(even_window(1000))
+    far = requests_to_decide(window, 95.0, 40.0, vif=1.0)
+    assert requests_to_decide(window, 95.0, 40.0, vif=12.0) == pytest.approx(12 * far)
+    # at 30 ms exactly 95% of the requests lie under the threshold: the percentile sits at
+    # it, and no window of any length decides
+    assert requests_to_decide(window, 95.0, 30.0, vif=1.0) == float("inf")
+    over = sorted([50.0 if i % 10 == 9 else 20.0 for i in range(1000)])  # 10% over 40 ms
+    assert requests_to_decide(over, 95.0, 40.0, vif=1.0) == pytest.approx(far)
+    assert requests_to_decide([], 95.0, 40.0, vif=1.0) == float("inf")
