@@ -48,6 +48,10 @@ class StepResult:
     # the SLO percentile's 95% interval from the window's requests; None bound = unbounded
     latency_ci_ms: list[float | None] | None = None
     extended_s: float = 0.0  # measured longer than the window because the verdict was open
+    # the window's requests at or under the SLO, and the variance inflation of the SLO
+    # percentile's interval: what pools steps into one verdict (percentile_ci.pooled_pass)
+    within_slo: int | None = None
+    latency_inflation: float | None = None
     # per process (service, model_server, load_generator, tuner): its longest pause in the window
     pause_max_ms: dict[str, float] = field(default_factory=dict)
     # the same for the pauses that stop a process whatever its load (collections, the host's
@@ -73,6 +77,11 @@ class StepCriteria:
     slo_ms: float
     max_error_rate: float
     min_goodput_ratio: float  # goodput / offered, and offered / target, at least this
+
+    @property
+    def percent(self) -> float:
+        """The SLO percentile as a number: 95.0 for "p95"."""
+        return float(self.percentile.removeprefix("p"))
 
 
 @dataclass(frozen=True)

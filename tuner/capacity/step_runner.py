@@ -33,6 +33,7 @@ that can no longer pass ends early (window_early_end.py).
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import time
 from collections.abc import Callable
@@ -223,6 +224,14 @@ class StepRunner:
                 result.percentile_ci_ms.get(self.criteria.percentile) if self.criteria else None
             ),
             extended_s=max(0.0, round(result.duration_s - measure_s, 3)),
+            within_slo=(
+                bisect.bisect_right(result.latencies_ms, self.criteria.slo_ms)
+                if self.criteria and result.latencies_ms
+                else None
+            ),
+            latency_inflation=(
+                result.percentile_inflation.get(self.criteria.percentile) if self.criteria else None
+            ),
             pause_max_ms=_rounded(longest_by_process(pauses)),
             stall_max_ms=_rounded(longest_by_process(p for p in pauses if is_stall(p))),
         )
@@ -245,8 +254,7 @@ def _futile(figures: WindowFigures, c: StepCriteria, extra_s: float) -> bool:
         return False
     if CLEAR_OF_SLO * c.slo_ms <= point <= c.slo_ms / CLEAR_OF_SLO:
         return False
-    percent = float(c.percentile.removeprefix("p"))
-    needed = requests_to_decide(figures.latencies_ms, percent, c.slo_ms, ci.inflation)
+    needed = requests_to_decide(figures.latencies_ms, c.percent, c.slo_ms, ci.inflation)
     reachable = len(figures.latencies_ms) * (figures.duration_s + extra_s) / figures.duration_s
     return needed > reachable
 

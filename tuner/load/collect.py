@@ -216,6 +216,8 @@ class WindowCollector:
             in_flight_limit_hit=bool(limit_hit),
             offered_detail=offered_detail,
             percentile_ci_ms={k: ci.as_list() for k, ci in figures.intervals.items()},
+            percentile_inflation={k: ci.inflation for k, ci in figures.intervals.items()},
+            latencies_ms=figures.latencies_ms,
             window_mono=(
                 (self.window_start, self.window_start + figures.duration_s)
                 if self.window_start is not None

@@ -81,6 +81,38 @@ def percentile_interval(
     )
 
 
+@dataclass(frozen=True)
+class SloTally:
+    """A window's requests against the SLO: how many, how many at or under it, and the
+    variance inflation of its percentile's interval (batch means at the window's own
+    percentile: at the SLO a window wholly under it has no batch above, and reads as
+    independent however bursty it is). Unlike intervals, tallies add up across windows, so
+    steps at several rates can be judged together (`pooled_pass`)."""
+
+    requests: int
+    within: int
+    inflation: float
+
+
+def pooled_pass(tallies: Sequence[SloTally], percent: float) -> bool:
+    """Do these windows together put the `percent`-th percentile under the SLO, decidedly?
+
+    Meant for windows at rates r1 <= r2 <= ... of one configuration: latency grows with the
+    rate, so each window's share of requests within the SLO is at most the share at r1, and
+    their pooled count is a sum of binomials whose mean share is at most r1's. If that count
+    clears n*p by the interval's spread (the variances add, each widened by its own
+    inflation; Student's t as for one window), the share at r1 is over p with the confidence
+    of one window's verdict: r1 passes. The same rank test as `percentile_interval`'s upper
+    end lying at or under the SLO."""
+    p = percent / 100.0
+    n = sum(t.requests for t in tallies)
+    if n == 0 or not 0 < p < 1:
+        return False
+    variance = sum(t.requests * p * (1 - p) * max(1.0, t.inflation) for t in tallies)
+    needed = math.ceil(n * p + T95_BATCHES * math.sqrt(variance)) + 1
+    return sum(t.within for t in tallies) >= needed
+
+
 def requests_to_decide(
     sorted_ms: Sequence[float], percent: float, threshold: float, vif: float
 ) -> float:

@@ -47,6 +47,9 @@ def test_a_step_after_an_overload_is_measured_as_if_it_came_first(tmp_path: Path
         if after.p95_ms is not None and after.p95_ms < CRITERIA.slo_ms:
             break
     assert after.p95_ms is not None and after.p95_ms < CRITERIA.slo_ms, seen
+    # the tally that pools steps: its p95 under the SLO, so 95% or more of its requests
+    assert after.within_slo is not None and 0.95 * after.requests <= after.within_slo
+    assert after.within_slo <= after.requests and (after.latency_inflation or 0) >= 1.0
 
 
 @pytest.mark.alone(seconds=37)

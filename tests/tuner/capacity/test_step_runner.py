@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tuner.capacity.pauses import PauseLog
@@ -190,3 +190,18 @@ def test_an_undecided_window_near_the_slo_is_measured_longer_for_its_point_estim
     ci = figures.intervals["p95"]
     assert figures.p95_ms == 38.0 and ci.low <= 40.0 < ci.high
     assert extension_asked(figures) == 3
+
+
+def test_a_step_records_its_requests_within_the_slo_and_their_inflation() -> None:
+    @dataclass
+    class WithLatencies(Scripted):
+        def step(self, rate, on_interval=None, **kwargs):
+            base = super().step(rate, on_interval, **kwargs)
+            return replace(
+                base,
+                latencies_ms=sorted([20.0] * 880 + [40.0] * 10 + [55.0] * 10),
+                percentile_inflation={"p95": 1.7, "p99": 2.5},
+            )
+
+    step = measured(WithLatencies([30.0]), None)
+    assert (step.within_slo, step.latency_inflation) == (890, 1.7)  # 40 ms is within a 40 SLO

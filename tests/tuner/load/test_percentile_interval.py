@@ -8,7 +8,12 @@ import numpy as np
 import pytest
 
 from tests.tuner.capacity.queue_model import sojourns_s
-from tuner.load.percentile_ci import percentile_interval, requests_to_decide
+from tuner.load.percentile_ci import (
+    SloTally,
+    percentile_interval,
+    pooled_pass,
+    requests_to_decide,
+)
 
 WINDOWS = 300
 
@@ -80,3 +85,27 @@ def test_requests_to_decide_grows_with_the_inflation_and_near_the_threshold() ->
     over = sorted([50.0 if i % 10 == 9 else 20.0 for i in range(1000)])  # 10% over 40 ms
     assert requests_to_decide(over, 95.0, 40.0, vif=1.0) == pytest.approx(far)
     assert requests_to_decide([], 95.0, 40.0, vif=1.0) == float("inf")
+
+
+def test_one_windows_tally_passes_exactly_when_its_interval_lies_under_the_slo() -> None:
+    rng = np.random.default_rng(13)
+    agreed = decided = 0
+    for n in (60, 200, 600):
+        for slo in (20.0, 30.0, 35.0, 45.0):
+            for _ in range(20):
+                window = list(rng.exponential(10.0, n))
+                ci = percentile_interval(window, 95.0)
+                tally = SloTally(n, sum(1 for x in window if x <= slo), ci.inflation)
+                under = ci.high is not None and ci.high <= slo
+                agreed += pooled_pass([tally], 95.0) == under
+                decided += under
+    assert agreed == 240 and 0 < decided < 240
+
+
+def test_windows_pooled_pass_where_each_alone_cannot() -> None:
+    # all within the SLO: one window of 100 needs 102 within it to pass, two of them 200
+    alone = SloTally(100, 100, 1.0)
+    assert not pooled_pass([alone], 95.0)
+    assert pooled_pass([alone, alone], 95.0)
+    assert not pooled_pass([SloTally(100, 100, 3.0)] * 2, 95.0)  # burstier: more are needed
+    assert not pooled_pass([], 95.0)
