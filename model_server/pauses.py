@@ -5,9 +5,13 @@ Why: TF Serving is C++ and has no garbage collector, so a collection of ours tha
 event loop for 30-100 ms (a full collection walks every object TensorFlow's imports left
 behind) is a pause the configuration being measured does not have, yet it fails a load
 step's window. `tune_collector()` runs once start-up is done: `gc.freeze()` moves everything
-allocated so far out of the collector's reach (it is never freed anyway), and higher
-thresholds make the young collections rarer (a server allocates a few short-lived objects
-per request; the default 700 triggers a collection every few requests).
+allocated so far out of the collector's reach (it is never freed anyway), and a higher young
+threshold makes the young collections rarer (a server allocates a few short-lived objects
+per request; the default 700 triggers a collection every few requests), but not so rare that
+one collection is itself a pause: at 50,000 the stand-in's young generation grew to that many
+objects between collections, and each took 20-72 ms on the 62-ms host (a stall of the model
+server in 6 of 80 steps at 250 req/s); at 5,000 none took over 6.5 ms, with the steps' p95 and
+decided passes unchanged (bench/RESULTS.md).
 
 The probe (`watch`) records a collection longer than MIN_PAUSE_MS (a `gc.callbacks` hook),
 and an event loop that woke more than MIN_PAUSE_MS late (asyncio or gevent), as one JSON line
@@ -30,9 +34,9 @@ ENV_LOG = "TUNER_PAUSE_LOG"
 ENV_TUNING = "TUNER_GC_TUNING"
 MIN_PAUSE_MS = 2.0  # shorter pauses are noise next to a network round trip
 LOOP_TICK_S = 0.02  # the lag probe's sleep
-# Young collections every 50,000 allocations (not 700); the older generations as often,
-# relative to the young ones, as by default.
-THRESHOLDS = (50_000, 10, 10)
+# Young collections every 5,000 allocations (not 700, nor 50,000: see above); the older
+# generations as often, relative to the young ones, as by default.
+THRESHOLDS = (5_000, 10, 10)
 
 
 class PauseProbe:
