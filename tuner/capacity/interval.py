@@ -17,7 +17,7 @@ A low rate's window has too few requests for its own interval to decide (a 3-s w
 decided by steps pooled: the steps from a rate up to the capacity step, whose requests within
 the SLO, added up, clear the rank test of one window (percentile_ci.pooled_pass; latency grows
 with the rate, so the steps above a rate speak for it). In simulation (an M/D/1 queue, searches
-of 4-5 steps around the crossing) that closed the low end in 40-91% of searches where single
+of 4-5 steps around the crossing) that closed the low end in 43-86% of searches where single
 windows closed 28-62%, and put it above the true crossing no more often (0-4.5%).
 """
 
