@@ -27,7 +27,7 @@ import itertools
 from dataclasses import dataclass
 
 from tuner.capacity.step import CurvePoint, StepCriteria
-from tuner.load.percentile_ci import SloTally, pooled_pass
+from tuner.percentile_ci import SloTally, pooled_pass
 
 
 @dataclass(frozen=True)

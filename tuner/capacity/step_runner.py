@@ -10,7 +10,7 @@ path the search took to it.
   its rate, then held there until the server is steady or the ramp's bound is reached, so no
   measured window is the server's first traffic; the step records how long it took and
   how it ended. The ramp is drained like any step before the first one.
-- Decided: the SLO percentile's 95% interval (tuner/load/percentile_ci.py) decides the
+- Decided: the SLO percentile's 95% interval (tuner/percentile_ci.py) decides the
   latency criterion; a window whose interval holds the SLO is measured longer, up to
   `max_extra_s`, before its verdict is taken as it stands (flagged undecided). Extensions
   that decided nothing were a quarter of all step seconds on a slow host (bench/RESULTS.md),
@@ -44,9 +44,9 @@ from tuner.capacity.ramp import RampRecord, ramp_up
 from tuner.capacity.step import StepCriteria, StepResult, Verdict, judge
 from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
-from tuner.load.percentile_ci import requests_to_decide
 from tuner.load.window import WindowFigures
 from tuner.measure.fixed_load import Measurer
+from tuner.percentile_ci import requests_to_decide
 from tuner.servers.metrics import ServerMetricsSnapshot, mean_batch_size
 
 PAUSE_SHARE = 0.25  # a pause this long against the SLO makes a failed window worth another look

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from tuner.load.percentile_ci import PercentileInterval, percentile_interval
 from tuner.load.spec import IntervalSample
+from tuner.percentile_ci import PercentileInterval, percentile_interval
 
 SETTLE_WINDOWS = 3
 SETTLE_RATIO = 1.10

@@ -14,7 +14,7 @@ from tuner.capacity import StepCriteria, StepResult
 from tuner.capacity.interval import capacity_interval, pooled_low
 from tuner.capacity.search import capacity_point
 from tuner.capacity.step import CurvePoint, judge
-from tuner.load.percentile_ci import percentile_interval
+from tuner.percentile_ci import percentile_interval
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=40.0, max_error_rate=0.01, min_goodput_ratio=0.95)
 SERVICE_S = 0.005  # M/D/1: the p95 crosses 40 ms near 80% utilisation, a steep knee

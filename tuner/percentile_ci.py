@@ -10,10 +10,14 @@ batches' shares above the estimated quantile, against the binomial's), and, that
 being estimated from BATCHES values, the normal quantile becomes Student's t with BATCHES-1
 degrees of freedom: a window whose slow requests come in bursts gets a wider interval.
 
-Measured on a simulated M/D/1 queue (p95, 3-s windows; tests/tuner/capacity/test_percentile
-_interval.py): coverage 0.96-1.0 up to 60% utilisation, 0.91 at 75%, 0.86 at 85% (a queue
+Measured on a simulated M/D/1 queue (p95, 3-s windows; tests/tuner/test_percentile_ci.py):
+coverage 0.96-1.0 up to 60% utilisation, 0.91 at 75%, 0.86 at 85% (a queue
 that near saturation remembers longer than a short window shows). Five batches covered best
 of 5, 10 and 20; an autocorrelation-sum estimate did no better.
+
+Pure arithmetic, in no package: the load generator's windows use it, and so do the readers of
+stored steps (the capacity's interval in `show` and `export`), which must not import the
+generator's stack.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tests.tuner.capacity.queue_model import sojourns_s
-from tuner.load.percentile_ci import (
+from tuner.percentile_ci import (
     SloTally,
     percentile_interval,
     pooled_pass,
