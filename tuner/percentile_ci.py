@@ -62,6 +62,12 @@ def inflation(in_order: Sequence[float], p: float, threshold: float) -> float:
     return max(1.0, size * var / (p * (1 - p)))
 
 
+def _upper_rank(n: int, p: float, spread: float) -> int:
+    """The 1-based rank of the interval's upper end among n requests: past n*p by the spread.
+    One rule for one window's interval and for pooled windows, so they decide alike."""
+    return math.ceil(n * p + spread) + 1
+
+
 def percentile_interval(
     in_order: Sequence[float], percent: float, z: float = Z95
 ) -> PercentileInterval | None:
@@ -77,7 +83,7 @@ def percentile_interval(
     quantile = z if n // BATCHES < MIN_BATCH else max(z, T95_BATCHES * z / Z95)
     spread = quantile * math.sqrt(n * p * (1 - p) * vif)
     low_rank = math.floor(n * p - spread)  # 1-based ranks
-    high_rank = math.ceil(n * p + spread) + 1
+    high_rank = _upper_rank(n, p, spread)
     return PercentileInterval(
         low=ordered[low_rank - 1] if low_rank >= 1 else None,
         high=ordered[high_rank - 1] if high_rank <= n else None,
@@ -113,7 +119,7 @@ def pooled_pass(tallies: Sequence[SloTally], percent: float) -> bool:
     if n == 0 or not 0 < p < 1:
         return False
     variance = sum(t.requests * p * (1 - p) * max(1.0, t.inflation) for t in tallies)
-    needed = math.ceil(n * p + T95_BATCHES * math.sqrt(variance)) + 1
+    needed = _upper_rank(n, p, T95_BATCHES * math.sqrt(variance))
     return sum(t.within for t in tallies) >= needed
 
 
