@@ -197,6 +197,7 @@ class StepRunner:
         m = self.measurer
         offered = result.offered_rps_achieved
         measure_s = self.profile.measure_s
+        ci = result.percentile_intervals.get(self.criteria.percentile) if self.criteria else None
         return StepResult(
             target_rps=rate,
             offered_rps=offered if offered is not None else rate,
@@ -220,18 +221,14 @@ class StepRunner:
             ended_early=early.reason if early is not None and result.stopped_early else None,
             generator_saturated=bool(result.generator_saturated),
             saturation_reason=result.saturation_reason,
-            latency_ci_ms=(
-                result.percentile_ci_ms.get(self.criteria.percentile) if self.criteria else None
-            ),
+            latency_ci_ms=ci.as_list() if ci is not None else None,
             extended_s=max(0.0, round(result.duration_s - measure_s, 3)),
             within_slo=(
                 bisect.bisect_right(result.latencies_ms, self.criteria.slo_ms)
                 if self.criteria and result.latencies_ms
                 else None
             ),
-            latency_inflation=(
-                result.percentile_inflation.get(self.criteria.percentile) if self.criteria else None
-            ),
+            latency_inflation=ci.inflation if ci is not None else None,
             pause_max_ms=_rounded(longest_by_process(pauses)),
             stall_max_ms=_rounded(longest_by_process(p for p in pauses if is_stall(p))),
         )

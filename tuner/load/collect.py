@@ -215,8 +215,7 @@ class WindowCollector:
             in_flight_max=figures.in_flight_max,
             in_flight_limit_hit=bool(limit_hit),
             offered_detail=offered_detail,
-            percentile_ci_ms={k: ci.as_list() for k, ci in figures.intervals.items()},
-            percentile_inflation={k: ci.inflation for k, ci in figures.intervals.items()},
+            percentile_intervals=figures.intervals,
             latencies_ms=figures.latencies_ms,
             window_mono=(
                 (self.window_start, self.window_start + figures.duration_s)

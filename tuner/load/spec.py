@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tuner.percentile_ci import PercentileInterval
+
 
 class LoadProfileError(ValueError):
     """A load profile that cannot be run as written; the message names the field."""
@@ -290,10 +292,8 @@ class LoadResult:
     in_flight_max: int | None = None
     in_flight_limit_hit: bool = False
     offered_detail: str | None = None  # one sentence on the offered rate, achieved or not
-    # p50/p95/p99 -> [low, high], the 95% interval from the window's requests (None = unbounded)
-    percentile_ci_ms: dict[str, list[float | None]] = field(default_factory=dict)
-    # p50/p95/p99 -> the batch-means variance inflation behind that interval
-    percentile_inflation: dict[str, float] = field(default_factory=dict)
+    # p50/p95/p99 -> the 95% interval from the window's requests, and its variance inflation
+    percentile_intervals: dict[str, PercentileInterval] = field(default_factory=dict)
     latencies_ms: list[float] = field(default_factory=list, repr=False)  # the window's, sorted
     # time.monotonic() at the start and end of the measured window (open loop)
     window_mono: tuple[float, float] | None = None

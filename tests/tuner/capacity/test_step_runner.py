@@ -17,6 +17,7 @@ from tuner.capacity.step_runner import StepRunner
 from tuner.load import LoadProfile, LoadResult
 from tuner.load.generator import Drain
 from tuner.load.window import IntervalData, WindowFigures, window_figures
+from tuner.percentile_ci import PercentileInterval
 
 CRITERIA = StepCriteria(percentile="p95", slo_ms=40.0, max_error_rate=0.01, min_goodput_ratio=0.95)
 PROFILE = LoadProfile(arrival="poisson", warmup_s=1.0, measure_s=3.0, interval_s=1.0)
@@ -200,8 +201,12 @@ def test_a_step_records_its_requests_within_the_slo_and_their_inflation() -> Non
             return replace(
                 base,
                 latencies_ms=sorted([20.0] * 880 + [40.0] * 10 + [55.0] * 10),
-                percentile_inflation={"p95": 1.7, "p99": 2.5},
+                percentile_intervals={
+                    "p95": PercentileInterval(20.0, 55.0, 1.7),
+                    "p99": PercentileInterval(40.0, None, 2.5),
+                },
             )
 
     step = measured(WithLatencies([30.0]), None)
     assert (step.within_slo, step.latency_inflation) == (890, 1.7)  # 40 ms is within a 40 SLO
+    assert step.latency_ci_ms == [20.0, 55.0]
