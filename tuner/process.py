@@ -30,11 +30,25 @@ import subprocess
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 import psutil
 
 log = logging.getLogger("tuner")
+
+
+class Proc(Protocol):
+    """What the stop rules need of a process: a `subprocess.Popen`, or a model server the
+    launcher forked (tuner/servers/launcher.py), whose parent is the launcher, not us."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
 
 
 def start_in_new_session(
@@ -60,6 +74,22 @@ def start_in_new_session(
     )
 
 
+def start_with_pipes(
+    cmd: Sequence[str], errors: IO[bytes], env: Mapping[str, str] | None = None
+) -> subprocess.Popen:
+    """`cmd` in a new session, as `start_in_new_session`, talking over its stdin and stdout
+    (pipes) and writing its stderr to `errors`: the model server's launcher
+    (model_server/launcher.py), which takes requests and answers on them."""
+    return subprocess.Popen(
+        list(cmd),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=errors,
+        env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
+
+
 def start_in_our_group(
     cmd: Sequence[str], output: IO[bytes], env: Mapping[str, str]
 ) -> subprocess.Popen:
@@ -71,7 +101,7 @@ def start_in_our_group(
     )
 
 
-def stop_group(proc: subprocess.Popen, timeout_s: float, kill_event: str) -> int | None:
+def stop_group(proc: Proc, timeout_s: float, kill_event: str) -> int | None:
     """SIGTERM, up to `timeout_s` for it to exit, then SIGKILL to its whole process group
     (whatever it left behind goes too); returns the exit code. `kill_event` names the log
     line written when the wait ran out (e.g. "server_kill backend=binary")."""
@@ -101,7 +131,7 @@ class Child:
     `log_path`; `fields` ("backend=binary") go into every event logged about it."""
 
     role: str
-    proc: subprocess.Popen
+    proc: Proc
     log_path: Path
     fields: str = ""
 

@@ -118,9 +118,14 @@ def test_reaping_a_dead_one_takes_what_its_group_left(tmp_path: Path) -> None:
     assert gone(kid), "the group's leftover still runs"
 
 
+LAUNCHER = "model_server/launcher.py"
+
+
 def test_no_module_but_tuner_process_starts_a_process() -> None:
     """One module starts and stops every process (issue 20): a second way in would be a second
-    set of stop rules, and a second place for a child to outlive the tuner."""
+    set of stop rules, and a second place for a child to outlive the tuner. The one exception
+    is the model server's launcher, which forks the servers the tuner asks it for (each in a
+    session of its own, stopped by these rules through tuner/servers/launcher.py)."""
     packages = Path(__file__).resolve().parents[2]
     starters = re.compile(
         r"subprocess\.(Popen|run|call|check_call|check_output)\(|os\.(fork|spawn)"
@@ -129,8 +134,9 @@ def test_no_module_but_tuner_process_starts_a_process() -> None:
         f"{path.relative_to(packages)}:{number}"
         for name in ("tuner", "service", "model_server", "search_spaces")
         for path in sorted((packages / name).rglob("*.py"))
-        if path.name != "process.py" or path.parent.name != "tuner"
+        if path.relative_to(packages).as_posix() not in ("tuner/process.py", LAUNCHER)
         for number, line in enumerate(path.read_text().splitlines(), 1)
         if starters.search(line)
     ]
     assert found == []
+    assert "os.fork()" in (packages / LAUNCHER).read_text()  # the exception is still needed

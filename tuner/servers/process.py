@@ -53,7 +53,7 @@ class ProcessBackend(ModelServerBackend):
         server_flags: Mapping[str, str],
         workdir: Path,
     ) -> None:
-        self.stop()
+        self.stop_server()
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         batching_file = write_batching_file(workdir, batching)
@@ -61,14 +61,7 @@ class ProcessBackend(ModelServerBackend):
         check_ports_free(self.spec, self.bind_host)
         self._log_path = workdir / LOG_FILE
         log.info("event=server_start backend=%s cmd=%s", self.name, shlex.join(cmd))
-        self._child = spawn(
-            "server",
-            cmd,
-            self._log_path,
-            header=f"# {shlex.join(cmd)}\n",
-            cpus=self.spec.cpus.cpus if self.spec.cpus is not None else None,
-            fields=f"backend={self.name}",
-        )
+        self._child = self.launch(cmd, self._log_path)
         try:
             self._wait_ready()
             self.after_ready()
@@ -77,14 +70,37 @@ class ProcessBackend(ModelServerBackend):
             raise
         log.info("event=server_ready backend=%s pid=%d", self.name, self._child.pid)
 
+    def launch(self, cmd: list[str], log_path: Path) -> Child:
+        """The server's process, its output appended to `log_path` after its command line."""
+        return spawn(
+            "server",
+            cmd,
+            log_path,
+            header=f"# {shlex.join(cmd)}\n",
+            cpus=self.spec.cpus.cpus if self.spec.cpus is not None else None,
+            fields=f"backend={self.name}",
+        )
+
     def _wait_ready(self) -> None:
         assert self._child is not None
         self._wait_available(self._child.proc, subject="model server", stopped="server was stopped")
 
-    def stop(self) -> None:
+    def restart(
+        self,
+        batching: BatchingParameters | None,
+        server_flags: Mapping[str, str],
+        workdir: Path,
+    ) -> None:
+        self.start(batching, server_flags, workdir)  # which stops the server first
+
+    def stop_server(self) -> None:
+        """The server only: what a restart stops (`stop` may stop more)."""
         child, self._child = self._child, None
         if child is not None:
             child.stop(self.spec.stop_timeout_s)
+
+    def stop(self) -> None:
+        self.stop_server()
 
     def is_running(self) -> bool:
         return self._child is not None and self._child.poll() is None
