@@ -90,6 +90,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/model_bench.py
 	$(PY) bench/server_overhead.py
 	$(PY) bench/model_server_bench.py
+	$(PY) bench/server_start_bench.py
 	$(PY) bench/service_bench.py
 	$(PY) bench/client_bench.py
 	$(PY) bench/load_generator_bench.py
