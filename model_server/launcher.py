@@ -6,7 +6,8 @@ most of its start importing TensorFlow's runtime: on the 2-core machine of bench
 3.0 of the 4.1 CPU-seconds from exec to AVAILABLE (demo model). TF Serving itself is one C++
 binary and pays nothing like it, so that time belonged to the stand-in, in every trial's
 seconds and in the suite's. The launcher imports what `python -m model_server` would, once,
-then forks one server per request: each starts where the import left off (1.5 s there).
+then forks one server per request: each starts where the import left off (1.3 CPU-s there,
+bench/server_start_bench.py).
 
 Each server is a new process in a session of its own, as an exec'd one is: it gets the
 request's environment, working directory, CPU affinity and log file, then runs the same
@@ -15,7 +16,7 @@ is the imported modules and nothing that runs: no thread of TensorFlow's exists 
 loads (the import starts none), and the collector's objects are frozen before forking.
 
 The protocol is JSON lines: the launcher writes {"ready": pid} once imported; then, for each
-line {"argv", "env", "cwd", "log", "cpus"} read on stdin it answers {"started": pid} (or
+line {"argv", "env", "cwd", "log", "cpus", "title"} read on stdin it answers {"started": pid} (or
 {"error": "..."}), and {"exited": pid, "code": c} when a server it forked ends (c negative: the
 signal). When stdin closes (its tuner has gone), it stops the servers still running and exits.
 """

@@ -38,8 +38,9 @@ TITLE_ROOM = 4096
 COMMAND = [sys.executable, "-m", "model_server.launcher", "--title-room=" + "_" * TITLE_ROOM]
 REPLY_TIMEOUT_S = 10.0
 CLOSE_TIMEOUT_S = 15.0  # its servers get STOP_GRACE_S (10 s) to exit
-# A server whose launcher was killed: its exit code went with the launcher.
-LOST_EXIT_CODE = 255
+# A server whose launcher was killed: its exit code went with the launcher. Not 255, the
+# server's own "cannot start" (model_server/flags.py), and logged as lost where it is read.
+LOST_EXIT_CODE = 254
 POLL_S = 0.05
 
 
@@ -125,7 +126,10 @@ class ServerLauncher:
                 return self._exits[pid]
             if not self._gone:
                 return None
-        return None if _running(pid) else LOST_EXIT_CODE
+        if _running(pid):
+            return None
+        log.warning("event=server_exit_code_lost pid=%d reason=launcher_gone", pid)
+        return LOST_EXIT_CODE
 
     def wait_exit(self, pid: int, timeout: float | None) -> int:
         deadline = None if timeout is None else time.monotonic() + timeout

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -169,3 +171,36 @@ def test_a_launcher_that_cannot_start_leaves_the_server_to_exec(
     finally:
         backend.stop()
     assert "event=launcher_unavailable" in caplog.text
+
+
+TUNER = """
+import sys, time
+from pathlib import Path
+from tests.tuner.servers.test_embedded_backend import spec_for
+from tuner.servers import EmbeddedBackend
+backend = EmbeddedBackend(spec_for(Path(sys.argv[1])))
+backend.start(None, {}, Path(sys.argv[2]))
+print(backend.pids[0], flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_launcher_whose_tuner_was_killed_stops_its_server_and_exits(
+    demo_model_dir: Path, tmp_path: Path
+) -> None:
+    repo = Path(__file__).resolve().parents[3]
+    tuner = subprocess.Popen(
+        [sys.executable, "-c", TUNER, str(demo_model_dir), str(tmp_path / "t0")],
+        stdout=subprocess.PIPE,
+        cwd=repo,
+        text=True,
+    )
+    try:
+        server = int(tuner.stdout.readline())
+        launcher = parent_of(server)
+        assert psutil.Process(launcher).ppid() == tuner.pid
+    finally:
+        tuner.kill()  # as the OOM killer would: no stop, no cleanup of its own
+        tuner.wait()
+        tuner.stdout.close()
+    assert gone(server, within_s=15.0) and gone(launcher, within_s=15.0)
