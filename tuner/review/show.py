@@ -186,6 +186,15 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         rps = winner["median_rps"]
         latency = winner.get(f"median_{percentile}_ms", trial.user_attrs.get(f"{percentile}_ms"))
         how = f"median of {winner.get('runs', 1)} runs" if winner.get("confirmed") else "single run"
+        record = (study.user_attrs.get(CONFIRMATION_ATTR) or {}).get(str(winner["trial"]))
+        if (
+            winner.get("confirmed")
+            and record
+            and record.get("lower_bounds_rps")
+            and not winner.get("lower_bound")
+        ):
+            # the median stands on the measured runs only: say how many, and the bounds apart
+            how = runs_text(record, "median of ")
         if winner.get("lower_bound"):
             how += ", a lower bound: no run crossed the SLO before its search stopped"
     else:

@@ -190,3 +190,26 @@ def test_show_and_summary_say_when_a_confirmed_capacity_is_a_lower_bound(study) 
     assert "827.7 req/s, p95 20.0 ms, median of 1 measured runs, 1 lower bound(s) set aside" in (
         summary
     )
+
+
+def test_a_winner_with_a_bound_set_aside_counts_only_its_measured_runs(study) -> None:
+    """Its median stands on one measured run: "median of 2 runs" would claim two."""
+    add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
+    best = add_trial(study, rps=300, p95=30, batching=BatchingParameters(max_batch_size=8))
+    record = {
+        "trial": best,
+        "rps": [300.0, 400.1],
+        "measured_rps": [400.1],
+        "lower_bounds_rps": [300.0],
+        "median_rps": 400.1,
+        "lower_bound": False,
+        "feasible": True,
+    }
+    study.set_user_attr(CONFIRMATION_ATTR, {str(best): record})
+    study.set_user_attr(
+        WINNER_ATTR,
+        {"trial": best, "median_rps": 400.1, "median_p95_ms": 26.4, "runs": 2, "confirmed": True},
+    )
+    summary = winner_summary(study, "p95")
+    assert "median of 1 measured runs, 1 lower bound(s) set aside (>= 300.0)" in summary
+    assert "median of 2 runs" not in summary
