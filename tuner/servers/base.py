@@ -159,8 +159,13 @@ class ModelServerBackend(ABC):
         server_flags: Mapping[str, str],
         workdir: Path,
     ) -> None:
-        self.stop()
+        self.stop_server()
         self.start(batching, server_flags, workdir)
+
+    def stop_server(self) -> None:
+        """What a restart stops before it starts again: by default all that `stop` stops (the
+        embedded backend keeps its launcher)."""
+        self.stop()
 
     @abstractmethod
     def is_running(self) -> bool: ...

@@ -85,16 +85,7 @@ class ProcessBackend(ModelServerBackend):
         assert self._child is not None
         self._wait_available(self._child.proc, subject="model server", stopped="server was stopped")
 
-    def restart(
-        self,
-        batching: BatchingParameters | None,
-        server_flags: Mapping[str, str],
-        workdir: Path,
-    ) -> None:
-        self.start(batching, server_flags, workdir)  # which stops the server first
-
     def stop_server(self) -> None:
-        """The server only: what a restart stops (`stop` may stop more)."""
         child, self._child = self._child, None
         if child is not None:
             child.stop(self.spec.stop_timeout_s)
