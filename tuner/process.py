@@ -51,6 +51,12 @@ class Proc(Protocol):
     def send_signal(self, sig: int) -> None: ...
 
 
+def child_env(env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A child's environment: `env`, or ours with unbuffered Python output, so a log tail is up
+    to date when it is read."""
+    return dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def start_in_new_session(
     cmd: Sequence[str],
     output: IO[bytes],
@@ -58,8 +64,8 @@ def start_in_new_session(
     cwd: Path | None = None,
     cpus: Sequence[int] | None = None,
 ) -> subprocess.Popen:
-    """`cmd` with stdout and stderr into `output`, no stdin, in a new session; `env` defaults
-    to ours with unbuffered Python output, so a log tail is up to date when it is read.
+    """`cmd` with stdout and stderr into `output`, no stdin, in a new session, with the
+    environment `child_env(env)` gives.
     `cpus`: its CPU affinity, set in the child before it executes, so every thread it ever
     starts inherits it."""
     return subprocess.Popen(
@@ -68,7 +74,7 @@ def start_in_new_session(
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         cwd=cwd,
-        env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=child_env(env),
         start_new_session=True,
         preexec_fn=(lambda: os.sched_setaffinity(0, cpus)) if cpus else None,
     )
@@ -85,7 +91,7 @@ def start_with_pipes(
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=errors,
-        env=dict(env) if env is not None else {**os.environ, "PYTHONUNBUFFERED": "1"},
+        env=child_env(env),
         start_new_session=True,
     )
 

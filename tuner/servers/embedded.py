@@ -10,7 +10,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from tuner.process import Child
+from tuner.process import Child, child_env
 from tuner.servers.base import ServerSpec
 from tuner.servers.flags import model_server_flags
 from tuner.servers.launcher import LauncherError, ServerLauncher
@@ -66,9 +66,8 @@ class EmbeddedBackend(ProcessBackend):
         with log_path.open("ab") as output:
             output.write(f"# {shlex.join(cmd)} (forked by launcher pid {launcher.pid})\n".encode())
         cpus = self.spec.cpus.cpus if self.spec.cpus is not None else None
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
         try:
-            server = launcher.fork(cmd, log_path, env, cpus)
+            server = launcher.fork(cmd, log_path, child_env(), cpus)
         except LauncherError as exc:
             self._give_up(str(exc))
             return super().launch(cmd, log_path)
