@@ -149,27 +149,25 @@ def test_show_reads_a_running_trial_whose_attrs_are_still_arriving(study) -> Non
     assert "RUNNING" in line and "700.0" in line
 
 
+def confirmed_runs(trial: int, measured: list[float], bounds: list[float], median: float) -> dict:
+    """A trial's confirmation record (tuner/study/confirm.py): its lower bounds set apart from
+    its measured runs; every run a bound makes the figure itself a lower bound."""
+    return {
+        "trial": trial,
+        "rps": [*bounds, *measured],
+        "measured_rps": measured,
+        "lower_bounds_rps": bounds,
+        "median_rps": median,
+        "lower_bound": not measured,
+        "feasible": True,
+    }
+
+
 def test_show_and_summary_say_when_a_confirmed_capacity_is_a_lower_bound(study) -> None:
     reference = add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
     best = add_trial(study, rps=900, p95=40, batching=BatchingParameters(max_batch_size=8))
-    bounded = {
-        "trial": reference,
-        "rps": [31.1, 827.7],
-        "measured_rps": [827.7],
-        "lower_bounds_rps": [31.1],
-        "median_rps": 827.7,
-        "lower_bound": False,
-        "feasible": True,
-    }
-    only_bounds = {
-        "trial": best,
-        "rps": [900.0, 950.0],
-        "measured_rps": [],
-        "lower_bounds_rps": [900.0, 950.0],
-        "median_rps": 950.0,
-        "lower_bound": True,
-        "feasible": True,
-    }
+    bounded = confirmed_runs(reference, measured=[827.7], bounds=[31.1], median=827.7)
+    only_bounds = confirmed_runs(best, measured=[], bounds=[900.0, 950.0], median=950.0)
     study.set_user_attr(CONFIRMATION_ATTR, {str(reference): bounded, str(best): only_bounds})
     study.set_user_attr(
         WINNER_ATTR,
@@ -196,15 +194,7 @@ def test_a_winner_with_a_bound_set_aside_counts_only_its_measured_runs(study) ->
     """Its median stands on one measured run: "median of 2 runs" would claim two."""
     add_trial(study, rps=400, p95=20, batching=None, reference="no_batching")
     best = add_trial(study, rps=300, p95=30, batching=BatchingParameters(max_batch_size=8))
-    record = {
-        "trial": best,
-        "rps": [300.0, 400.1],
-        "measured_rps": [400.1],
-        "lower_bounds_rps": [300.0],
-        "median_rps": 400.1,
-        "lower_bound": False,
-        "feasible": True,
-    }
+    record = confirmed_runs(best, measured=[400.1], bounds=[300.0], median=400.1)
     study.set_user_attr(CONFIRMATION_ATTR, {str(best): record})
     study.set_user_attr(
         WINNER_ATTR,
