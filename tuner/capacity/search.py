@@ -3,13 +3,16 @@ load steps as possible.
 
 1. Probe the incumbent. With a best feasible capacity so far, the first step runs just below it
    (by the resolution, so a configuration within measurement noise of the incumbent is not
-   thrown away on one step). A configuration that fails there cannot beat it (latency and
-   goodput only get worse as traffic grows), so it is stopped after one step and the trial is
-   pruned with that reason. A near miss (the SLO percentile within `second_look_within` times
-   the SLO, errors within budget) is measured once more before pruning, unless its window was
-   already measured twice for a stall: the probe is the first step after a restart, and one
-   stall of the machine must not discard a configuration that ties the incumbent. Reference
-   trials are never pruned: their capacities are the study's yardsticks.
+   thrown away on one step). A configuration that fails there, decidedly, cannot beat it
+   (latency and goodput only get worse as traffic grows), so it is stopped after one step and
+   the trial is pruned with that reason. An undecided failure (the percentile's interval holds
+   the SLO) is no such evidence: the configuration may tie the incumbent, so its search goes on
+   (3 of the 4 probes an incumbent's twin failed were undecided, bench/RESULTS.md). A near miss
+   (the SLO percentile within `second_look_within` times the SLO, errors within budget) is
+   measured once more before pruning, unless its window was already measured twice for a
+   stall: the probe is the first step after a restart, and one stall of the machine must not
+   discard a configuration that ties the incumbent. Reference trials are never pruned: their
+   capacities are the study's yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (by its square after a decided pass
    under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`, but from a pass below
    the incumbent to at most PAST_INCUMBENT above it; while they fail and nothing has passed, it
@@ -218,7 +221,7 @@ def search(
             and not bound_reached(outcome, s, clock() - started)
         ):
             point = run(rate)  # the second look: a rate measured twice counts by its latest
-        if probe and not point.verdict.passed:
+        if probe and not point.verdict.passed and point.verdict.decided:
             outcome.pruned_because = (
                 f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at "
                 f"{point.result.target_rps:.1f} req/s {point.verdict.reason}"

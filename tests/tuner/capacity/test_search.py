@@ -111,6 +111,35 @@ def test_a_config_within_noise_of_the_incumbent_is_not_pruned() -> None:
     assert 420 / 1.05 <= outcome.capacity_rps <= 420
 
 
+def test_an_undecided_probe_is_no_reason_to_prune() -> None:
+    """A probe whose interval holds the SLO does not show the configuration cannot beat the
+    incumbent: an incumbent's twin lost 3 of 5 probes so, at p95 41-47 ms for an SLO of 40."""
+
+    def wide(rate: float) -> StepResult:  # a window too short to decide near the SLO
+        result = target(rate)
+        return replace(result, latency_ci_ms=[0.7 * result.p95_ms, 1.4 * result.p95_ms])
+
+    target = FakeTarget(capacity=520.0)  # SLO holds up to 390; p95 26 ms at the probe's 420
+    outcome = search(wide, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked[:2] == [pytest.approx(420.0)] * 2  # the near miss's second look
+    assert [p.verdict.outcome for p in outcome.points[:2]] == ["undecided"] * 2
+    assert outcome.pruned_because is None and outcome.stop_reason != PRUNED
+    assert len(outcome.points) > 2 and outcome.capacity is not None
+    assert outcome.capacity_rps <= 420.0
+    assert outcome.interval is not None and outcome.interval.low <= 390.0
+
+
+def test_a_decided_failure_at_the_probe_still_prunes() -> None:
+    def narrow(rate: float) -> StepResult:
+        result = target(rate)
+        return replace(result, latency_ci_ms=[0.9 * result.p95_ms, 1.1 * result.p95_ms])
+
+    target = FakeTarget(capacity=500.0)  # p95 31.25 ms at the probe: interval 28-34 ms
+    outcome = search(narrow, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
+    assert target.asked == [pytest.approx(420.0)] * 2  # a near miss, looked at twice
+    assert outcome.stop_reason == PRUNED
+
+
 def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
     target = FakeTarget(capacity=800.0)  # SLO holds up to 600
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
