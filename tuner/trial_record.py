@@ -26,6 +26,7 @@ SAME_PARAMS_ATTR = "same_params_as"
 CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func results
 CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
 WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
+MODEL_PATH_ATTR = "model_base_path"  # study attr: the model measured, as an absolute path
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 

@@ -14,7 +14,7 @@ from tuner.review.backend_note import recheck_advice
 from tuner.review.show import versus_references
 from tuner.servers.defaults import DEFAULT_BINARY
 from tuner.study.ratios import tie_text
-from tuner.trial_record import WINNER_ATTR, winning_trial
+from tuner.trial_record import MODEL_PATH_ATTR, WINNER_ATTR, winning_trial
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,10 @@ def export(
     percentile: str = "p95",
 ) -> Export:
     """Write the winner to `out` (atomically, after parsing it back with the server's own
-    parser) and build the command lines that serve the model with it."""
+    parser) and build the command lines that serve the model with it: the model the study
+    measured, where it recorded one (`model_base_path` stands in for older studies), so the
+    command does not depend on the directory `export` runs in."""
+    model_base_path = study.user_attrs.get(MODEL_PATH_ATTR) or model_base_path
     trial, confirmed = winning_trial(study)
     text = trial.user_attrs.get("batching_file")
     if not text:

@@ -61,7 +61,13 @@ from tuner.study.objective import Objective
 from tuner.study.progress import RunProgress, trial_line
 from tuner.study.samplers import make_sampler
 from tuner.study.warm_start import WarmPoint, enqueue_warm_points, warm_points
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, TF_SERVING_RECOMMENDED, WINNER_ATTR
+from tuner.trial_record import (
+    MODEL_PATH_ATTR,
+    NO_BATCHING,
+    REFERENCE_ATTR,
+    TF_SERVING_RECOMMENDED,
+    WINNER_ATTR,
+)
 
 log = logging.getLogger("tuner")
 SPACE_ATTR = "search_space"
@@ -183,6 +189,7 @@ def prepare_new_study(
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
+    study.set_user_attr(MODEL_PATH_ATTR, str(config.path(config.server.model_base_path).resolve()))
     name_objective(study, config.load.mode == "capacity")
     enqueue_warm_points(study, list(warm))
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})

@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from model_server.batching_parameters import BatchingParameters, render
 from tests.support.postgres import PostgresServer
+from tests.support.studies import config_for, new_study
 from tuner.commands.cli import _config, build_parser, main
 
 
@@ -112,6 +113,36 @@ def test_export_refuses_an_infeasible_study_in_one_line(tmp_path: Path, capsys, 
     assert code == 1
     assert err.count("\n") == 1 and "has no feasible trial" in err
     assert not out.exists()
+
+
+def test_export_from_another_directory_names_the_model_the_study_measured(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """Without --config the built-in defaults apply, whose model path is relative to where
+    `export` runs; the command it prints must name the study's model all the same."""
+    config = config_for(tmp_path)
+    study = new_study(config)
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"max_batch_size": 8},
+            distributions={"max_batch_size": optuna.distributions.IntDistribution(1, 64)},
+            value=100.0,
+            user_attrs={
+                "batching_file": render(BatchingParameters(max_batch_size=8)),
+                "rps": 100.0,
+            },
+            system_attrs={"constraints": [-1.0]},
+        )
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    storage = config.study.storage
+    code = main(["export", "--storage", storage, "--study-name", "s", "--out", "b.txt"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"--model_base_path={tmp_path / 'models' / 'sentiment'} " in out
+    assert str(elsewhere / "models") not in out
 
 
 def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) -> None:

@@ -12,6 +12,7 @@ from tuner.commands.export import export
 from tuner.errors import TunerError
 from tuner.review.show import show, winner_summary
 from tuner.study.confirm import CONFIRMATION_ATTR, WINNER_ATTR
+from tuner.trial_record import MODEL_PATH_ATTR
 
 
 def add_trial(
@@ -61,6 +62,18 @@ def test_export_writes_the_best_feasible_trial_in_tf_serving_format(study, tmp_p
     assert result.embedded_command.startswith("python -m model_server --port=8500")
     assert "--model_base_path=/models/sentiment" in result.server_command
     assert not result.confirmed
+
+
+def test_export_names_the_model_the_study_measured(study, tmp_path) -> None:
+    """The recorded path, not the caller's (`tuner export` run from another directory without
+    --config passed one under that directory, which held no model)."""
+    add_trial(study, rps=900, p95=40, batching=BatchingParameters(max_batch_size=8))
+    study.set_user_attr(MODEL_PATH_ATTR, "/srv/models/sentiment")
+    result = export(
+        study, tmp_path / "b.txt", model_name="sentiment", model_base_path=tmp_path / "models"
+    )
+    assert "--model_base_path=/srv/models/sentiment " in result.server_command
+    assert "--model_base_path=/srv/models/sentiment " in result.embedded_command
 
 
 def test_export_prefers_the_confirmed_winner(study, tmp_path) -> None:
@@ -185,7 +198,7 @@ def test_show_and_summary_say_when_a_confirmed_capacity_is_a_lower_bound(study) 
     assert "confirmed >= 950.0 req/s (a lower bound" in lines[3]
     summary = winner_summary(study, "p95")
     assert "a lower bound: no run crossed the SLO" in summary
-    assert "827.7 req/s, p95 20.0 ms, median of 1 measured runs, 1 lower bound(s) set aside" in (
+    assert "827.7 req/s, p95 20.0 ms, median of 1 measured run, 1 lower bound set aside" in (
         summary
     )
 
@@ -201,5 +214,5 @@ def test_a_winner_with_a_bound_set_aside_counts_only_its_measured_runs(study) ->
         {"trial": best, "median_rps": 400.1, "median_p95_ms": 26.4, "runs": 2, "confirmed": True},
     )
     summary = winner_summary(study, "p95")
-    assert "median of 1 measured runs, 1 lower bound(s) set aside (>= 300.0)" in summary
+    assert "median of 1 measured run, 1 lower bound set aside (>= 300.0)" in summary
     assert "median of 2 runs" not in summary
