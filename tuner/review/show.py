@@ -8,7 +8,7 @@ from tuner.capacity.record import ci_text
 from tuner.coordination.resume import RETRY_ATTR, fail_reason
 from tuner.coordination.worker_name import WORKER_ATTR
 from tuner.review.backend_note import summary_tag
-from tuner.study.bounds import describe_confirmed, runs_text
+from tuner.study.bounds import counted, describe_confirmed, runs_text
 from tuner.study.progress import describe_params
 from tuner.study.ratios import ratio_between, tie_text
 from tuner.study.run_spread import RunSpread, stored_run_spread, widen
@@ -185,7 +185,11 @@ def winner_summary(study: optuna.Study, percentile: str) -> str:
         trial = study.trials[winner["trial"]]
         rps = winner["median_rps"]
         latency = winner.get(f"median_{percentile}_ms", trial.user_attrs.get(f"{percentile}_ms"))
-        how = f"median of {winner.get('runs', 1)} runs" if winner.get("confirmed") else "single run"
+        how = (
+            f"median of {counted(winner.get('runs', 1), 'run')}"
+            if winner.get("confirmed")
+            else "single run"
+        )
         record = (study.user_attrs.get(CONFIRMATION_ATTR) or {}).get(str(winner["trial"]))
         if (
             winner.get("confirmed")

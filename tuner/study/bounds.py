@@ -30,11 +30,16 @@ def runs_text(record: dict, lead: str = ", median of ") -> str:
     bounds = record.get("lower_bounds_rps") or []
     if record.get("lower_bound"):
         return (
-            f" (a lower bound: none of its {len(bounds)} runs crossed the SLO before its "
-            "search stopped)"
+            f" (a lower bound: none of its {counted(len(bounds), 'run')} crossed the SLO "
+            "before its search stopped)"
         )
     measured = record.get("measured_rps", record["rps"])
-    text = f"{lead}{len(measured)} {'measured ' if bounds else ''}runs"
+    text = f"{lead}{counted(len(measured), 'measured run' if bounds else 'run')}"
     if bounds:
-        text += f", {len(bounds)} lower bound(s) set aside (>= {max(bounds):.1f})"
+        text += f", {counted(len(bounds), 'lower bound')} set aside (>= {max(bounds):.1f})"
     return text
+
+
+def counted(n: int, noun: str) -> str:
+    """A count in words ("1 run", "3 runs"): a figure says how many it stands on."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import optuna
 
 from tuner.config import load_config
-from tuner.study.bounds import describe_confirmed
+from tuner.study.bounds import describe_confirmed, runs_text
 from tuner.study.confirm import summarize
 from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value
 
@@ -63,8 +63,10 @@ def test_a_lower_bound_is_never_averaged_with_a_measurement() -> None:
     assert mixed["median_rps"] == 827.7 and not mixed["lower_bound"]
     assert mixed["measured_rps"] == [827.7] and mixed["lower_bounds_rps"] == [31.1]
     assert describe_confirmed(mixed) == (
-        "median 827.7 req/s over 1 measured runs, 1 lower bound(s) set aside (>= 31.1)"
+        "median 827.7 req/s over 1 measured run, 1 lower bound set aside (>= 31.1)"
     )
+    two = {"rps": [], "measured_rps": [820.0, 830.0], "lower_bounds_rps": [31.1, 40.2]}
+    assert runs_text(two) == ", median of 2 measured runs, 2 lower bounds set aside (>= 40.2)"
     both = summarize(1, [trial, {**confirmed, "ci": [820.0, None]}], config)
     assert both["lower_bound"] and both["median_rps"] == 827.7  # at least the highest bound
     assert describe_confirmed(both).startswith(">= 827.7 req/s (a lower bound: none of its 2")
