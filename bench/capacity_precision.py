@@ -45,6 +45,7 @@ from bench.machine_watch import MachineWatch, machine_by_phase  # noqa: E402
 from bench.study_figures import fresh_dir, say, spread, write_results  # noqa: E402
 from model_server.pauses import ENV_TUNING  # noqa: E402
 from tuner.capacity.pauses import PauseLog  # noqa: E402
+from tuner.capacity.step import CurvePoint  # noqa: E402
 from tuner.storage import SampleStore  # noqa: E402
 from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.study.run_spread import RunSpread, pooled, widen  # noqa: E402
@@ -219,6 +220,7 @@ def run_probes(out: Path, args: argparse.Namespace) -> dict:
     return {
         "probes": len(probed),
         "passed": len(passed),
+        "probe_verdicts": [probe_verdict(t) for t in probed],
         "capacity_rps_in_order": [t.user_attrs.get("capacity_rps") for t in trials],
         "spearman_vs_order": spearman(
             [t.user_attrs["capacity_rps"] for t in trials if t.state == COMPLETE]
@@ -228,6 +230,17 @@ def run_probes(out: Path, args: argparse.Namespace) -> dict:
             "pruned": spread([seconds(t) for t in trials if t.state == PRUNED]),
         },
     }
+
+
+def probe_verdict(trial: optuna.trial.FrozenTrial) -> str:
+    """How a probe ended: its steps at the probe's rate (a near miss has two), each "pass",
+    "fail" (decided) or "undecided"; only a decided failure prunes."""
+    curve = [CurvePoint.from_dict(d) for d in trial.user_attrs.get("capacity_curve") or []]
+    if not curve:
+        return "none"
+    rate = curve[0].result.target_rps
+    looks = [p.verdict.outcome for p in curve if p.result.target_rps == rate]
+    return " then ".join(looks)
 
 
 def summary(results: dict) -> str:
@@ -250,7 +263,10 @@ def summary(results: dict) -> str:
             f"spread: {r['widened_interval_holds_others_median']})"
         )
     p = results["probes"]
-    lines.append(f"probes: {p['passed']} of {p['probes']} identical configurations passed")
+    lines.append(
+        f"probes: {p['passed']} of {p['probes']} identical configurations not pruned; their "
+        f"probes: {', '.join(p.get('probe_verdicts', []))}"
+    )
     for kind, s in p["seconds_per_trial"].items():
         lines.append(f"seconds per {kind} trial: median {s['median']} ({s['min']}-{s['max']})")
     return "\n".join(lines)
