@@ -14,10 +14,17 @@ Two rounds in a row over SLOW_RATIO x the baseline (a low percentile of the last
 rounds) are a slow spell. Each such round is written to the study's pause file as a
 pause of the "host" as long as the round's period (model_server/pauses.py), and the step
 runner re-measures a failed window that one overlaps, as it does for a collection's pause.
+
+A lasting change of speed is no spell, yet it moves every capacity: in one run of
+bench/capacity_precision.py the loop took 51-54 ms (a 2-s probe of the same kind) in the first
+trials and 59-61 ms in the last, and each configuration's capacity fell with it (r = -0.83,
+about 2.5% of capacity per 1% of loop time). So the watch keeps its recent rounds, and each
+trial records the median over its own search (`loop_ms_since`, the `host_loop_ms` attr).
 """
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
 from collections import deque
@@ -29,6 +36,7 @@ PROCESS = "host"
 PERIOD_S = 0.25
 SLOW_RATIO = 1.4
 BASELINE_ROUNDS = 240  # the last minute
+HISTORY_ROUNDS = 2400  # the last ten minutes: a trial's search and more
 MIN_ROUNDS = 8  # before this many, no baseline
 LOOP_ITERATIONS = 20_000  # ~1 ms of CPU on that machine: 0.4% of a core
 
@@ -84,21 +92,48 @@ class HostWatch:
         self.period_s = period_s
         self.measure = measure
         self.spells = SlowSpells()
+        self._history: deque[tuple[float, float]] = deque(maxlen=HISTORY_ROUNDS)
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="host-watch", daemon=True)
 
     def __enter__(self) -> HostWatch:
+        global _active
         if self.probe.path is not None:
             self._thread.start()
+            _active = self
         return self
 
     def __exit__(self, *exc: object) -> None:
+        global _active
+        if _active is self:
+            _active = None
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
+    def median_since(self, start: float) -> float | None:
+        """The median round since `start` (monotonic seconds); None before MIN_ROUNDS."""
+        with self._lock:
+            recent = [ms for t, ms in self._history if t >= start]
+        return statistics.median(recent) if len(recent) >= MIN_ROUNDS else None
+
     def _run(self) -> None:
         while not self._stop.wait(self.period_s):
-            rounds = self.spells.add(self.measure())
+            ms = self.measure()
+            now = time.monotonic()
+            with self._lock:
+                self._history.append((now, ms))
+            rounds = self.spells.add(ms)
             if rounds:
-                self.probe.write(time.monotonic(), rounds * self.period_s * 1000.0, "slow_host")
+                self.probe.write(now, rounds * self.period_s * 1000.0, "slow_host")
+
+
+_active: HostWatch | None = None  # the run's watch (one per tuner process), while it runs
+
+
+def loop_ms_since(start: float) -> float | None:
+    """The machine's speed since `start`: the running watch's median loop time in ms, or None
+    with no watch running or too few rounds yet."""
+    watch = _active
+    return watch.median_since(start) if watch is not None else None

@@ -14,6 +14,7 @@ from tuner.study.ratios import ratio_between, tie_text
 from tuner.study.run_spread import RunSpread, stored_run_spread, widen
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
+    HOST_LOOP_ATTR,
     NO_BATCHING,
     REFERENCE_ATTR,
     TF_SERVING_RECOMMENDED,
@@ -37,6 +38,9 @@ COLUMNS = (
 )
 
 
+# Trials' loop medians this far apart are a moved machine, not the loop's own scatter (the
+# medians of one steady run spread 3.7%, bench/RESULTS.md); capacity moved ~2.5% per 1% of it.
+HOST_DRIFT = 0.10
 CAPACITY_COLUMNS = (
     "#",
     "state",
@@ -157,8 +161,8 @@ def show(study: optuna.Study) -> str:
         columns = (*columns[:-1], "worker", columns[-1])
         rows = [(*r[:-1], w or "-", r[-1]) for r, w in zip(rows, workers, strict=True)]
     table = format_table(rows, columns)
-    note = interval_note(study)
-    return f"{table}\n{note}" if note else table
+    notes = [n for n in (interval_note(study), host_speed_note(study)) if n]
+    return "\n".join([table, *notes])
 
 
 def interval_note(study: optuna.Study) -> str | None:
@@ -170,6 +174,30 @@ def interval_note(study: optuna.Study) -> str | None:
     return (
         f"capacity intervals: each search's 95% interval widened by the study's "
         f"{spread.text()}, +-{spread.half_width:.1%}"
+    )
+
+
+def host_speed_note(study: optuna.Study) -> str | None:
+    """Whether the machine's own speed moved between trials (tuner/capacity/host_speed.py),
+    and how much: capacities measured at different speeds differ by more than their
+    intervals, which hold one search's noise only. None while it held within HOST_DRIFT."""
+    loops = [
+        (t.number, ms)
+        for t in study.get_trials(deepcopy=False)
+        if isinstance(ms := t.user_attrs.get(HOST_LOOP_ATTR), int | float) and ms > 0
+    ]
+    if len(loops) < 2:
+        return None
+    fast = min(loops, key=lambda n_ms: n_ms[1])
+    slow = max(loops, key=lambda n_ms: n_ms[1])
+    if slow[1] < (1 + HOST_DRIFT) * fast[1]:
+        return None
+    return (
+        f"the machine's speed moved during the study: a fixed loop took {fast[1]:.1f} ms of "
+        f"CPU in trial {fast[0]} and {slow[1]:.1f} ms in trial {slow[0]} "
+        f"(+{slow[1] / fast[1] - 1:.0%}; each trial's in its attr {HOST_LOOP_ATTR}): "
+        "capacities measured at different speeds are not comparable by their own searches, "
+        "so the confirmation's interleaved rounds rank the finalists"
     )
 
 

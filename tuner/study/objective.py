@@ -8,6 +8,7 @@ Artifacts are attached before the trial ends, since Optuna refuses writes to fin
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import optuna
 
 from model_server.batching_parameters import BatchingParameters, render
 from search_spaces.loader import SearchSpace, Suggestion
+from tuner.capacity import host_speed
 from tuner.capacity.record import capacity_attrs, constraints
 from tuner.capacity.search_run import CapacityMeasurer, StepWriter
 from tuner.capacity.step import CurvePoint
@@ -28,6 +30,7 @@ from tuner.storage import SampleStore, StorageError, attach_files
 from tuner.storage.artifacts import unwritable
 from tuner.study.trial_pruning import EarlyStop
 from tuner.trial_record import (
+    HOST_LOOP_ATTR,
     NO_BATCHING,
     REFERENCE_ATTR,
     SAME_PARAMS_ATTR,
@@ -192,6 +195,7 @@ class Objective:
             trial.report(point.result.goodput_rps, step=point.step)
             store(point, intervals)
 
+        started = time.monotonic()
         m = self.capacity.measure(
             batching,
             server_flags,
@@ -205,6 +209,9 @@ class Objective:
         attrs = capacity_attrs(outcome, o.percentile)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
+        loop_ms = host_speed.loop_ms_since(started)
+        if loop_ms is not None:  # the machine's speed while it measured: a cause of drift
+            trial.set_user_attr(HOST_LOOP_ATTR, round(loop_ms, 3))
         if outcome.pruned_because:
             trial.set_user_attr("pruned_because", outcome.pruned_because)
             raise optuna.TrialPruned(outcome.pruned_because)

@@ -58,6 +58,8 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
     config, result, lines = capacity_run
     study = load_existing_study(config)
     assert study.user_attrs["load_mode"] == "capacity"
+    model = config.path(config.server.model_base_path).resolve()
+    assert study.user_attrs["model_base_path"] == str(model)  # what export names
     trials = study.get_trials()
     assert len(trials) == 4 and result.trials_run == 4
     references = trials[:2]
@@ -73,6 +75,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert sorted(trial.intermediate_values) == [p["step"] for p in curve]
         assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
+        assert a["host_loop_ms"] > 0  # the machine's speed over its search, pruned or not
         # only the first step after the restart had a ramp, recorded beside it
         assert curve[0]["ramp_s"] > 0 and curve[0]["ramp_outcome"] in RAMP_OUTCOMES
         assert all(p["ramp_s"] is None and p["ramp_outcome"] is None for p in curve[1:])

@@ -4,12 +4,13 @@ and a failed window they overlap is one the step runner measures again."""
 from __future__ import annotations
 
 import json
+import queue
 import threading
 import time
 from pathlib import Path
 
 from model_server.pauses import PauseProbe
-from tuner.capacity.host_speed import MIN_ROUNDS, HostWatch, SlowSpells, loop_ms
+from tuner.capacity.host_speed import MIN_ROUNDS, HostWatch, SlowSpells, loop_ms, loop_ms_since
 from tuner.capacity.pauses import PauseLog, hit_by, pause_log
 
 
@@ -77,3 +78,34 @@ def test_the_study_s_pause_log_runs_the_watch_and_stops_it(tmp_path: Path) -> No
     while watching() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert not watching()
+
+
+def test_the_running_watch_gives_the_machine_s_speed_since_a_moment(tmp_path: Path) -> None:
+    """A lasting change of speed is no spell, yet it moves every capacity: each trial records
+    the median loop time over its own search."""
+    rounds: queue.Queue[float] = queue.Queue()  # each round waits for the test's figure
+
+    def kept(watch: HostWatch, n: int) -> None:
+        deadline = time.monotonic() + 10.0
+        while len(watch._history) < n and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    assert loop_ms_since(0.0) is None  # no watch running
+    probe = PauseProbe("host", str(tmp_path / "pauses.jsonl"))
+    with HostWatch(probe, period_s=0.001, measure=rounds.get) as watch:
+        for _ in range(MIN_ROUNDS + 2):
+            rounds.put(1.0)
+        kept(watch, MIN_ROUNDS + 2)
+        assert loop_ms_since(0.0) == 1.0
+        since = time.monotonic()
+        for _ in range(MIN_ROUNDS - 1):
+            rounds.put(3.0)
+        kept(watch, 2 * MIN_ROUNDS + 1)
+        assert loop_ms_since(since) is None  # too few rounds since then for a figure
+        rounds.put(3.0)
+        kept(watch, 2 * MIN_ROUNDS + 2)
+        assert loop_ms_since(since) == 3.0
+        assert loop_ms_since(0.0) == 1.0  # still more rounds at 1.0 than at 3.0
+        for _ in range(1000):  # until the watch is stopped
+            rounds.put(3.0)
+    assert loop_ms_since(0.0) is None  # the watch stopped with the run

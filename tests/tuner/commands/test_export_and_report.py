@@ -23,8 +23,11 @@ def add_trial(
     batching: BatchingParameters | None,
     reference: str | None = None,
     feasible: bool = True,
+    host_loop_ms: float | None = None,
 ) -> int:
     trial = study.ask({"max_batch_size": optuna.distributions.IntDistribution(1, 128)})
+    if host_loop_ms is not None:
+        trial.set_user_attr("host_loop_ms", host_loop_ms)
     if reference:
         trial.set_user_attr("reference", reference)
     trial.set_user_attr("batching_file", render(batching) if batching else None)
@@ -216,3 +219,14 @@ def test_a_winner_with_a_bound_set_aside_counts_only_its_measured_runs(study) ->
     summary = winner_summary(study, "p95")
     assert "median of 1 measured run, 1 lower bound set aside (>= 300.0)" in summary
     assert "median of 2 runs" not in summary
+
+
+def test_show_says_when_the_machine_s_speed_moved_between_trials(study) -> None:
+    """A lasting change of the machine's speed moved every capacity of a bench run (r = -0.83):
+    `show` names the fastest and slowest trials by their loop time, and stays quiet within
+    the loop's own scatter."""
+    for rps, loop_ms in ((500, 51.0), (900, 53.5), (700, 56.0)):
+        add_trial(study, rps=rps, p95=20, batching=None, host_loop_ms=loop_ms)
+    assert "speed moved" not in show(study)  # 51.0-56.0 ms: within 10%
+    add_trial(study, rps=400, p95=20, batching=None, host_loop_ms=60.7)
+    assert "a fixed loop took 51.0 ms of CPU in trial 0 and 60.7 ms in trial 3 (+19%" in show(study)
