@@ -234,13 +234,21 @@ def run_probes(out: Path, args: argparse.Namespace) -> dict:
 
 def probe_verdict(trial: optuna.trial.FrozenTrial) -> str:
     """How a probe ended: its steps at the probe's rate (a near miss has two), each "pass",
-    "fail" (decided) or "undecided"; only a decided failure prunes."""
+    "fail" (decided) or "undecided" (and how its point estimate fell); only a decided failure
+    prunes."""
     curve = [CurvePoint.from_dict(d) for d in trial.user_attrs.get("capacity_curve") or []]
     if not curve:
         return "none"
     rate = curve[0].result.target_rps
-    looks = [p.verdict.outcome for p in curve if p.result.target_rps == rate]
+    looks = [_look(p) for p in curve if p.result.target_rps == rate]
     return " then ".join(looks)
+
+
+def _look(point: CurvePoint) -> str:
+    """An undecided window still passes or fails on its point estimate: say which."""
+    if point.verdict.decided:
+        return point.verdict.outcome
+    return f"undecided ({'pass' if point.verdict.passed else 'fail'})"
 
 
 def summary(results: dict) -> str:
