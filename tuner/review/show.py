@@ -38,9 +38,6 @@ COLUMNS = (
 )
 
 
-# Trials' loop medians this far apart are a moved machine, not the loop's own scatter (the
-# medians of one steady run spread 3.7%, bench/RESULTS.md); capacity moved ~2.5% per 1% of it.
-HOST_DRIFT = 0.10
 CAPACITY_COLUMNS = (
     "#",
     "state",
@@ -175,6 +172,11 @@ def interval_note(study: optuna.Study) -> str | None:
         f"capacity intervals: each search's 95% interval widened by the study's "
         f"{spread.text()}, +-{spread.half_width:.1%}"
     )
+
+
+# Trials' loop medians this far apart are a moved machine, not the loop's own scatter (a
+# steady run's per-trial medians spread 3.8%, bench/RESULTS.md); capacity moved ~2.5% per 1%.
+HOST_DRIFT = 0.10
 
 
 def host_speed_note(study: optuna.Study) -> str | None:
