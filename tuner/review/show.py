@@ -181,8 +181,9 @@ HOST_DRIFT = 0.10
 
 def host_speed_note(study: optuna.Study) -> str | None:
     """Whether the machine's own speed moved between trials (tuner/capacity/host_speed.py),
-    and how much: capacities measured at different speeds differ by more than their
-    intervals, which hold one search's noise only. None while it held within HOST_DRIFT."""
+    and how much: capacities measured at different speeds can differ by more than their
+    intervals, which hold one search's noise only (in one bench run they fell with it, r =
+    -0.83; in another, where it moved less, r = -0.11). None while it held within HOST_DRIFT."""
     loops = [
         (t.number, ms)
         for t in study.get_trials(deepcopy=False)
@@ -198,8 +199,8 @@ def host_speed_note(study: optuna.Study) -> str | None:
         f"the machine's speed moved during the study: a fixed loop took {fast[1]:.1f} ms of "
         f"CPU in trial {fast[0]} and {slow[1]:.1f} ms in trial {slow[0]} "
         f"(+{slow[1] / fast[1] - 1:.0%}; each trial's in its attr {HOST_LOOP_ATTR}): "
-        "capacities measured at different speeds are not comparable by their own searches, "
-        "so the confirmation's interleaved rounds rank the finalists"
+        "capacities measured at different speeds can differ by more than their intervals "
+        "say, so the confirmation's interleaved rounds, not single searches, rank the finalists"
     )
 
 
