@@ -254,6 +254,9 @@ class ConfirmConfig:
     """Re-measure both reference points too, so the quoted ratios are of medians."""
 
 
+DEFAULTS_SOURCE = "defaults"  # `source` when no file was read
+
+
 @dataclass
 class TunerConfig:
     study: StudyConfig = field(default_factory=StudyConfig)
@@ -263,8 +266,13 @@ class TunerConfig:
     load: LoadConfig = field(default_factory=LoadConfig)
     search: SearchConfig = field(default_factory=SearchConfig)
     confirm: ConfirmConfig = field(default_factory=ConfirmConfig)
-    source: str = "defaults"
+    source: str = DEFAULTS_SOURCE
     base_dir: Path = field(default_factory=Path.cwd)
+
+    @property
+    def file(self) -> Path | None:
+        """The TOML file this config was read from; None for the built-in defaults."""
+        return None if self.source == DEFAULTS_SOURCE else Path(self.source)
 
     def path(self, value: str) -> Path:
         """A path from the config, relative to the config file's directory."""

@@ -98,3 +98,11 @@ def test_a_relative_sqlite_file_is_relative_to_the_config_file(tmp_path: Path, m
     assert flag.study.storage == f"sqlite:///{(tmp_path / '..' / 'x.db').resolve()}"
     other = "postgresql://tuner@db/optuna"
     assert load_config(None, {"study": {"storage": other}}).study.storage == other
+
+
+def test_a_config_knows_the_file_it_was_read_from(tmp_path: Path) -> None:
+    """`export` puts it in the re-check command; the built-in defaults have none."""
+    path = tmp_path / "tuner.toml"
+    path.write_text('[study]\nname = "x"\n')
+    assert load_config(None).file is None
+    assert load_config(path).file == path

@@ -144,6 +144,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         model_name=config.server.model_name,
         model_base_path=config.path(config.server.model_base_path),
         percentile=config.objective.percentile,
+        config=config.file,
     )
     how = "confirmed winner" if result.confirmed else "best feasible trial (not re-measured)"
     value = f"capacity {result.rps:.1f} req/s" if result.capacity else f"{result.rps:.1f} req/s"

@@ -97,9 +97,12 @@ def _int_or_text(value: object) -> object:
         return value
 
 
-def recheck_advice(trial: optuna.trial.FrozenTrial, out: Path, study_name: str) -> str:
+def recheck_advice(
+    trial: optuna.trial.FrozenTrial, out: Path, study_name: str, config: Path | None = None
+) -> str:
     """What export prints about the measuring backend; for the stand-in, how to re-measure
-    (and the space file that makes it one command, written next to `out`)."""
+    (and the space file that makes it one command, written next to `out`), with the study's
+    `config` file, absolute, so the command works from any directory."""
     backend = str(trial.user_attrs.get(BACKEND_ATTR))
     if backend in REAL_BACKENDS:
         return f"measured on {measured_on(trial)}"
@@ -117,6 +120,7 @@ def recheck_advice(trial: optuna.trial.FrozenTrial, out: Path, study_name: str) 
         "-m",
         "tuner",
         "optimize",
+        *(["--config", str(config.resolve())] if config is not None else []),
         "--backend",
         "docker",
         "--search-space",

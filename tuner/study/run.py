@@ -155,7 +155,7 @@ def load_existing_study(config: TunerConfig) -> optuna.Study:
             + "; run `tuner optimize` first or pass --study-name"
             + (
                 " (no config file was read: no --config and no ./tuner.toml)"
-                if config.source == "defaults"
+                if config.file is None
                 else ""
             )
         ) from None

@@ -76,6 +76,16 @@ def test_export_of_a_stand_in_winner_says_how_to_re_measure_it(tmp_path: Path) -
     assert suggestion.server_flags == {"tensorflow_intra_op_parallelism": "1"}
 
 
+def test_the_re_check_command_carries_the_study_s_config_file(tmp_path: Path) -> None:
+    """Run from another directory, a re-check without --config would read the built-in
+    defaults (another model path, SLO and storage); with it, the study's own settings."""
+    config = tmp_path / "conf" / "tuner.toml"
+    out = tmp_path / "b.txt"
+    note = export(study_won_on("embedded"), out, model_name="m", config=config).backend_note
+    assert f"python -m tuner optimize --config {config} --backend docker" in note
+    assert "--config" not in export(study_won_on("embedded"), out, model_name="m").backend_note
+
+
 def test_export_of_a_real_server_winner_only_names_it(tmp_path: Path) -> None:
     out = tmp_path / "b.txt"
     result = export(study_won_on("binary"), out, model_name="sentiment")
