@@ -279,6 +279,11 @@ class TunerConfig:
         path = Path(value).expanduser()
         return path if path.is_absolute() else self.base_dir / path
 
+    @property
+    def model_dir(self) -> Path:
+        """`server.model_base_path` as a path (relative to the config file's directory)."""
+        return self.path(self.server.model_base_path)
+
 
 SECTIONS = {
     f.name: f.type for f in dataclasses.fields(TunerConfig) if f.name not in ("source", "base_dir")

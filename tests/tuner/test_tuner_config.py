@@ -44,6 +44,7 @@ def test_file_values_then_cli_overrides(tmp_path: Path) -> None:
 def test_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, '[server]\nmodel_base_path = "m/s"\n'))
     assert config.path(config.server.model_base_path) == tmp_path / "m" / "s"
+    assert config.model_dir == tmp_path / "m" / "s"
 
 
 def test_extra_flags_become_strings(tmp_path: Path) -> None:

@@ -142,7 +142,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         study,
         Path(args.out),
         model_name=config.server.model_name,
-        model_base_path=config.path(config.server.model_base_path),
+        model_base_path=config.model_dir,
         percentile=config.objective.percentile,
         config=config.file,
     )

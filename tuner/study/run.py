@@ -189,7 +189,7 @@ def prepare_new_study(
     study.set_user_attr(SPACE_ATTR, space.name)
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
-    study.set_user_attr(MODEL_PATH_ATTR, str(config.path(config.server.model_base_path).resolve()))
+    study.set_user_attr(MODEL_PATH_ATTR, str(config.model_dir.resolve()))
     name_objective(study, config.load.mode == "capacity")
     enqueue_warm_points(study, list(warm))
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})
@@ -287,7 +287,7 @@ def optimize(
     staying `n_trials`."""
     space = load_search_space(config)
     profile = load_profile(config)
-    model_base_path = config.path(config.server.model_base_path)
+    model_base_path = config.model_dir
     if not model_base_path.is_dir():
         raise ConfigError(
             f"{config.source}: server.model_base_path {model_base_path} does not exist; "
@@ -392,7 +392,7 @@ def _run(
     profile = with_requests(
         profile, plan.requests, workdir, config.server.model_name, plan.grpc_requests
     )
-    model_base_path = config.path(config.server.model_base_path)
+    model_base_path = config.model_dir
     for process in stop_leftovers(study_dir(config)):
         say(f"stopped process {process}, left running by a tuner of this study that was killed")
     try:
