@@ -19,7 +19,7 @@ A lasting change of speed is no spell, yet it moves every capacity: in one run o
 bench/capacity_precision.py the loop took 51-54 ms (a 2-s probe of the same kind) in the first
 trials and 59-61 ms in the last, and each configuration's capacity fell with it (r = -0.83,
 about 2.5% of capacity per 1% of loop time). So the watch keeps its recent rounds, and each
-trial records the median over its own search (`loop_ms_since`, the `host_loop_ms` attr).
+trial records the median over its own restart and search (`loop_ms_since`, `host_loop_ms`).
 """
 
 from __future__ import annotations
