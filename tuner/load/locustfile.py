@@ -24,10 +24,11 @@ import itertools
 import os
 import random
 
-from locust import FastHttpUser, User, constant, task
+from locust import User, constant, task
 
 from service.corpus import generate
 from tuner.load import request_set
+from tuner.load.http_user import ResendingHttpUser
 from tuner.load.open_loop import OpenLoopUser
 
 TEXTS_PER_REQUEST = int(os.environ.get("TUNER_LOAD_TEXTS_PER_REQUEST", "1"))
@@ -54,7 +55,7 @@ if GRPC:  # grpc is imported only then: the HTTP load's processes stay as they w
 _user_numbers = itertools.count()
 
 
-class PredictUser(FastHttpUser):
+class PredictUser(ResendingHttpUser):
     abstract = GRPC
     wait_time = constant(0)
     network_timeout = REQUEST_TIMEOUT_S

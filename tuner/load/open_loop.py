@@ -26,11 +26,12 @@ from collections.abc import Iterator
 
 import gevent
 from gevent.pool import Group
-from locust import FastHttpUser, constant, task
+from locust import constant, task
 
 from tuner.load import distributed
 from tuner.load.arrivals import process_rate, share, step_arrivals
 from tuner.load.control import CONTROL_POLL_S, Step, StepInbox, StepReader
+from tuner.load.http_user import ResendingHttpUser
 from tuner.load.recorder import recorder
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ _CONTROL_FILE = os.environ.get("TUNER_LOAD_CONTROL_FILE")
 _schedulers_running = 0
 
 
-class OpenLoopUser(FastHttpUser):
+class OpenLoopUser(ResendingHttpUser):
     """Subclass and implement `arrival()`; see the module docstring."""
 
     abstract = True
