@@ -145,6 +145,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         model_base_path=config.model_dir,
         percentile=config.objective.percentile,
         config=config.file,
+        storage=config.study.storage if args.storage is not None else None,
     )
     how = "confirmed winner" if result.confirmed else "best feasible trial (not re-measured)"
     value = f"capacity {result.rps:.1f} req/s" if result.capacity else f"{result.rps:.1f} req/s"

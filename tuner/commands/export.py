@@ -39,12 +39,14 @@ def export(
     model_base_path: str | Path = "/models/sentiment",
     percentile: str = "p95",
     config: Path | None = None,
+    storage: str | None = None,
 ) -> Export:
     """Write the winner to `out` (atomically, after parsing it back with the server's own
     parser) and build the command lines that serve the model with it: the model the study
     measured, where it recorded one (`model_base_path` stands in for older studies), so the
     command does not depend on the directory `export` runs in; `config`, the study's config
-    file, goes into the re-check command for the same reason."""
+    file, goes into the re-check command for the same reason, with `storage` when the command
+    line gave the study's storage (the config alone would name another database)."""
     model_base_path = study.user_attrs.get(MODEL_PATH_ATTR) or model_base_path
     trial, confirmed = winning_trial(study)
     text = trial.user_attrs.get("batching_file")
@@ -95,6 +97,6 @@ def export(
         rps=float(value),
         capacity="capacity_rps" in trial.user_attrs,
         versus=versus_references(study, float(value), percentile, trial.number),
-        backend_note=recheck_advice(trial, out, study.study_name, config),
+        backend_note=recheck_advice(trial, out, study.study_name, config, storage),
         tie=tie_text(study, winner).removeprefix("; "),
     )

@@ -19,6 +19,7 @@ import optuna
 
 from model_server.batching_parameters import BatchingParameters, parse_text
 from search_spaces.strategies import LINEAR_MAX, LINEAR_MIN, allowed_batch_sizes
+from tuner.storage import has_password, safe_url
 
 __all__ = ["BACKEND_ATTR", "measured_on", "recheck_advice", "recheck_space_text", "summary_tag"]
 
@@ -98,11 +99,17 @@ def _int_or_text(value: object) -> object:
 
 
 def recheck_advice(
-    trial: optuna.trial.FrozenTrial, out: Path, study_name: str, config: Path | None = None
+    trial: optuna.trial.FrozenTrial,
+    out: Path,
+    study_name: str,
+    config: Path | None = None,
+    storage: str | None = None,
 ) -> str:
     """What export prints about the measuring backend; for the stand-in, how to re-measure
     (and the space file that makes it one command, written next to `out`), with the study's
-    `config` file, absolute, so the command works from any directory."""
+    `config` file, absolute, so the command works from any directory, and the `storage` the
+    study was read from when the command line gave it, so the re-check lands beside the study
+    (its password hidden: export never prints one)."""
     backend = str(trial.user_attrs.get(BACKEND_ATTR))
     if backend in REAL_BACKENDS:
         return f"measured on {measured_on(trial)}"
@@ -121,6 +128,7 @@ def recheck_advice(
         "tuner",
         "optimize",
         *(["--config", str(config.resolve())] if config is not None else []),
+        *(["--storage", safe_url(storage)] if storage is not None else []),
         "--backend",
         "docker",
         "--search-space",
@@ -130,9 +138,10 @@ def recheck_advice(
         "--n-trials",
         "3",
     ]
+    hidden = " and put the database's password back in --storage" if has_password(storage) else ""
     return (
         f"{head}:\n  {shlex.join(command)}\n"
         f"  ({space_path.name} fixes every value of {out.name}; use --backend binary with "
-        "tensorflow_model_server on PATH; the no-batching and TF-default reference trials "
-        "run beside it)"
+        f"tensorflow_model_server on PATH{hidden}; the no-batching and TF-default reference "
+        "trials run beside it)"
     )

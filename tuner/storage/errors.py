@@ -27,6 +27,17 @@ def safe_url(url: str) -> str:
         return url if "@" not in url else "<storage URL>"
 
 
+def has_password(url: str | None) -> bool:
+    """Does the URL hold a password, which safe_url hides (so a command printed with it
+    needs the password put back)?"""
+    if url is None:
+        return False
+    try:
+        return make_url(url).password is not None
+    except Exception:  # unparseable: safe_url printed a placeholder if it may hold one
+        return "@" in url
+
+
 def _first_line(exc: BaseException) -> str:
     orig = getattr(exc, "orig", None) or exc
     text = str(orig).strip().splitlines()

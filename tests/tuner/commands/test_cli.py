@@ -119,7 +119,8 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
     """Without --config the built-in defaults apply, whose model path is relative to where
-    `export` runs; the command it prints must name the study's model all the same."""
+    `export` runs; the command it prints must name the study's model all the same, and the
+    re-check must go to the study's database, which only --storage named."""
     config = config_for(tmp_path)
     study = new_study(config)
     study.add_trial(
@@ -143,6 +144,7 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
     assert code == 0
     assert f"--model_base_path={tmp_path / 'models' / 'sentiment'} " in out
     assert str(elsewhere / "models") not in out
+    assert f"--storage {storage} --backend docker" in out
 
 
 def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) -> None:

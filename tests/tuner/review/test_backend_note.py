@@ -86,6 +86,20 @@ def test_the_re_check_command_carries_the_study_s_config_file(tmp_path: Path) ->
     assert "--config" not in export(study_won_on("embedded"), out, model_name="m").backend_note
 
 
+def test_the_re_check_command_carries_a_storage_given_on_the_command_line(tmp_path: Path):
+    out = tmp_path / "b.txt"
+    study = study_won_on("embedded")
+    note = export(study, out, model_name="m", storage="sqlite:////data/t.db").backend_note
+    assert "--storage sqlite:////data/t.db --backend docker" in note
+    assert "password" not in note
+    # A password is never printed: the command shows where it goes back.
+    url = "postgresql+psycopg://tuner:s3cret@db.example/tuning"
+    note = export(study, out, model_name="m", storage=url).backend_note
+    assert "s3cret" not in note
+    assert "--storage 'postgresql+psycopg://tuner:***@db.example/tuning'" in note
+    assert "put the database's password back in --storage" in note
+
+
 def test_export_of_a_real_server_winner_only_names_it(tmp_path: Path) -> None:
     out = tmp_path / "b.txt"
     result = export(study_won_on("binary"), out, model_name="sentiment")
