@@ -132,7 +132,7 @@ def recheck_advice(
         "--backend",
         "docker",
         "--search-space",
-        str(space_path),
+        str(space_path.resolve()),
         "--study-name",
         f"{study_name}-recheck",
         "--n-trials",

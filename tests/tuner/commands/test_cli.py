@@ -120,7 +120,8 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
 ) -> None:
     """Without --config the built-in defaults apply, whose model path is relative to where
     `export` runs; the command it prints must name the study's model all the same, and the
-    re-check must go to the study's database, which only --storage named."""
+    re-check must go to the study's database, which only --storage named, and find its space
+    file from any directory."""
     config = config_for(tmp_path)
     study = new_study(config)
     study.add_trial(
@@ -145,6 +146,7 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
     assert f"--model_base_path={tmp_path / 'models' / 'sentiment'} " in out
     assert str(elsewhere / "models") not in out
     assert f"--storage {storage} --backend docker" in out
+    assert f"--search-space {elsewhere / 'b.recheck.toml'} " in out  # --out was relative
 
 
 def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) -> None:
