@@ -27,6 +27,7 @@ CONSTRAINTS_ATTR = "constraints"  # Optuna's own key for constraints_func result
 CONFIRMATION_ATTR = "confirmation"  # study attr: each re-measured trial's runs and medians
 WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
 MODEL_PATH_ATTR = "model_base_path"  # study attr: the model measured, as an absolute path
+CONFIG_FILE_ATTR = "config_file"  # study attr: the config file it was created with, absolute
 HOST_LOOP_ATTR = "host_loop_ms"  # the machine's speed during a search (capacity/host_speed.py)
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 

@@ -14,7 +14,7 @@ from tuner.review.backend_note import recheck_advice
 from tuner.review.show import versus_references
 from tuner.servers.defaults import DEFAULT_BINARY
 from tuner.study.ratios import tie_text
-from tuner.trial_record import MODEL_PATH_ATTR, WINNER_ATTR, winning_trial
+from tuner.trial_record import CONFIG_FILE_ATTR, MODEL_PATH_ATTR, WINNER_ATTR, winning_trial
 
 
 @dataclass(frozen=True)
@@ -45,9 +45,11 @@ def export(
     parser) and build the command lines that serve the model with it: the model the study
     measured, where it recorded one (`model_base_path` stands in for older studies), so the
     command does not depend on the directory `export` runs in; `config`, the study's config
-    file, goes into the re-check command for the same reason, with `storage` when the command
-    line gave the study's storage (the config alone would name another database)."""
+    file (else the one the study recorded, if it is still there), goes into the re-check
+    command for the same reason, with `storage` when the command line gave the study's
+    storage (the config alone would name another database)."""
     model_base_path = study.user_attrs.get(MODEL_PATH_ATTR) or model_base_path
+    config = config if config is not None else _recorded_config(study)
     trial, confirmed = winning_trial(study)
     text = trial.user_attrs.get("batching_file")
     if not text:
@@ -100,3 +102,8 @@ def export(
         backend_note=recheck_advice(trial, out, study.study_name, config, storage),
         tie=tie_text(study, winner).removeprefix("; "),
     )
+
+
+def _recorded_config(study: optuna.Study) -> Path | None:
+    recorded = study.user_attrs.get(CONFIG_FILE_ATTR)
+    return Path(recorded) if recorded and Path(recorded).is_file() else None

@@ -62,6 +62,7 @@ from tuner.study.progress import RunProgress, trial_line
 from tuner.study.samplers import make_sampler
 from tuner.study.warm_start import WarmPoint, enqueue_warm_points, warm_points
 from tuner.trial_record import (
+    CONFIG_FILE_ATTR,
     MODEL_PATH_ATTR,
     NO_BATCHING,
     REFERENCE_ATTR,
@@ -190,6 +191,8 @@ def prepare_new_study(
     study.set_user_attr(MODE_ATTR, config.load.mode)
     study.set_user_attr("objective", objective_text(config))
     study.set_user_attr(MODEL_PATH_ATTR, str(config.model_dir.resolve()))
+    if config.file is not None:
+        study.set_user_attr(CONFIG_FILE_ATTR, str(config.file.resolve()))
     name_objective(study, config.load.mode == "capacity")
     enqueue_warm_points(study, list(warm))
     study.enqueue_trial({}, user_attrs={REFERENCE_ATTR: NO_BATCHING})

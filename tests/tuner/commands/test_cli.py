@@ -12,6 +12,7 @@ from model_server.batching_parameters import BatchingParameters, render
 from tests.support.postgres import PostgresServer
 from tests.support.studies import config_for, new_study
 from tuner.commands.cli import _config, build_parser, main
+from tuner.config import load_config
 
 
 def test_help_explains_every_command(capsys) -> None:
@@ -147,6 +148,37 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
     assert str(elsewhere / "models") not in out
     assert f"--storage {storage} --backend docker" in out
     assert f"--search-space {elsewhere / 'b.recheck.toml'} " in out  # --out was relative
+
+
+def test_export_elsewhere_without_config_re_checks_with_the_study_s_config(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    """The study records the config file it was created with; `export` run from another
+    directory without --config puts that file in the re-check command, not the defaults."""
+    project = tmp_path / "project"
+    project.mkdir()
+    toml = project / "tuner.toml"
+    toml.write_text('[study]\nname = "s"\nstorage = "sqlite:///t.db"\n[search]\nspace = "quick"\n')
+    study = new_study(load_config(toml))
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"max_batch_size": 8},
+            distributions={"max_batch_size": optuna.distributions.IntDistribution(1, 64)},
+            value=100.0,
+            user_attrs={
+                "batching_file": render(BatchingParameters(max_batch_size=8)),
+                "backend": "embedded",
+                "rps": 100.0,
+            },
+            system_attrs={"constraints": [-1.0]},
+        )
+    )
+    monkeypatch.chdir(tmp_path)
+    storage = f"sqlite:///{project / 't.db'}"
+    assert main(["export", "--storage", storage, "--study-name", "s", "--out", "b.txt"]) == 0
+    assert f"optimize --config {toml} --storage {storage} --backend docker" in (
+        capsys.readouterr().out
+    )
 
 
 def test_show_does_not_create_a_database(tmp_path: Path, capsys, monkeypatch) -> None:

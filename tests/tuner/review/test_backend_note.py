@@ -14,6 +14,7 @@ from tuner.commands.export import export
 from tuner.review.backend_note import recheck_space_text, summary_tag
 from tuner.review.show import winner_summary
 from tuner.study.confirm import WINNER_ATTR
+from tuner.trial_record import CONFIG_FILE_ATTR
 
 WINNING = BatchingParameters(
     max_batch_size=32,
@@ -84,6 +85,19 @@ def test_the_re_check_command_carries_the_study_s_config_file(tmp_path: Path) ->
     note = export(study_won_on("embedded"), out, model_name="m", config=config).backend_note
     assert f"python -m tuner optimize --config {config} --backend docker" in note
     assert "--config" not in export(study_won_on("embedded"), out, model_name="m").backend_note
+
+
+def test_without_a_config_the_re_check_takes_the_one_the_study_was_created_with(tmp_path):
+    """`export` run elsewhere without --config reads the built-in defaults; the re-check must
+    still measure under the study's own settings, while that file is there."""
+    config = tmp_path / "tuner.toml"
+    config.write_text("[objective]\nslo_ms = 40\n")
+    study = study_won_on("embedded")
+    study.set_user_attr(CONFIG_FILE_ATTR, str(config))
+    out = tmp_path / "b.txt"
+    assert f"--config {config} --backend" in export(study, out, model_name="m").backend_note
+    config.unlink()  # moved or deleted since: no --config, as for a study of the defaults
+    assert "--config" not in export(study, out, model_name="m").backend_note
 
 
 def test_the_re_check_command_carries_a_storage_given_on_the_command_line(tmp_path: Path):
