@@ -29,7 +29,6 @@ import argparse
 import dataclasses
 import itertools
 import random
-import signal
 import sys
 from collections import Counter
 from pathlib import Path
@@ -49,6 +48,7 @@ from tuner.config import TunerConfig, load_config
 from tuner.coordination.resume import counted_trials
 from tuner.coordination.shared_trials import requeue
 from tuner.errors import TunerError
+from tuner.interrupts import interrupts_raised
 from tuner.study.run import MODE_ATTR, SPACE_ATTR, load_search_space, open_study, optimize
 from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR, is_feasible
 
@@ -221,10 +221,6 @@ def record(args: argparse.Namespace) -> Surface:
     return surface
 
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m bench.surface", description=__doc__.split("\n\n")[0]
@@ -244,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # the tuner's progress lines say it
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
-        surface = record(args)
+        with interrupts_raised():
+            surface = record(args)
     except (TunerError, SearchSpaceError, SurfaceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -257,8 +253,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     rows = sum(len(r) for r in surface.points.values())
     print(f"{rows} searches of {len(surface.points)} points written to {args.out}")
     return 0

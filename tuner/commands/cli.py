@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import optuna
 
 from tuner.config import BACKENDS, SAMPLERS, TunerConfig, load_config
 from tuner.errors import TunerError
+from tuner.interrupts import interrupts_raised
 from tuner.storage import safe_url
 
 DEFAULT_CONFIG = "tuner.toml"
@@ -378,10 +378,6 @@ def build_parser(prog: str = "tuner") -> argparse.ArgumentParser:
     return parser
 
 
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None, prog: str = "tuner") -> int:
     args = build_parser(prog).parse_args(argv)
     logging.basicConfig(
@@ -390,7 +386,11 @@ def main(argv: list[str] | None = None, prog: str = "tuner") -> int:
     )
     # Our progress lines say what Optuna's would, without tracebacks for failed trials.
     optuna.logging.set_verbosity(optuna.logging.INFO if args.verbose else optuna.logging.ERROR)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    with interrupts_raised():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return args.func(args)
     except TunerError as exc:
@@ -411,5 +411,3 @@ def main(argv: list[str] | None = None, prog: str = "tuner") -> int:
         else:
             print(f"interrupted: {args.command} stopped; the study is unchanged", file=sys.stderr)
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,57 @@
+"""Ctrl-C and SIGTERM as a KeyboardInterrupt that is never lost.
+
+Python runs a signal's handler in the main thread between two bytecodes, wherever they are.
+When they are in a garbage-collector callback (the tuner's pause probe has one,
+model_server/pauses.py), the KeyboardInterrupt the handler raises escapes into the collector,
+which prints "Exception ignored" and drops it: the tuner went on as if no signal had come, and
+finished its study (CI saw a SIGTERM lost so). Inside a gc callback the handler therefore
+raises nothing and sends the signal again a moment later, from a thread, once the collection
+is over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from types import FrameType, FunctionType
+
+REDELIVER_S = 0.01  # a collection's callbacks are done in far less than this
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    """A signal handler: KeyboardInterrupt, or the signal again soon when raising it now would
+    be swallowed by the collector."""
+    if _in_gc_callback(frame):
+        threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum)).start()
+        return
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupts_raised() -> Iterator[None]:
+    """Within the block, SIGINT and SIGTERM (what `docker stop` and Kubernetes send) raise
+    KeyboardInterrupt in the main thread; the previous handlers come back after."""
+    previous = {sig: signal.signal(sig, raise_interrupt) for sig in SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_gc_callback(frame: FrameType | None) -> bool:
+    codes = set()
+    for callback in gc.callbacks:
+        function = getattr(callback, "__func__", callback)
+        if isinstance(function, FunctionType):
+            codes.add(function.__code__)
+    while frame is not None:
+        if frame.f_code in codes:
+            return True
+        frame = frame.f_back
+    return False
