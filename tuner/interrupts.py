@@ -2,11 +2,11 @@
 
 Python runs a signal's handler in the main thread between two bytecodes, wherever they are.
 When they are in a garbage-collector callback (the tuner's pause probe has one,
-model_server/pauses.py), the KeyboardInterrupt the handler raises escapes into the collector,
-which prints "Exception ignored" and drops it: the tuner went on as if no signal had come, and
-finished its study (CI saw a SIGTERM lost so). Inside a gc callback the handler therefore
-raises nothing and sends the signal again a moment later, from a thread, once the collection
-is over.
+model_server/pauses.py) or a `__del__` method, the KeyboardInterrupt the handler raises
+escapes into the interpreter, which prints "Exception ignored" and drops it: the tuner went on
+as if no signal had come, and finished its study (`make test` saw a SIGTERM lost so). There
+the handler raises nothing and sends the signal again a moment later, from a thread, once
+the callback is over.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     """A signal handler: KeyboardInterrupt, or the signal again soon when raising it now would
     be swallowed by the collector."""
-    if _in_gc_callback(frame):
+    if _where_exceptions_are_dropped(frame):
         threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum)).start()
         return
     raise KeyboardInterrupt
@@ -44,14 +44,15 @@ def interrupts_raised() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _in_gc_callback(frame: FrameType | None) -> bool:
+def _where_exceptions_are_dropped(frame: FrameType | None) -> bool:
+    """Is the main thread inside a gc callback or a `__del__`, as far up as its stack goes?"""
     codes = set()
     for callback in gc.callbacks:
         function = getattr(callback, "__func__", callback)
         if isinstance(function, FunctionType):
             codes.add(function.__code__)
     while frame is not None:
-        if frame.f_code in codes:
+        if frame.f_code in codes or frame.f_code.co_name == "__del__":
             return True
         frame = frame.f_back
     return False

@@ -1,6 +1,6 @@
-"""A signal that lands in a garbage-collector callback still interrupts: in a real process,
-whose gc callback sends the signal to itself and goes on running Python code, so the handler
-runs inside the callback, where a KeyboardInterrupt raised is dropped by the collector."""
+"""A signal that lands in a garbage-collector callback or a `__del__` still interrupts: in a
+real process, whose callback (or finalizer) sends the signal to itself and goes on running
+Python code, so the handler runs inside it, where a KeyboardInterrupt raised is dropped."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import gc, os, signal, sys, time
-    from tuner.interrupts import interrupts_raised, raise_interrupt
+    from tuner.interrupts import interrupts_raised
 
     sent = []
 
@@ -25,11 +25,18 @@ SCRIPT = textwrap.dedent(
             for _ in range(10_000):  # the handler runs here, inside the callback
                 pass
 
-    gc.callbacks.append(callback)
+    class Finalized:
+        def __del__(self):
+            callback("stop", {{}})
+
     {install}
     try:
-        gc.collect()
-        deadline = time.monotonic() + 5
+        if {in_del}:
+            Finalized()  # dropped at once: its __del__ runs
+        else:
+            gc.callbacks.append(callback)
+            gc.collect()
+        deadline = time.monotonic() + 2
         while time.monotonic() < deadline:
             time.sleep(0.01)
     except KeyboardInterrupt:
@@ -43,23 +50,25 @@ OURS = "held = interrupts_raised(); held.__enter__()"
 PLAIN = "signal.signal({sig}, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt))"
 
 
-def run(sig: signal.Signals, install: str) -> subprocess.CompletedProcess:
-    code = SCRIPT.format(sig=int(sig), install=install.format(sig=int(sig)))
+def run(sig: signal.Signals, install: str, in_del: bool = False) -> subprocess.CompletedProcess:
+    code = SCRIPT.format(sig=int(sig), install=install.format(sig=int(sig)), in_del=in_del)
     return subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
     )
 
 
+@pytest.mark.parametrize("in_del", [False, True], ids=["gc_callback", "__del__"])
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_inside_a_gc_callback_still_interrupts(sig: signal.Signals) -> None:
-    done = run(sig, OURS)
+def test_a_signal_inside_a_gc_callback_still_interrupts(sig: signal.Signals, in_del) -> None:
+    done = run(sig, OURS, in_del)
     assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
     assert "Exception ignored" not in done.stderr
 
 
-def test_a_plain_raising_handler_loses_it_there() -> None:
+@pytest.mark.parametrize("in_del", [False, True], ids=["gc_callback", "__del__"])
+def test_a_plain_raising_handler_loses_it_there(in_del: bool) -> None:
     # What the module is for: the same process with a handler that only raises goes on.
-    done = run(signal.SIGTERM, PLAIN)
+    done = run(signal.SIGTERM, PLAIN, in_del)
     assert (done.returncode, done.stdout.strip()) == (0, "not interrupted"), done.stderr
     assert "Exception ignored" in done.stderr and "KeyboardInterrupt" in done.stderr
 
