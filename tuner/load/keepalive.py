@@ -5,9 +5,9 @@ service under test does after 5 s (uvicorn's keep-alive timeout). Our generator'
 connections idle between steps and, at low rates, deep in its stack within one, so now and
 then it reuses one just as the server closes it: the request gets "connection closed" with no
 response, counted as a `connection` failure that is the bench's doing, not the configuration's
-(CI saw one in a trial that had no other failure). Pooling clients resend such a request
-(Go's net/http, browsers); RFC 9110, section 9.2.2 allows it for a method whose semantics are
-idempotent, and a prediction is.
+(CI saw one in a trial that had no other failure). Browsers resend such a request when the
+connection was a reused one, and Go's net/http does for requests marked idempotent; RFC 9110,
+section 9.2.2 allows it for a method whose semantics are idempotent, and a prediction is.
 
 The request is sent once more, on a new connection, so it cannot meet the same race: a server
 that is gone refuses it and the failure stands; a timeout is never resent (the server may
