@@ -116,6 +116,23 @@ def test_export_refuses_an_infeasible_study_in_one_line(tmp_path: Path, capsys, 
     assert not out.exists()
 
 
+def add_stand_in_winner(study: optuna.Study) -> None:
+    """A feasible batched trial measured on the embedded server (export prints a re-check)."""
+    study.add_trial(
+        optuna.trial.create_trial(
+            params={"max_batch_size": 8},
+            distributions={"max_batch_size": optuna.distributions.IntDistribution(1, 64)},
+            value=100.0,
+            user_attrs={
+                "batching_file": render(BatchingParameters(max_batch_size=8)),
+                "backend": "embedded",
+                "rps": 100.0,
+            },
+            system_attrs={"constraints": [-1.0]},
+        )
+    )
+
+
 def test_export_from_another_directory_names_the_model_the_study_measured(
     tmp_path: Path, capsys, monkeypatch
 ) -> None:
@@ -125,18 +142,7 @@ def test_export_from_another_directory_names_the_model_the_study_measured(
     file from any directory."""
     config = config_for(tmp_path)
     study = new_study(config)
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"max_batch_size": 8},
-            distributions={"max_batch_size": optuna.distributions.IntDistribution(1, 64)},
-            value=100.0,
-            user_attrs={
-                "batching_file": render(BatchingParameters(max_batch_size=8)),
-                "rps": 100.0,
-            },
-            system_attrs={"constraints": [-1.0]},
-        )
-    )
+    add_stand_in_winner(study)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -160,19 +166,7 @@ def test_export_elsewhere_without_config_re_checks_with_the_study_s_config(
     toml = project / "tuner.toml"
     toml.write_text('[study]\nname = "s"\nstorage = "sqlite:///t.db"\n[search]\nspace = "quick"\n')
     study = new_study(load_config(toml))
-    study.add_trial(
-        optuna.trial.create_trial(
-            params={"max_batch_size": 8},
-            distributions={"max_batch_size": optuna.distributions.IntDistribution(1, 64)},
-            value=100.0,
-            user_attrs={
-                "batching_file": render(BatchingParameters(max_batch_size=8)),
-                "backend": "embedded",
-                "rps": 100.0,
-            },
-            system_attrs={"constraints": [-1.0]},
-        )
-    )
+    add_stand_in_winner(study)
     monkeypatch.chdir(tmp_path)
     storage = f"sqlite:///{project / 't.db'}"
     assert main(["export", "--storage", storage, "--study-name", "s", "--out", "b.txt"]) == 0
