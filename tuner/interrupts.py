@@ -25,7 +25,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 def raise_interrupt(signum: int, frame: FrameType | None) -> None:
     """A signal handler: KeyboardInterrupt, or the signal again soon when raising it now would
-    be swallowed by the collector."""
+    be dropped (inside a gc callback or a `__del__`)."""
     if _where_exceptions_are_dropped(frame):
         threading.Timer(REDELIVER_S, os.kill, (os.getpid(), signum)).start()
         return
