@@ -44,6 +44,24 @@ def interrupts_raised() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+@contextlib.contextmanager
+def ctrl_c_kept() -> Iterator[None]:
+    """For a library caller (no CLI around it): within the block, Ctrl-C is not lost in the gc
+    callback the block adds, where Python's own SIGINT handler would lose it. Only Python's
+    default handler is replaced, only in the main thread, and SIGTERM is left as it is."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+    ):
+        yield
+        return
+    signal.signal(signal.SIGINT, raise_interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _where_exceptions_are_dropped(frame: FrameType | None) -> bool:
     """Is the main thread inside a gc callback or a `__del__`, as far up as its stack goes?"""
     codes = set()

@@ -14,7 +14,7 @@ import pytest
 SCRIPT = textwrap.dedent(
     """
     import gc, os, signal, sys, time
-    from tuner.interrupts import interrupts_raised
+    from tuner.interrupts import ctrl_c_kept, interrupts_raised
 
     sent = []
 
@@ -47,6 +47,7 @@ SCRIPT = textwrap.dedent(
 )
 
 OURS = "held = interrupts_raised(); held.__enter__()"
+LIBRARY = "held = ctrl_c_kept(); held.__enter__()"  # what the tuner's pause log holds
 PLAIN = "signal.signal({sig}, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt))"
 
 
@@ -63,6 +64,32 @@ def test_a_signal_inside_a_gc_callback_still_interrupts(sig: signal.Signals, in_
     done = run(sig, OURS, in_del)
     assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
     assert "Exception ignored" not in done.stderr
+
+
+def test_a_library_caller_s_ctrl_c_is_kept_too() -> None:
+    done = run(signal.SIGINT, LIBRARY)
+    assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
+
+
+def test_ctrl_c_kept_replaces_only_python_s_default_handler_and_puts_it_back() -> None:
+    code = textwrap.dedent(
+        """
+        import signal
+        from tuner.interrupts import ctrl_c_kept, raise_interrupt
+
+        with ctrl_c_kept():
+            inside = signal.getsignal(signal.SIGINT) is raise_interrupt
+            term = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        after = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        mine = lambda *_: None
+        signal.signal(signal.SIGINT, mine)
+        with ctrl_c_kept():
+            kept = signal.getsignal(signal.SIGINT) is mine
+        print(inside, term, after, kept)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["True"] * 4, done.stderr
 
 
 @pytest.mark.parametrize("in_del", [False, True], ids=["gc_callback", "__del__"])

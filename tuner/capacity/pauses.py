@@ -22,6 +22,7 @@ from pathlib import Path
 
 from model_server import pauses
 from tuner.capacity import host_speed
+from tuner.interrupts import ctrl_c_kept
 
 # Pauses in these processes delay requests; the tuner's only delay its bookkeeping. The
 # host's slow spells (tuner/capacity/host_speed.py) slow every one of them.
@@ -127,7 +128,10 @@ def pause_log(path: Path) -> Iterator[PauseLog]:
     gc.freeze()
     probe = pauses.watch("tuner")
     try:
-        with host_speed.HostWatch(pauses.PauseProbe(host_speed.PROCESS, str(path))):
+        with (
+            ctrl_c_kept(),  # the probe is a gc callback, where a Ctrl-C would be dropped
+            host_speed.HostWatch(pauses.PauseProbe(host_speed.PROCESS, str(path))),
+        ):
             yield PauseLog(path)
     finally:
         with contextlib.suppress(ValueError):
