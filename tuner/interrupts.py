@@ -35,8 +35,15 @@ def raise_interrupt(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def interrupts_raised() -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM (what `docker stop` and Kubernetes send) raise
-    KeyboardInterrupt in the main thread; the previous handlers come back after."""
-    previous = {sig: signal.signal(sig, raise_interrupt) for sig in SIGNALS}
+    KeyboardInterrupt in the main thread; the previous handlers come back after. A SIGINT the
+    process was started ignoring (a background job of a script) stays ignored, as Python
+    leaves it."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    previous = {
+        sig: signal.signal(sig, raise_interrupt)
+        for sig in SIGNALS
+        if not (sig == signal.SIGINT and ignored)
+    }
     try:
         yield
     finally:

@@ -16,6 +16,9 @@ SCRIPT = textwrap.dedent(
     import gc, os, signal, sys, time
     from tuner.interrupts import ctrl_c_kept, interrupts_raised
 
+    # Python's own SIGINT handler, as in a process started from a terminal (a background
+    # job's child, as under CI, starts with SIGINT ignored, and keeps it so).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     sent = []
 
     def callback(phase, info):
@@ -71,12 +74,16 @@ def test_a_library_caller_s_ctrl_c_is_kept_too() -> None:
     assert (done.returncode, done.stdout.strip()) == (130, "interrupted"), done.stderr
 
 
-def test_ctrl_c_kept_replaces_only_python_s_default_handler_and_puts_it_back() -> None:
+def test_only_python_s_default_sigint_handler_is_replaced_and_it_is_put_back() -> None:
     code = textwrap.dedent(
         """
         import signal
-        from tuner.interrupts import ctrl_c_kept, raise_interrupt
+        from tuner.interrupts import ctrl_c_kept, interrupts_raised, raise_interrupt
 
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # started as a background job
+        with ctrl_c_kept(), interrupts_raised():
+            ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         with ctrl_c_kept():
             inside = signal.getsignal(signal.SIGINT) is raise_interrupt
             term = signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
@@ -85,11 +92,11 @@ def test_ctrl_c_kept_replaces_only_python_s_default_handler_and_puts_it_back() -
         signal.signal(signal.SIGINT, mine)
         with ctrl_c_kept():
             kept = signal.getsignal(signal.SIGINT) is mine
-        print(inside, term, after, kept)
+        print(ignored, inside, term, after, kept)
         """
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert done.stdout.split() == ["True"] * 4, done.stderr
+    assert done.stdout.split() == ["True"] * 5, done.stderr
 
 
 @pytest.mark.parametrize("in_del", [False, True], ids=["gc_callback", "__del__"])
