@@ -53,9 +53,10 @@ def interrupts_raised() -> Iterator[None]:
 
 @contextlib.contextmanager
 def ctrl_c_kept() -> Iterator[None]:
-    """For a library caller (no CLI around it): within the block, Ctrl-C is not lost in the gc
-    callback the block adds, where Python's own SIGINT handler would lose it. Only Python's
-    default handler is replaced, only in the main thread, and SIGTERM is left as it is."""
+    """For a library caller (no CLI around it): within the block, a Ctrl-C that lands in a gc
+    callback (the tuner's pause log adds one) is not lost, as it would be with Python's own
+    SIGINT handler. Only that default handler is replaced, only in the main thread; SIGTERM
+    is left as it is."""
     if (
         threading.current_thread() is not threading.main_thread()
         or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
