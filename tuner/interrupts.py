@@ -6,7 +6,8 @@ model_server/pauses.py) or a `__del__` method, the KeyboardInterrupt the handler
 escapes into the interpreter, which prints "Exception ignored" and drops it: the tuner went on
 as if no signal had come, and finished its study (`make test` saw a SIGTERM lost so). There
 the handler raises nothing and sends the signal again a moment later, from a thread, once
-the callback is over.
+the callback is over. Every change of a handler here goes through one swap that puts the
+previous handler back, including the clean-up's hold on both signals (`signals_held`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType, FunctionType
+from typing import Any
 
 REDELIVER_S = 0.01  # a collection's callbacks are done in far less than this
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -39,16 +41,9 @@ def interrupts_raised() -> Iterator[None]:
     process was started ignoring (a background job of a script) stays ignored, as Python
     leaves it."""
     ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
-    previous = {
-        sig: signal.signal(sig, raise_interrupt)
-        for sig in SIGNALS
-        if not (sig == signal.SIGINT and ignored)
-    }
-    try:
+    wanted = {sig: raise_interrupt for sig in SIGNALS if not (sig == signal.SIGINT and ignored)}
+    with _handlers(wanted):
         yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 @contextlib.contextmanager
@@ -57,17 +52,33 @@ def ctrl_c_kept() -> Iterator[None]:
     callback (the tuner's pause log adds one) is not lost, as it would be with Python's own
     SIGINT handler. Only that default handler is replaced, only in the main thread; SIGTERM
     is left as it is."""
-    if (
-        threading.current_thread() is not threading.main_thread()
-        or signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-    ):
+    default = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with _handlers({signal.SIGINT: raise_interrupt} if _in_main_thread() and default else {}):
         yield
-        return
-    signal.signal(signal.SIGINT, raise_interrupt)
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Ignore Ctrl-C and SIGTERM while the block runs (main thread only), then restore: a
+    second Ctrl-C during the clean-up after the first must not leave a server behind."""
+    with _handlers({sig: signal.SIG_IGN for sig in SIGNALS} if _in_main_thread() else {}):
+        yield
+
+
+@contextlib.contextmanager
+def _handlers(wanted: dict[int, Any]) -> Iterator[None]:
+    """Each signal's handler set as `wanted` says (signal.signal: main thread only), and the
+    previous one put back after."""
+    previous = {sig: signal.signal(sig, handler) for sig, handler in wanted.items()}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def _where_exceptions_are_dropped(frame: FrameType | None) -> bool:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -35,6 +33,7 @@ from tuner.coordination.slot import study_key, take_slot
 from tuner.coordination.study_lock import StudyLock
 from tuner.coordination.worker_name import worker_name
 from tuner.errors import ConfigError, StorageLost, TrialFailed, TunerError
+from tuner.interrupts import signals_held
 from tuner.load import LoadProfile
 from tuner.measure.fixed_load import Measurer
 from tuner.measure.model_signature import check_batchable
@@ -200,20 +199,6 @@ def prepare_new_study(
     study.enqueue_trial(
         space.reference_params(cores or 1), user_attrs={REFERENCE_ATTR: TF_SERVING_RECOMMENDED}
     )
-
-
-@contextlib.contextmanager
-def signals_held() -> Iterator[None]:
-    """Ignore Ctrl-C and SIGTERM while the block runs (main thread only), then restore."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def say_requeued(trial: optuna.trial.FrozenTrial, config: TunerConfig, say: Callable[[str], None]):
