@@ -121,6 +121,7 @@ class ReplayCapacityMeasurer(FakeCapacityMeasurer):
         *,
         start_rps: float,
         incumbent_rps: float | None = None,
+        incumbent_low: float | None = None,
         may_prune: bool = True,
         on_step: OnStep | None = None,
     ) -> CapacityMeasurement:
@@ -133,6 +134,7 @@ class ReplayCapacityMeasurer(FakeCapacityMeasurer):
             workdir,
             start_rps=start_rps,
             incumbent_rps=incumbent_rps,
+            incumbent_low=incumbent_low,
             may_prune=may_prune,
             on_step=on_step,
         )

@@ -162,8 +162,9 @@ class LoadConfig:
     max_rps: float = 5000.0
     """The search never goes above this rate (req/s)."""
     resolution: float = 0.05
-    """The probe of the incumbent runs this far below it, so a configuration within it is not
-    thrown away on one step; the bisection itself stops at `load.precision`."""
+    """A search's first step runs this far below the best capacity so far (near the knee of a
+    configuration that ties it); pruning waits for a decided failure below the best one's 95%
+    interval, and the bisection itself stops at `load.precision`."""
     growth: float = 2.0
     """Bracketing: the rate is multiplied (or divided) by this per step until a step fails
     (passes)."""

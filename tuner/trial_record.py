@@ -81,16 +81,33 @@ def best_feasible_value(study: optuna.Study) -> float | None:
     """The figure later trials must beat. A trial re-measured by a confirmation pass (a
     resumed study) counts with its median, not its first run: one lucky run would otherwise
     prune every configuration that cannot beat the luck."""
+    best = incumbent(study)
+    return best[0] if best is not None else None
+
+
+def incumbent(study: optuna.Study) -> tuple[float, float | None] | None:
+    """The best feasible figure (as `best_feasible_value`) and the low end of its 95%
+    interval: of its own search, or the lowest of its confirmation runs' (a median of runs is
+    at least their lowest low end); None when a run has no interval (closed mode, older
+    studies). What a configuration must fail below to be pruned (capacity/search.py)."""
     confirmed = study.user_attrs.get(CONFIRMATION_ATTR) or {}
-    values = []
+    found: list[tuple[float, float | None]] = []
     for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE]):
         record = confirmed.get(str(t.number))
         if record is not None:
             if record.get("feasible") and record.get("median_rps") is not None:
-                values.append(record["median_rps"])
+                found.append((record["median_rps"], _lowest_low(record.get("runs") or [])))
         elif is_feasible(t) and t.value is not None:
-            values.append(t.value)
-    return max(values, default=None)
+            found.append((t.value, _lowest_low([{"ci": t.user_attrs.get("capacity_ci_rps")}])))
+    if not found:
+        return None
+    value, low = max(found, key=lambda f: f[0])
+    return value, None if low is None else min(low, value)
+
+
+def _lowest_low(runs: list[dict]) -> float | None:
+    lows = [run["ci"][0] for run in runs if run.get("ci") and run["ci"][0] is not None]
+    return min(lows) if runs and len(lows) == len(runs) else None
 
 
 def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:

@@ -164,6 +164,7 @@ class FakeCapacityMeasurer(CapacityMeasurer):
         *,
         start_rps: float,
         incumbent_rps: float | None = None,
+        incumbent_low: float | None = None,
         may_prune: bool = True,
         on_step: OnStep | None = None,
     ) -> CapacityMeasurement:
@@ -199,6 +200,7 @@ class FakeCapacityMeasurer(CapacityMeasurer):
             self.criteria,
             start_rps=start_rps,
             incumbent_rps=incumbent_rps,
+            incumbent_low=incumbent_low,
             may_prune=may_prune,
             on_step=report,
             clock=lambda: now[0],

@@ -2,16 +2,17 @@
 load steps as possible.
 
 1. Probe the incumbent. With a best feasible capacity so far, the first step runs just below it
-   (by the resolution, so a configuration within measurement noise of the incumbent is not
-   thrown away on one step). A configuration that fails there, decidedly, cannot beat it
-   (latency and goodput only get worse as traffic grows), so it is stopped after one step and
-   the trial is pruned with that reason. An undecided failure (the percentile's interval holds
-   the SLO) is no such evidence: the configuration may tie the incumbent, so its search goes on
-   (3 of the 4 probes an incumbent's twin failed were undecided, bench/RESULTS.md). A near miss
-   (the SLO percentile within `second_look_within` times the SLO, errors within budget) is
-   measured once more before pruning, unless its window was already measured twice for a
-   stall: the probe is the first step after a restart, and one stall of the machine must not
-   discard a configuration that ties the incumbent. Reference trials are never pruned: their
+   (by the resolution): near the knee of a configuration that ties it. A configuration that
+   fails decidedly at or below the low end of the incumbent's 95% interval cannot beat it
+   (latency and goodput only get worse as traffic grows), so its search stops there and the
+   trial is pruned with that reason (`prune_bar`). A failure above that low end, or an
+   undecided one (the percentile's interval holds the SLO: 3 of the 4 probes an incumbent's
+   twin failed were undecided, bench/RESULTS.md), is no such evidence: the configuration may
+   tie the incumbent, so its search goes on. A near miss that would prune (the SLO
+   percentile within `second_look_within` times the SLO, errors within budget) is measured
+   once more first, unless its window was already measured twice for a stall: the probe is
+   the first step after a restart, and one stall of the machine must not discard a
+   configuration that ties the incumbent. Reference trials are never pruned: their
    capacities are the study's yardsticks.
 2. Bracket. While steps pass, the rate grows by `growth` (by its square after a decided pass
    under FAR_BELOW_SLO of the SLO: far from the knee), up to `max_rps`, but from a pass below
@@ -185,12 +186,14 @@ def search(
     *,
     start_rps: float,
     incumbent_rps: float | None = None,
+    incumbent_low: float | None = None,
     may_prune: bool = True,
     on_step: Callable[[CurvePoint], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> SearchOutcome:
     """Run steps through `measure_step(rate)` until the capacity is known to the resolution,
-    the trial is pruned, or a bound is reached; `on_step` sees each step as it ends."""
+    the trial is pruned, or a bound is reached; `on_step` sees each step as it ends.
+    `incumbent_low` is the low end of the incumbent's 95% interval (None: not recorded)."""
     s = settings
     started = clock()
     outcome = SearchOutcome()
@@ -198,6 +201,7 @@ def search(
     first = incumbent_rps / (1 + s.resolution) if probing_incumbent else start_rps
     past_incumbent = incumbent_rps * (1 + PAST_INCUMBENT) if probing_incumbent else None
     rate: float | None = _clamp(first, s)
+    bar = prune_bar(rate, incumbent_low) if probing_incumbent and may_prune else None
 
     def run(target: float) -> CurvePoint:
         result = measure_step(target)
@@ -213,19 +217,17 @@ def search(
             outcome.stop_reason, outcome.stop_detail = stop
             break
         point = run(rate)
-        probe = probing_incumbent and may_prune and len(outcome.points) == 1
+        at_stake = bar is not None and rate <= bar * (1 + 1e-9)
         if (
-            probe
+            at_stake
             and not point.verdict.passed
             and _near_miss(point, criteria, s)
             and not bound_reached(outcome, s, clock() - started)
         ):
             point = run(rate)  # the second look: a rate measured twice counts by its latest
-        if probe and not point.verdict.passed and point.verdict.decided:
-            outcome.pruned_because = (
-                f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s): at "
-                f"{point.result.target_rps:.1f} req/s {point.verdict.reason}"
-            )
+        if at_stake and not point.verdict.passed and point.verdict.decided:
+            assert incumbent_rps is not None
+            outcome.pruned_because = _pruned_text(point, incumbent_rps, incumbent_low)
             outcome.stop_reason, outcome.stop_detail = PRUNED, outcome.pruned_because
             break
         rate, stop = _next_rate(outcome.points, s, criteria, past_incumbent)
@@ -237,6 +239,28 @@ def search(
     outcome.interval = capacity_interval(outcome.points, outcome.capacity, criteria)
     outcome.elapsed_s = clock() - started
     return outcome
+
+
+def prune_bar(probe_rps: float, incumbent_low: float | None) -> float | None:
+    """The highest rate at which a decided failure shows that a configuration cannot beat the
+    incumbent: the low end of the incumbent's 95% interval. The incumbent serves at least that
+    much (wrong with at most 2.5%), the failure says this configuration does not (at most
+    2.5% more), so it is worse with 95% confidence. Not the incumbent's point estimate: the
+    best of several noisy searches is the luckiest of them, and twins of an incumbent of 431
+    req/s (95% interval 198-561) failed decidedly at its probe, 392 req/s, in 2 of 5 searches
+    (bench/RESULTS.md). An interval open below (0) proves no rate: nothing is pruned. Without a
+    recorded interval (a study from before them), the probe's own rate, as it always was."""
+    if incumbent_low is None:
+        return probe_rps
+    return incumbent_low if incumbent_low > 0 else None
+
+
+def _pruned_text(point: CurvePoint, incumbent_rps: float, incumbent_low: float | None) -> str:
+    known = "" if incumbent_low is None else f", at least {incumbent_low:.1f} at 95%"
+    return (
+        f"cannot beat the best capacity so far ({incumbent_rps:.1f} req/s{known}): at "
+        f"{point.result.target_rps:.1f} req/s {point.verdict.reason}"
+    )
 
 
 def _near_miss(point: CurvePoint, criteria: StepCriteria, s: SearchSettings) -> bool:

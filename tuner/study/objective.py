@@ -36,6 +36,7 @@ from tuner.trial_record import (
     SAME_PARAMS_ATTR,
     best_feasible_value,
     constraint_values,
+    incumbent,
     measurement_attrs,
     meets,
     record_constraints,
@@ -196,12 +197,14 @@ class Objective:
             store(point, intervals)
 
         started = time.monotonic()
+        best = incumbent(trial.study)
         m = self.capacity.measure(
             batching,
             server_flags,
             workdir,
             start_rps=self.config.load.start_rps,
-            incumbent_rps=best_feasible_value(trial.study),
+            incumbent_rps=best[0] if best else None,
+            incumbent_low=best[1] if best else None,
             may_prune=REFERENCE_ATTR not in trial.user_attrs,
             on_step=on_step,
         )

@@ -140,6 +140,56 @@ def test_a_decided_failure_at_the_probe_still_prunes() -> None:
     assert outcome.stop_reason == PRUNED
 
 
+def test_a_decided_failure_above_the_incumbents_low_end_is_no_reason_to_prune() -> None:
+    """The incumbent's estimate is the luckiest of the searches so far; a configuration that
+    fails just under it, decidedly, may still tie its true capacity, which its interval
+    puts anywhere from 300 req/s up."""
+    target = FakeTarget(capacity=450.0)  # SLO holds up to 337.5; p95 75 ms at 420 req/s
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
+    )
+    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(210.0)]  # no second look
+    assert outcome.pruned_because is None
+    assert 337.5 / 1.05 <= outcome.capacity_rps <= 337.5
+
+
+def test_a_decided_failure_at_or_below_the_incumbents_low_end_prunes() -> None:
+    target = FakeTarget(capacity=200.0)  # SLO holds up to 150; overloaded at 210 req/s
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
+    )
+    assert target.asked == [pytest.approx(420.0), pytest.approx(210.0)]
+    assert outcome.stop_reason == PRUNED
+    assert "(441.0 req/s, at least 300.0 at 95%): at 210.0 req/s p95" in outcome.pruned_because
+
+
+def test_a_near_miss_below_the_incumbents_low_end_gets_its_second_look_there() -> None:
+    target = FakeTarget(capacity=240.0)  # p95 at 210 req/s: 40 ms, 2x the SLO (a near miss)
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
+    )
+    assert target.asked == [pytest.approx(420.0)] + [pytest.approx(210.0)] * 2
+    assert outcome.stop_reason == PRUNED
+
+
+def test_an_incumbent_whose_interval_is_open_below_prunes_nothing() -> None:
+    target = FakeTarget(capacity=100.0)  # far worse than the incumbent, yet it proves no rate
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=0.0
+    )
+    assert outcome.pruned_because is None
+    assert 75 / 1.05 <= outcome.capacity_rps <= 75
+
+
+def test_a_precise_incumbent_prunes_at_the_probe_as_before() -> None:
+    target = FakeTarget(capacity=450.0)  # p95 75 ms at the probe, 420 req/s
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=430.0
+    )
+    assert target.asked == [pytest.approx(420.0)]
+    assert outcome.stop_reason == PRUNED
+
+
 def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
     target = FakeTarget(capacity=800.0)  # SLO holds up to 600
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)

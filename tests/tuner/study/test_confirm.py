@@ -7,7 +7,7 @@ import optuna
 from tuner.config import load_config
 from tuner.study.bounds import describe_confirmed, runs_text
 from tuner.study.confirm import summarize
-from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value
+from tuner.trial_record import CONFIRMATION_ATTR, best_feasible_value, incumbent
 
 
 def runs(*figures: tuple[float, float | None, float]) -> list[dict]:
@@ -51,6 +51,44 @@ def test_the_incumbent_is_a_confirmed_median_not_its_lucky_first_run() -> None:
         CONFIRMATION_ATTR, {"0": {"trial": 0, "median_rps": 380.0, "feasible": False}}
     )
     assert best_feasible_value(study) == 250.0  # re-measured infeasible: no longer the bar
+
+
+def test_the_incumbent_comes_with_the_low_end_of_its_interval() -> None:
+    """What a configuration must fail below to be pruned: the best search's own low end, the
+    lowest of a confirmed trial's runs', none where a run has no interval."""
+    study = optuna.create_study(direction="maximize")
+    assert incumbent(study) is None
+    for value, ci in ((431.4, [198.5, 561.4]), (250.0, [240.0, 260.0]), (120.0, None)):
+        trial = _feasible_trial(value)
+        trial.set_user_attr("capacity_ci_rps", ci)
+        study.add_trial(trial)
+    assert incumbent(study) == (431.4, 198.5)
+    runs_of_0 = [
+        {"rps": r, "ci": ci} for r, ci in ((431.4, [198.5, 561.4]), (380.0, [360.0, 400.0]))
+    ]
+    study.set_user_attr(
+        CONFIRMATION_ATTR,
+        {"0": {"trial": 0, "median_rps": 405.7, "feasible": True, "runs": runs_of_0}},
+    )
+    assert incumbent(study) == (405.7, 198.5)
+    runs_of_0.append({"rps": 500.0, "ci": [0.0, 520.0]})  # one run open below: nothing proven
+    study.set_user_attr(
+        CONFIRMATION_ATTR,
+        {"0": {"trial": 0, "median_rps": 431.4, "feasible": True, "runs": runs_of_0}},
+    )
+    assert incumbent(study) == (431.4, 0.0)
+    study.set_user_attr(
+        CONFIRMATION_ATTR, {"0": {"trial": 0, "median_rps": 80.0, "feasible": True}}
+    )
+    assert incumbent(study) == (250.0, 240.0)
+    study.set_user_attr(
+        CONFIRMATION_ATTR,
+        {
+            "0": {"trial": 0, "median_rps": 80.0, "feasible": True},
+            "1": {"trial": 1, "median_rps": 100.0, "feasible": False},
+        },
+    )
+    assert incumbent(study) == (120.0, None)  # closed mode or an older study: no interval
 
 
 def test_a_lower_bound_is_never_averaged_with_a_measurement() -> None:
