@@ -29,6 +29,7 @@ WINNER_ATTR = "winner"  # study attr: the confirmation pass's choice
 MODEL_PATH_ATTR = "model_base_path"  # study attr: the model measured, as an absolute path
 CONFIG_FILE_ATTR = "config_file"  # study attr: the config file it was created with, absolute
 HOST_LOOP_ATTR = "host_loop_ms"  # the machine's speed during a search (capacity/host_speed.py)
+HOST_MEMORY_ATTR = "host_memory_ms"  # ... and its memory's (random reads past the caches)
 NO_LATENCY_MS = 1e9  # no successful request, so no latency: infeasible, but JSON-safe
 
 

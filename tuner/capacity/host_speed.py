@@ -20,6 +20,15 @@ bench/capacity_precision.py the loop took 51-54 ms (a 2-s probe of the same kind
 trials and 59-61 ms in the last, and each configuration's capacity fell with it (r = -0.83,
 about 2.5% of capacity per 1% of loop time). So the watch keeps its recent rounds, and each
 trial records the median over its own restart and search (`loop_ms_since`, `host_loop_ms`).
+
+The loop lives in the core's own caches, and the machine also moves where it does not: a
+neighbour on the host competing for the shared cache and memory slows the model's reads of
+its weights and activations, not an integer loop. In two runs of bench/capacity_precision.py
+(40 searches) the time of random reads in a 256 MB buffer explained the spread of repeated
+searches better than the loop did (r = -0.51 against -0.37; about 1% of capacity per 1% of
+read time). So every round also times MEMORY_READS random reads in a buffer past any
+last-level cache (`MemoryReads`), and each trial records their median as well
+(`memory_ms_since`, `host_memory_ms`).
 """
 
 from __future__ import annotations
@@ -30,6 +39,8 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+import numpy as np
+
 from model_server.pauses import PauseProbe
 
 PROCESS = "host"
@@ -39,6 +50,8 @@ BASELINE_ROUNDS = 240  # the last minute
 HISTORY_ROUNDS = 2400  # the last ten minutes: a trial's search and more
 MIN_ROUNDS = 8  # before this many, no baseline
 LOOP_ITERATIONS = 20_000  # ~1 ms of CPU on that machine: 0.4% of a core
+MEMORY_MB = 64  # past the last-level cache a server CPU's core shares (8-32 MB)
+MEMORY_READS = 20_000  # ~0.5 ms of CPU on that machine: 0.2% of a core
 
 
 def loop_ms(iterations: int = LOOP_ITERATIONS) -> float:
@@ -48,6 +61,22 @@ def loop_ms(iterations: int = LOOP_ITERATIONS) -> float:
     for i in range(iterations):
         x = (x * 31 + i) & 0xFFFFFFFF
     return (time.thread_time() - started) * 1000.0
+
+
+class MemoryReads:
+    """Thread CPU milliseconds of MEMORY_READS reads at fixed random places in a buffer of
+    MEMORY_MB: most miss every cache, so they time the machine's memory as the server's own
+    reads meet it. The buffer is written once, so its pages are real (an untouched one reads
+    the kernel's shared zero page, from cache)."""
+
+    def __init__(self, mb: int = MEMORY_MB, reads: int = MEMORY_READS, seed: int = 0) -> None:
+        self._buffer = np.ones(mb * 2**20 // 8)
+        self._where = np.random.default_rng(seed).integers(0, self._buffer.size, reads)
+
+    def __call__(self) -> float:
+        started = time.thread_time()
+        self._buffer[self._where].sum()
+        return (time.thread_time() - started) * 1000.0
 
 
 class SlowSpells:
@@ -87,12 +116,16 @@ class HostWatch:
         probe: PauseProbe,
         period_s: float = PERIOD_S,
         measure: Callable[[], float] = loop_ms,
+        memory: Callable[[], Callable[[], float]] = MemoryReads,
     ) -> None:
+        """`measure` times the loop; `memory` makes the memory probe, in the watch's thread
+        (its buffer is the watch's, freed with it)."""
         self.probe = probe
         self.period_s = period_s
         self.measure = measure
+        self.memory = memory
         self.spells = SlowSpells()
-        self._history: deque[tuple[float, float]] = deque(maxlen=HISTORY_ROUNDS)
+        self._history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_ROUNDS)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="host-watch", daemon=True)
@@ -112,18 +145,21 @@ class HostWatch:
         if self._thread.is_alive():
             self._thread.join(timeout=2.0)
 
-    def median_since(self, start: float) -> float | None:
-        """The median round since `start` (monotonic seconds); None before MIN_ROUNDS."""
+    def median_since(self, start: float, memory: bool = False) -> float | None:
+        """The median round since `start` (monotonic seconds), of the loop or of the memory
+        reads; None before MIN_ROUNDS."""
         with self._lock:
-            recent = [ms for t, ms in self._history if t >= start]
+            recent = [entry[2 if memory else 1] for entry in self._history if entry[0] >= start]
         return statistics.median(recent) if len(recent) >= MIN_ROUNDS else None
 
     def _run(self) -> None:
+        reads = self.memory()
         while not self._stop.wait(self.period_s):
             ms = self.measure()
+            memory_ms = reads()
             now = time.monotonic()
             with self._lock:
-                self._history.append((now, ms))
+                self._history.append((now, ms, memory_ms))
             rounds = self.spells.add(ms)
             if rounds:
                 self.probe.write(now, rounds * self.period_s * 1000.0, "slow_host")
@@ -137,3 +173,9 @@ def loop_ms_since(start: float) -> float | None:
     with no watch running or too few rounds yet."""
     watch = _active
     return watch.median_since(start) if watch is not None else None
+
+
+def memory_ms_since(start: float) -> float | None:
+    """The same for the memory reads (MemoryReads)."""
+    watch = _active
+    return watch.median_since(start, memory=True) if watch is not None else None

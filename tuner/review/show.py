@@ -15,6 +15,7 @@ from tuner.study.run_spread import RunSpread, stored_run_spread, widen
 from tuner.trial_record import (
     CONFIRMATION_ATTR,
     HOST_LOOP_ATTR,
+    HOST_MEMORY_ATTR,
     NO_BATCHING,
     REFERENCE_ATTR,
     TF_SERVING_RECOMMENDED,
@@ -182,26 +183,46 @@ HOST_DRIFT = 0.10
 def host_speed_note(study: optuna.Study) -> str | None:
     """Whether the machine's own speed moved between trials (tuner/capacity/host_speed.py),
     and how much: capacities measured at different speeds can differ by more than their
-    intervals, which hold one search's noise only (in one bench run they fell with it, r =
-    -0.83; in another, where it moved less, r = -0.11). None while it held within HOST_DRIFT."""
-    loops = [
+    intervals, which hold one search's noise only (in one bench run they fell with the loop's
+    time, r = -0.83; over two others, with the memory reads', r = -0.51). None while both held
+    within HOST_DRIFT."""
+    moved = [
+        text
+        for attr, what in (
+            (HOST_LOOP_ATTR, "a fixed loop took"),
+            (HOST_MEMORY_ATTR, "random reads in memory took"),
+        )
+        if (text := _moved(study, attr, what)) is not None
+    ]
+    if not moved:
+        return None
+    return (
+        f"the machine's speed moved during the study: {'; '.join(moved)}: capacities measured "
+        "at different speeds can differ by more than their intervals say, so the "
+        "confirmation's interleaved rounds, not single searches, rank the finalists"
+    )
+
+
+def _moved(study: optuna.Study, attr: str, what: str) -> str | None:
+    figures = [
         (t.number, ms)
         for t in study.get_trials(deepcopy=False)
-        if isinstance(ms := t.user_attrs.get(HOST_LOOP_ATTR), int | float) and ms > 0
+        if isinstance(ms := t.user_attrs.get(attr), int | float) and ms > 0
     ]
-    if len(loops) < 2:
+    if len(figures) < 2:
         return None
-    fast = min(loops, key=lambda n_ms: n_ms[1])
-    slow = max(loops, key=lambda n_ms: n_ms[1])
+    fast = min(figures, key=lambda n_ms: n_ms[1])
+    slow = max(figures, key=lambda n_ms: n_ms[1])
     if slow[1] < (1 + HOST_DRIFT) * fast[1]:
         return None
     return (
-        f"the machine's speed moved during the study: a fixed loop took {fast[1]:.1f} ms of "
-        f"CPU in trial {fast[0]} and {slow[1]:.1f} ms in trial {slow[0]} "
-        f"(+{slow[1] / fast[1] - 1:.0%}; each trial's in its attr {HOST_LOOP_ATTR}): "
-        "capacities measured at different speeds can differ by more than their intervals "
-        "say, so the confirmation's interleaved rounds, not single searches, rank the finalists"
+        f"{what} {_ms(fast[1])} ms of CPU in trial {fast[0]} and {_ms(slow[1])} ms in trial "
+        f"{slow[0]} (+{slow[1] / fast[1] - 1:.0%}; each trial's in its attr {attr})"
     )
+
+
+def _ms(value: float) -> str:
+    return f"{value:.1f}" if value >= 10 else f"{value:.2f}"
 
 
 def _f(value: float | None) -> str:

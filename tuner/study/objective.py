@@ -31,6 +31,7 @@ from tuner.storage.artifacts import unwritable
 from tuner.study.trial_pruning import EarlyStop
 from tuner.trial_record import (
     HOST_LOOP_ATTR,
+    HOST_MEMORY_ATTR,
     NO_BATCHING,
     REFERENCE_ATTR,
     SAME_PARAMS_ATTR,
@@ -212,9 +213,12 @@ class Objective:
         attrs = capacity_attrs(outcome, o.percentile)
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
-        loop_ms = host_speed.loop_ms_since(started)
-        if loop_ms is not None:  # the machine's speed while it measured: a cause of drift
-            trial.set_user_attr(HOST_LOOP_ATTR, round(loop_ms, 3))
+        for attr, ms in (
+            (HOST_LOOP_ATTR, host_speed.loop_ms_since(started)),
+            (HOST_MEMORY_ATTR, host_speed.memory_ms_since(started)),
+        ):
+            if ms is not None:  # the machine's speed while it measured: a cause of drift
+                trial.set_user_attr(attr, round(ms, 3))
         if outcome.pruned_because:
             trial.set_user_attr("pruned_because", outcome.pruned_because)
             raise optuna.TrialPruned(outcome.pruned_because)

@@ -76,6 +76,7 @@ def test_every_trial_searches_and_records_its_curve(capacity_run) -> None:
         assert trial.intermediate_values[0] == pytest.approx(curve[0]["goodput_rps"], abs=0.01)
         assert a["search_stop_reason"]
         assert a["host_loop_ms"] > 0  # the machine's speed over its search, pruned or not
+        assert a["host_memory_ms"] > 0  # and its memory's
         # only the first step after the restart had a ramp, recorded beside it
         assert curve[0]["ramp_s"] > 0 and curve[0]["ramp_outcome"] in RAMP_OUTCOMES
         assert all(p["ramp_s"] is None and p["ramp_outcome"] is None for p in curve[1:])

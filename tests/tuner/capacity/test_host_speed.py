@@ -10,7 +10,15 @@ import time
 from pathlib import Path
 
 from model_server.pauses import PauseProbe
-from tuner.capacity.host_speed import MIN_ROUNDS, HostWatch, SlowSpells, loop_ms, loop_ms_since
+from tuner.capacity.host_speed import (
+    MIN_ROUNDS,
+    HostWatch,
+    MemoryReads,
+    SlowSpells,
+    loop_ms,
+    loop_ms_since,
+    memory_ms_since,
+)
 from tuner.capacity.pauses import PauseLog, hit_by, pause_log
 
 
@@ -42,6 +50,11 @@ def test_a_lasting_change_becomes_the_baseline() -> None:
 
 def test_the_loop_is_timed_in_the_thread_s_own_cpu_time() -> None:
     assert 0.0 < loop_ms(2_000) < loop_ms(200_000)
+
+
+def test_memory_reads_are_timed_in_the_thread_s_own_cpu_time() -> None:
+    few, many = MemoryReads(mb=16, reads=1_000), MemoryReads(mb=16, reads=400_000)
+    assert 0.0 < min(few() for _ in range(3)) < min(many() for _ in range(3))
 
 
 def test_a_spell_is_written_as_a_pause_of_the_host_and_explains_a_window(tmp_path: Path) -> None:
@@ -90,13 +103,17 @@ def test_the_running_watch_gives_the_machine_s_speed_since_a_moment(tmp_path: Pa
         while len(watch._history) < n and time.monotonic() < deadline:
             time.sleep(0.005)
 
-    assert loop_ms_since(0.0) is None  # no watch running
+    assert loop_ms_since(0.0) is None and memory_ms_since(0.0) is None  # no watch running
     probe = PauseProbe("host", str(tmp_path / "pauses.jsonl"))
-    with HostWatch(probe, period_s=0.001, measure=rounds.get) as watch:
+    memory = iter([0.5, 0.7] * 2000)  # the memory reads, beside every loop
+    with HostWatch(
+        probe, period_s=0.001, measure=rounds.get, memory=lambda: memory.__next__
+    ) as watch:
         for _ in range(MIN_ROUNDS + 2):
             rounds.put(1.0)
         kept(watch, MIN_ROUNDS + 2)
         assert loop_ms_since(0.0) == 1.0
+        assert memory_ms_since(0.0) == 0.6  # the median of its own rounds
         since = time.monotonic()
         for _ in range(MIN_ROUNDS - 1):
             rounds.put(3.0)
@@ -109,3 +126,4 @@ def test_the_running_watch_gives_the_machine_s_speed_since_a_moment(tmp_path: Pa
         for _ in range(1000):  # until the watch is stopped
             rounds.put(3.0)
     assert loop_ms_since(0.0) is None  # the watch stopped with the run
+    assert memory_ms_since(0.0) is None

@@ -24,10 +24,13 @@ def add_trial(
     reference: str | None = None,
     feasible: bool = True,
     host_loop_ms: float | None = None,
+    host_memory_ms: float | None = None,
 ) -> int:
     trial = study.ask({"max_batch_size": optuna.distributions.IntDistribution(1, 128)})
     if host_loop_ms is not None:
         trial.set_user_attr("host_loop_ms", host_loop_ms)
+    if host_memory_ms is not None:
+        trial.set_user_attr("host_memory_ms", host_memory_ms)
     if reference:
         trial.set_user_attr("reference", reference)
     trial.set_user_attr("batching_file", render(batching) if batching else None)
@@ -230,3 +233,16 @@ def test_show_says_when_the_machine_s_speed_moved_between_trials(study) -> None:
     assert "speed moved" not in show(study)  # 51.0-56.0 ms: within 10%
     add_trial(study, rps=400, p95=20, batching=None, host_loop_ms=60.7)
     assert "a fixed loop took 51.0 ms of CPU in trial 0 and 60.7 ms in trial 3 (+19%" in show(study)
+
+
+def test_show_says_when_the_machine_s_memory_moved_though_its_loop_did_not(study) -> None:
+    """A neighbour competing for the shared cache and memory slows the model's reads, not an
+    integer loop: over 40 repeated searches capacity followed the memory reads' time more
+    closely (r = -0.51) than the loop's (-0.37)."""
+    for rps, memory_ms in ((500, 0.27), (900, 0.28), (700, 0.29)):
+        add_trial(study, rps=rps, p95=20, batching=None, host_loop_ms=4.0, host_memory_ms=memory_ms)
+    assert "speed moved" not in show(study)
+    add_trial(study, rps=400, p95=20, batching=None, host_loop_ms=4.1, host_memory_ms=0.33)
+    note = show(study)
+    assert "random reads in memory took 0.27 ms of CPU in trial 0 and 0.33 ms in trial 3" in note
+    assert "a fixed loop took" not in note  # 4.0-4.1 ms: the loop held
