@@ -15,7 +15,9 @@ quick space, capacity mode and its SLO), in bench/out/capacity_precision/:
    <= 5%), the trend with order (Spearman's rho; goal: none), how often one search's 95%
    interval holds the median of the others (goal >= 90%), as recorded and widened by the
    run-to-run spread of the *other* two configurations (tuner/study/run_spread.py, as `show`
-   widens it, without this configuration's own repeats), and the precision reached;
+   widens it, without this configuration's own repeats), and the precision reached; and,
+   over all of them, each capacity over its configuration's median against the machine's
+   speed its trial recorded (`host_loop_ms`, `host_memory_ms`: Pearson's r of the logs);
 3. probes: the batched configuration enqueued `--probes` times in one study (prunable): how
    often a configuration identical to the incumbent passes its probe (goal: 5 of 6);
    seconds per trial, completed and pruned (goals: median <= 30 s and <= 10 s).
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import math
 import os
 import random
 import statistics
@@ -49,7 +52,12 @@ from tuner.capacity.step import CurvePoint  # noqa: E402
 from tuner.storage import SampleStore  # noqa: E402
 from tuner.study.run import load_search_space, open_study, optimize  # noqa: E402
 from tuner.study.run_spread import RunSpread, pooled, widen  # noqa: E402
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
+from tuner.trial_record import (  # noqa: E402
+    HOST_LOOP_ATTR,
+    HOST_MEMORY_ATTR,
+    NO_BATCHING,
+    REFERENCE_ATTR,
+)
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -189,7 +197,32 @@ def run_interleaved(out: Path, args: argparse.Namespace) -> dict:
             "undecided_steps": [t.user_attrs.get("undecided_steps") for t in ts],
             "seconds": spread([seconds(t) for t in ts]),
         }
+    results["machine_vs_capacity"] = machine_vs_capacity(
+        [[(t.user_attrs["capacity_rps"], t.user_attrs) for t in ts] for ts in trials.values()]
+    )
     return results
+
+
+def machine_vs_capacity(groups: list[list[tuple[float, dict]]]) -> dict[str, float | None]:
+    """How much of the repeated searches' spread the machine's own speed explains: each
+    capacity over its configuration's median, against the speed its trial recorded
+    (tuner/capacity/host_speed.py), as Pearson's r of the logs, per figure; None with fewer
+    than 3 searches that have it, or no spread in it."""
+    out: dict[str, float | None] = {}
+    for attr in (HOST_LOOP_ATTR, HOST_MEMORY_ATTR):
+        relative, speeds = [], []
+        for group in groups:
+            median = statistics.median(capacity for capacity, _ in group) if group else 0.0
+            for capacity, attrs in group:
+                ms = attrs.get(attr)
+                if capacity > 0 and median > 0 and isinstance(ms, int | float) and ms > 0:
+                    relative.append(math.log(capacity / median))
+                    speeds.append(math.log(ms))
+        try:
+            out[attr] = round(statistics.correlation(speeds, relative), 3)
+        except statistics.StatisticsError:  # too few, or a constant
+            out[attr] = None
+    return out
 
 
 def holds_others_median(
@@ -262,7 +295,9 @@ def summary(results: dict) -> str:
             )
         s = r["interval_spikes"]
         lines.append(f"pauses {label}: {s['spikes']} of {s['intervals']} intervals p95 > 3x median")
-    for kind, r in results["interleaved"].items():
+    interleaved = dict(results["interleaved"])
+    machine = interleaved.pop("machine_vs_capacity", {})
+    for kind, r in interleaved.items():
         c = r["capacity_rps"]
         lines.append(
             f"interleaved {kind}: {c['values']} req/s, CV {c['cv_percent']}%, rho vs order "
@@ -270,6 +305,10 @@ def summary(results: dict) -> str:
             f"{r['interval_holds_others_median']} (widened by the other configurations' "
             f"spread: {r['widened_interval_holds_others_median']})"
         )
+    lines.append(
+        "interleaved: capacity over its configuration's median against the machine's speed "
+        "in its trial: " + ", ".join(f"{attr} r = {r}" for attr, r in machine.items())
+    )
     p = results["probes"]
     lines.append(
         f"probes: {p['passed']} of {p['probes']} identical configurations not pruned; their "
