@@ -23,12 +23,13 @@ trial records the median over its own restart and search (`loop_ms_since`, `host
 
 The loop lives in the core's own caches, and the machine also moves where it does not: a
 neighbour on the host competing for the shared cache and memory slows the model's reads of
-its weights and activations, not an integer loop. In two runs of bench/capacity_precision.py
-(40 searches) the time of random reads in a 256 MB buffer explained the spread of repeated
-searches better than the loop did (r = -0.51 against -0.37; about 1% of capacity per 1% of
-read time). So every round also times MEMORY_READS random reads in a buffer past any
-last-level cache (`MemoryReads`), and each trial records their median as well
-(`memory_ms_since`, `host_memory_ms`).
+its weights and activations, not an integer loop. In the two runs of
+bench/capacity_precision.py whose repeated searches spread most (40 searches), the time of
+random reads in a 256 MB buffer explained that spread better than the loop did (r = -0.51
+against -0.37; about 1% of capacity per 1% of read time; a third, steadier run: neither).
+So every round also times MEMORY_READS random reads in a buffer past any last-level cache
+(`MemoryReads`), and each trial records their median as well (`memory_ms_since`,
+`host_memory_ms`).
 """
 
 from __future__ import annotations
