@@ -97,9 +97,9 @@ def incumbent(study: optuna.Study) -> tuple[float, float | None] | None:
         record = confirmed.get(str(t.number))
         if record is not None:
             if record.get("feasible") and record.get("median_rps") is not None:
-                found.append((record["median_rps"], _lowest_low(record.get("runs") or [])))
+                found.append((record["median_rps"], _lowest_low(trial_runs(t, confirmed))))
         elif is_feasible(t) and t.value is not None:
-            found.append((t.value, _lowest_low([{"ci": t.user_attrs.get("capacity_ci_rps")}])))
+            found.append((t.value, _lowest_low(trial_runs(t, confirmed))))
     if not found:
         return None
     value, low = max(found, key=lambda f: f[0])
@@ -108,7 +108,7 @@ def incumbent(study: optuna.Study) -> tuple[float, float | None] | None:
 
 def _lowest_low(runs: list[dict]) -> float | None:
     lows = [run["ci"][0] for run in runs if run.get("ci") and run["ci"][0] is not None]
-    return min(lows) if runs and len(lows) == len(runs) else None
+    return min(lows) if len(lows) == len(runs) else None
 
 
 def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
