@@ -292,7 +292,7 @@ def test_exception_in_arrival_is_counted_and_the_schedule_goes_on(tmp_path: Path
     assert 40 <= result.failures_by_code["locustfile_exception"] <= 80
 
 
-def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path) -> None:
+def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path, child_tmpdir: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys, time
@@ -309,6 +309,7 @@ def test_locust_ends_when_the_tuner_is_killed(tmp_path: Path) -> None:
             [sys.executable, "-c", script, stub.url],
             stdout=subprocess.PIPE,
             cwd=Path(__file__).resolve().parents[3],
+            env={**os.environ, "TMPDIR": str(child_tmpdir)},  # SIGKILLed: cannot clean up
         )
         try:
             assert tuner.stdout.readline().strip() == b"stepped"
