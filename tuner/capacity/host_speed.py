@@ -126,7 +126,7 @@ class HostWatch:
         self.measure = measure
         self.memory = memory
         self.spells = SlowSpells()
-        self._history: deque[tuple[float, float, float]] = deque(maxlen=HISTORY_ROUNDS)
+        self._history: deque[tuple[float, float, float | None]] = deque(maxlen=HISTORY_ROUNDS)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="host-watch", daemon=True)
@@ -148,16 +148,20 @@ class HostWatch:
 
     def median_since(self, start: float, memory: bool = False) -> float | None:
         """The median round since `start` (monotonic seconds), of the loop or of the memory
-        reads; None before MIN_ROUNDS."""
+        reads; None before MIN_ROUNDS (always, for memory, when its probe could not be made)."""
+        column = 2 if memory else 1
         with self._lock:
-            recent = [entry[2 if memory else 1] for entry in self._history if entry[0] >= start]
+            recent = [e[column] for e in self._history if e[0] >= start and e[column] is not None]
         return statistics.median(recent) if len(recent) >= MIN_ROUNDS else None
 
     def _run(self) -> None:
-        reads = self.memory()
+        try:
+            reads: Callable[[], float] | None = self.memory()
+        except MemoryError:  # no room for the buffer: the slow spells are still worth watching
+            reads = None
         while not self._stop.wait(self.period_s):
             ms = self.measure()
-            memory_ms = reads()
+            memory_ms = reads() if reads is not None else None
             now = time.monotonic()
             with self._lock:
                 self._history.append((now, ms, memory_ms))

@@ -7,6 +7,7 @@ import json
 import queue
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from model_server.pauses import PauseProbe
@@ -127,3 +128,19 @@ def test_the_running_watch_gives_the_machine_s_speed_since_a_moment(tmp_path: Pa
             rounds.put(3.0)
     assert loop_ms_since(0.0) is None  # the watch stopped with the run
     assert memory_ms_since(0.0) is None
+
+
+def test_a_memory_probe_without_room_leaves_the_loop_watched(tmp_path: Path) -> None:
+    """The 64 MB buffer is allocated in the watch's thread: a MemoryError there must not end the
+    thread, or the slow spells would go unseen for the rest of the run."""
+
+    def no_room() -> Callable[[], float]:
+        raise MemoryError
+
+    probe = PauseProbe("host", str(tmp_path / "pauses.jsonl"))
+    with HostWatch(probe, period_s=0.001, measure=lambda: 1.0, memory=no_room) as watch:
+        deadline = time.monotonic() + 10.0
+        while len(watch._history) < MIN_ROUNDS and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert loop_ms_since(0.0) == 1.0
+        assert memory_ms_since(0.0) is None
