@@ -8,6 +8,7 @@ SIGTERM handler worth waiting for, so stopping is a bounded wait, then SIGKILL.
 
 from __future__ import annotations
 
+import http.client
 import shutil
 import time
 import urllib.error
@@ -58,7 +59,7 @@ def rest_answers(url: str, timeout_s: float) -> bool:
             with urllib.request.urlopen(url, timeout=2.0) as response:
                 if response.status == 200:
                     return True
-        except (urllib.error.URLError, OSError):
+        except (urllib.error.URLError, http.client.HTTPException, OSError):
             pass
         if time.monotonic() >= deadline:
             return False

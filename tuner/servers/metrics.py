@@ -8,6 +8,7 @@ status UNAVAILABLE), counted apart from "server down" errors.
 
 from __future__ import annotations
 
+import http.client
 import math
 import re
 import urllib.error
@@ -106,10 +107,15 @@ def parse(text: str, model_name: str | None = None) -> ServerMetricsSnapshot:
 def scrape(
     metrics_url: str, *, model_name: str | None = None, timeout_s: float = 5.0
 ) -> ServerMetricsSnapshot:
+    """One scrape; MetricsError when the page cannot be read whole.
+
+    A server killed or stopped mid-answer ends the body early, which http.client reports
+    as IncompleteRead, an HTTPException and not an OSError.
+    """
     try:
         with urllib.request.urlopen(metrics_url, timeout=timeout_s) as response:
             text = response.read().decode("utf-8", errors="replace")
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
         raise MetricsError(f"could not read metrics from {metrics_url}: {exc}") from None
     return parse(text, model_name)
 

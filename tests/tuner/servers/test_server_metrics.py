@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import numpy as np
+import pytest
 
 from model_server.metrics import ServerMetrics
+from tuner.servers.binary import rest_answers
 from tuner.servers.metrics import (
+    MetricsError,
     mean_batch_size,
     parse,
     parse_samples,
     queue_full_count,
     request_count_delta,
+    scrape,
 )
 
 
@@ -119,3 +128,48 @@ def test_label_values_with_escapes_and_odd_lines() -> None:
         ("m", {"a": 'x"y', "b": "1,2"}, 3.0),
         ("m_no_labels", {}, 4.5),
     ]
+
+
+@contextmanager
+def _answering(reply: bytes) -> Iterator[str]:
+    """A socket on 127.0.0.1 that sends `reply` to each request and hangs up, as a server
+    killed mid-answer does."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.05)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                conn.sendall(reply)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/monitoring/prometheus/metrics"
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+CUT_SHORT = b"HTTP/1.1 200 OK\r\nContent-Length: 18957\r\n\r\n" + BEFORE.encode()[:100]
+
+
+def test_a_page_cut_short_is_a_metrics_error_not_a_crash() -> None:
+    # CI, 2026-12-07: a model server killed mid-scrape raised http.client.IncompleteRead
+    # out of the trial, which is not an OSError.
+    with _answering(CUT_SHORT) as url, pytest.raises(MetricsError, match="could not read"):
+        scrape(url, timeout_s=5.0)
+
+
+def test_a_garbled_answer_is_not_a_ready_rest_port() -> None:
+    with _answering(b"not http at all\r\n\r\n") as url:
+        assert rest_answers(url, timeout_s=0.3) is False
