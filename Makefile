@@ -96,6 +96,7 @@ bench: $(STAMP) $(MODEL)
 	$(PY) bench/load_generator_bench.py
 	$(PY) bench/load_workers_bench.py
 	$(PY) bench/tuner_bench.py
+	$(PY) bench/interval_coverage.py
 	$(PY) bench/capacity_bench.py
 	$(PY) bench/capacity_precision.py
 	$(PY) bench/parallel_tuners_bench.py
@@ -105,9 +106,11 @@ bench: $(STAMP) $(MODEL)
 bench-parallel: $(STAMP) $(MODEL)
 	$(PY) bench/parallel_tuners_bench.py $(BENCH_ARGS)
 
-# The capacity benchmarks alone (tuned vs references, then precision: pauses, interleaved
-# searches, probes); BENCH_ARGS=--short checks they work in a few minutes.
+# The capacity benchmarks alone (the search on a queue of known capacity, tuned vs references,
+# then precision: pauses, interleaved searches, probes); BENCH_ARGS=--short checks they work
+# in a few minutes.
 bench-capacity: $(STAMP) $(MODEL)
+	$(PY) bench/interval_coverage.py $(BENCH_ARGS)
 	$(PY) bench/capacity_bench.py $(BENCH_ARGS)
 	$(PY) bench/capacity_precision.py $(BENCH_ARGS)
 
