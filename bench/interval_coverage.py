@@ -2,10 +2,11 @@
 is known: the search as shipped (tuner.toml's settings, the real `search`, `judge`, window
 figures and the step runner's extension rule), each step's window simulated on an M/D/1 queue
 (Poisson arrivals, one FIFO server, a fixed service time; Lindley's recursion gives every
-request's latency), so the true rate at which p95 crosses the SLO is computed, not measured:
-from Erlang's formula for the M/D/1 wait, exactly. A long simulation will not do near a steep
-knee: with the service at 1 ms, the crossing found on 60,000 simulated requests was 0.9% too
-high, where p95 is already 52-54 ms, not 40.
+request's latency) or an M/M/1 one (exponential service times: a softer knee), so the true
+rate at which p95 crosses the SLO is computed, not measured: from Erlang's formula for the
+M/D/1 wait, exactly, and for M/M/1 from its exponential latency. A long simulation will not
+do near a steep knee: with the service at 1 ms, the crossing found on 60,000 simulated
+requests was 0.9% too high, where p95 is already 52-54 ms, not 40.
 
 No server, no load generator and no machine noise: what it measures is the statistics of the
 search alone (verdicts decided on one window's interval, windows measured longer while
@@ -16,7 +17,8 @@ No incumbent sits at 1.1x: with tuner.toml's resolution of 0.1 its probe would f
 true capacity itself, where any decided verdict puts an end of the interval a rounding error
 past it.
 
-    python bench/interval_coverage.py [--searches 150] [--service-ms 5] [--short]
+    python bench/interval_coverage.py [--searches 150] [--service-ms 5] [--queue md1|mm1]
+                                      [--short]
 
 Writes bench/out/interval_coverage.json and prints one line per start.
 """
@@ -31,6 +33,8 @@ import sys
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -77,12 +81,45 @@ def md1_rate_at_percentile(slo_s: float, service_s: float, percent: float = 95.0
     return lo
 
 
+def mm1_sojourns_s(rate: float, service_s: float, n: int, seed: int) -> np.ndarray:
+    """Latencies on an M/M/1 queue (exponential service times), by Lindley's recursion."""
+    rng = np.random.default_rng(seed)
+    gaps = rng.exponential(1.0 / rate, n)
+    services = rng.exponential(service_s, n)
+    out = np.empty(n)
+    wait = 0.0
+    for i in range(n):
+        if i:
+            wait = max(0.0, wait + services[i - 1] - gaps[i])
+        out[i] = wait + services[i]
+    return out
+
+
+@dataclass(frozen=True)
+class Queue:
+    """A FIFO queue whose capacity at a latency percentile is known exactly."""
+
+    kind: str  # "md1": a fixed service time; "mm1": exponential service times
+    service_s: float
+
+    def latencies_s(self, rate: float, n: int, seed: int) -> np.ndarray:
+        simulate = sojourns_s if self.kind == "md1" else mm1_sojourns_s
+        return simulate(rate, self.service_s, n, seed)
+
+    def capacity(self, slo_s: float, percent: float) -> float:
+        """The arrival rate whose latency percentile is `slo_s`: Erlang's formula for M/D/1;
+        for M/M/1 the latency is exponential with rate mu - lambda."""
+        if self.kind == "md1":
+            return md1_rate_at_percentile(slo_s, self.service_s, percent)
+        return 1.0 / self.service_s - math.log(100.0 / (100.0 - percent)) / slo_s
+
+
 @dataclass
 class QueueStep:
     """One step on the simulated queue: warm-up customers discarded, then 1-s intervals of
     requests in completion order, measured longer while the step runner would."""
 
-    service_s: float
+    queue: Queue
     criteria: StepCriteria
     settings: SearchSettings
     measure_intervals: int
@@ -96,8 +133,8 @@ class QueueStep:
         per_interval = max(1, round(rate * self.interval_s))
         extra_left = round(self.settings.step_extra_s / self.interval_s)
         most = self.measure_intervals + extra_left
-        latencies = sojourns_s(
-            rate, self.service_s, WARMUP_CUSTOMERS + most * per_interval, self.seed + self.calls
+        latencies = self.queue.latencies_s(
+            rate, WARMUP_CUSTOMERS + most * per_interval, self.seed + self.calls
         )[WARMUP_CUSTOMERS:]
         intervals = [
             IntervalData(
@@ -208,18 +245,17 @@ def summarise(outcomes: list[SearchOutcome], truth: float, precision: float) -> 
     }
 
 
-def run(searches: int, service_ms: float, config_path: Path) -> dict:
+def run(searches: int, queue: Queue, config_path: Path) -> dict:
     config = load_config(config_path)
     settings = search_settings(config)
     criteria = step_criteria(config)
-    service_s = service_ms / 1000
-    truth = md1_rate_at_percentile(criteria.slo_ms / 1000, service_s, criteria.percent)
+    truth = queue.capacity(criteria.slo_ms / 1000, criteria.percent)
     results = {}
     for start in STARTS:
         outcomes = []
         for i in range(searches):
             step = QueueStep(
-                service_s,
+                queue,
                 criteria,
                 settings,
                 measure_intervals=round(config.load.step_measure_s / config.load.interval_s),
@@ -231,7 +267,11 @@ def run(searches: int, service_ms: float, config_path: Path) -> dict:
         results[str(start)] = summarise(outcomes, truth, settings.precision or 0.05)
         print(f"start {start!s:>5}: {_line(results[str(start)])}", flush=True)
     return {
-        "queue": {"service_ms": service_ms, "true_capacity_rps": round(truth, 2)},
+        "queue": {
+            "kind": queue.kind,
+            "service_ms": queue.service_s * 1000,
+            "true_capacity_rps": round(truth, 2),
+        },
         "settings": {
             "config": str(config_path),
             "precision": settings.precision,
@@ -257,11 +297,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--searches", type=int, default=150, help="per start (default 150)")
     parser.add_argument("--service-ms", type=float, default=5.0, help="the queue's service time")
+    parser.add_argument(
+        "--queue",
+        choices=("md1", "mm1"),
+        default="md1",
+        help="md1: a fixed service time (default); mm1: exponential service times",
+    )
     parser.add_argument("--config", type=Path, default=ROOT / "tuner.toml")
     parser.add_argument("--short", action="store_true", help="10 searches per start")
     args = parser.parse_args()
     searches = 10 if args.short else args.searches
-    figures = run(searches, args.service_ms, args.config.resolve())
+    queue = Queue(args.queue, args.service_ms / 1000)
+    figures = run(searches, queue, args.config.resolve())
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(figures, indent=2) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)}")

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from bench.interval_coverage import (
+    Queue,
     QueueStep,
     md1_rate_at_percentile,
     md1_sojourn_cdf,
@@ -34,10 +35,19 @@ def test_erlangs_formula_agrees_with_a_long_simulation_of_the_queue() -> None:
     assert float(np.mean(simulated <= 0.04)) == pytest.approx(0.95, abs=0.004)
 
 
+def test_the_m_m_1_capacity_agrees_with_a_long_simulation_of_its_queue() -> None:
+    queue = Queue("mm1", 0.002)
+    rate = queue.capacity(0.04, 95.0)
+    assert rate == pytest.approx(500 - np.log(20) / 0.04)
+    simulated = queue.latencies_s(rate, 400_000, seed=7)[WARMUP_CUSTOMERS:]
+    assert float(np.mean(simulated <= 0.04)) == pytest.approx(0.95, abs=0.004)
+    assert Queue("md1", 0.005).capacity(0.04, 95.0) == md1_rate_at_percentile(0.04, 0.005)
+
+
 def queue_step(seed: int = 1) -> QueueStep:
     config = load_config(ROOT / "tuner.toml")
     return QueueStep(
-        0.005,
+        Queue("md1", 0.005),
         step_criteria(config),
         search_settings(config),
         measure_intervals=3,
@@ -49,7 +59,7 @@ def queue_step(seed: int = 1) -> QueueStep:
 
 def test_a_simulated_step_passes_far_below_the_knee_and_fails_past_it() -> None:
     step = queue_step()
-    truth = md1_rate_at_percentile(step.criteria.slo_ms / 1000, step.service_s)
+    truth = step.queue.capacity(step.criteria.slo_ms / 1000, 95.0)
     low, high = step(0.4 * truth), step(1.15 * truth)
     assert judge(low, step.criteria).outcome == "pass"
     assert judge(high, step.criteria).outcome == "fail"
@@ -88,7 +98,7 @@ def test_the_summary_counts_misses_on_their_side_and_open_ends() -> None:
 
 
 def test_a_short_run_reports_every_start_against_the_computed_capacity() -> None:
-    figures = run(2, 5.0, ROOT / "tuner.toml")
+    figures = run(2, Queue("md1", 0.005), ROOT / "tuner.toml")
     assert figures["queue"]["true_capacity_rps"] == pytest.approx(161.92, abs=0.01)
     assert set(figures["starts"]) == {"climb", "0.9", "1.2", "1.5", "3.0"}
     assert all(s["searches"] == 2 for s in figures["starts"].values())
