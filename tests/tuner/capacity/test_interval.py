@@ -4,6 +4,8 @@ rate that decidedly passed nor stand in for a bound."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from tuner.capacity import StepCriteria, StepResult
@@ -72,7 +74,23 @@ def test_an_undecided_failure_below_only_undecided_passes_still_caps_it() -> Non
     ci = capacity_interval(points, best, CRITERIA)
     # the undecided steps lie inside: the bound above is the first decided failure
     assert ci is not None and (ci.low, ci.high) == (170.8, 496.0)
-    assert ci.estimate == pytest.approx(170.8 + (40.0 - 26.1) / (43.8 - 26.1) * (225.5 - 170.8))
+    share = math.log(40.0 / 26.1) / math.log(43.8 / 26.1)  # in log latency
+    assert ci.estimate == pytest.approx(170.8 + share * (225.5 - 170.8))
+
+
+def test_the_crossing_is_interpolated_in_log_latency_nearer_a_convex_knee() -> None:
+    # p95 = 10 / (1 - r / 800) ms: 26.7 ms at 500 req/s, 80 ms at 700, the SLO crossed at 600
+    def p95(rate: float) -> float:
+        return 10.0 / (1 - rate / 800.0)
+
+    points = [step(0, 500.0, p95(500.0), "pass"), step(1, 700.0, p95(700.0), "fail")]
+    best, _ = capacity_point(points)
+    ci = capacity_interval(points, best, CRITERIA)
+    assert ci is not None
+    straight = 500.0 + (40.0 - p95(500.0)) / (p95(700.0) - p95(500.0)) * 200.0
+    assert straight == pytest.approx(550.0)  # a line in milliseconds: 50 req/s short
+    assert ci.estimate == pytest.approx(500.0 + math.log(1.5) / math.log(3.0) * 200.0)
+    assert abs(ci.estimate - 600.0) < 0.6 * abs(straight - 600.0)  # 573.8: 26 short
 
 
 def test_the_bound_above_is_a_decided_failure_never_a_pass() -> None:
