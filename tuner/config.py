@@ -248,7 +248,8 @@ class ConfirmConfig:
     """`[confirm]`: the confirmation pass that ends a study."""
 
     top_k: int = 3
-    """How many of the best feasible trials are re-measured (0 = no confirmation pass)."""
+    """How many of the best feasible trials are re-measured, one per configuration (0 = no
+    confirmation pass)."""
     repeats: int = 2
     """Extra measurements of each."""
     references: bool = True

@@ -112,12 +112,23 @@ def _lowest_low(runs: list[dict]) -> float | None:
 
 
 def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]:
+    """The best k feasible configurations, each once: of trials with the same parameters
+    (a sampler's repeat), the best one stands for them. Two finalists that are one
+    configuration would only compare it with itself (a demo's confirmation called the winner
+    "tied" with its own twin) and leave a real alternative out."""
     done = [
         t
         for t in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.COMPLETE])
         if is_feasible(t)
     ]
-    return sorted(done, key=lambda t: t.value, reverse=True)[:k]
+    best: list[optuna.trial.FrozenTrial] = []
+    seen: set[tuple] = set()
+    for t in sorted(done, key=lambda t: t.value, reverse=True):
+        key = params_key(t.params)
+        if key not in seen and len(best) < k:
+            seen.add(key)
+            best.append(t)
+    return best
 
 
 def winning_trial(study: optuna.Study) -> tuple[optuna.trial.FrozenTrial, bool]:

@@ -1,4 +1,5 @@
-"""The one feasibility rule, as every reader of a trial applies it."""
+"""The one feasibility rule, as every reader of a trial applies it, and the best feasible
+configurations it picks."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import optuna
 from tuner.trial_record import (
     CONSTRAINTS_ATTR,
     NO_LATENCY_MS,
+    best_feasible,
     constraint_values,
     is_feasible,
     meets,
@@ -37,3 +39,22 @@ def test_recorded_constraints_are_what_optuna_and_the_dashboard_read() -> None:
     feasible, infeasible, never = study.trials
     assert feasible.system_attrs[CONSTRAINTS_ATTR] == feasible.user_attrs[CONSTRAINTS_ATTR]
     assert is_feasible(feasible) and not is_feasible(infeasible) and not is_feasible(never)
+
+
+def test_the_best_configurations_are_distinct_a_twin_stands_aside() -> None:
+    study = optuna.create_study(direction="maximize")
+    sizes = optuna.distributions.CategoricalDistribution([8, 32, 64, 128])
+    for size, value, constraints in (
+        (32, 2511.6, [-10.0, -0.01]),  # the best
+        (128, 1206.0, [-10.0, -0.01]),
+        (32, 2379.5, [-9.0, -0.01]),  # its twin: the same parameters, measured again
+        (8, 2355.0, [-12.0, -0.01]),  # the best other configuration
+        (64, 3000.0, [5.0, -0.01]),  # over the SLO: not feasible
+    ):
+        study.enqueue_trial({"max_batch_size": size})
+        trial = study.ask({"max_batch_size": sizes})
+        record_constraints(trial, constraints)
+        study.tell(trial, value)
+    assert [t.value for t in best_feasible(study, 2)] == [2511.6, 2355.0]
+    assert [t.value for t in best_feasible(study, 5)] == [2511.6, 2355.0, 1206.0]
+    assert [t.value for t in best_feasible(study, 1)] == [2511.6]
