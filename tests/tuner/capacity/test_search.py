@@ -143,32 +143,44 @@ def test_a_decided_failure_at_the_probe_still_prunes() -> None:
 def test_a_decided_failure_above_the_incumbents_low_end_is_no_reason_to_prune() -> None:
     """The incumbent's estimate is the luckiest of the searches so far; a configuration that
     fails just under it, decidedly, may still tie its true capacity, which its interval
-    puts anywhere from 300 req/s up."""
+    puts anywhere from 300 req/s up. So the next step runs at that low end, not at half the
+    probe: it passes there, and the search goes on between the two."""
     target = FakeTarget(capacity=450.0)  # SLO holds up to 337.5; p95 75 ms at 420 req/s
     outcome = search(
         target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
     )
-    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(210.0)]  # no second look
+    assert target.asked[:2] == [pytest.approx(420.0), pytest.approx(300.0)]  # no second look
+    assert all(300.0 < r < 420.0 for r in target.asked[2:])
     assert outcome.pruned_because is None
     assert 337.5 / 1.05 <= outcome.capacity_rps <= 337.5
 
 
 def test_a_decided_failure_at_or_below_the_incumbents_low_end_prunes() -> None:
-    target = FakeTarget(capacity=200.0)  # SLO holds up to 150; overloaded at 210 req/s
+    target = FakeTarget(capacity=200.0)  # SLO holds up to 150; overloaded at 300 req/s
     outcome = search(
         target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
     )
-    assert target.asked == [pytest.approx(420.0), pytest.approx(210.0)]
+    # the failed probe, then the low end itself: a shrink by half would have passed the bar
+    assert target.asked == [pytest.approx(420.0), pytest.approx(300.0)]
     assert outcome.stop_reason == PRUNED
-    assert "(441.0 req/s, at least 300.0 at 95%): at 210.0 req/s p95" in outcome.pruned_because
+    assert "(441.0 req/s, at least 300.0 at 95%): at 300.0 req/s p95" in outcome.pruned_because
 
 
-def test_a_near_miss_below_the_incumbents_low_end_gets_its_second_look_there() -> None:
-    target = FakeTarget(capacity=240.0)  # p95 at 210 req/s: 40 ms, 2x the SLO (a near miss)
+def test_a_shrink_that_stays_above_the_low_end_is_taken_as_it_is() -> None:
+    target = FakeTarget(capacity=100.0)  # overloaded at the probe and at half of it
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=150.0
+    )
+    assert target.asked == [pytest.approx(420.0), pytest.approx(210.0), pytest.approx(150.0)]
+    assert outcome.stop_reason == PRUNED
+
+
+def test_a_near_miss_at_the_incumbents_low_end_gets_its_second_look_there() -> None:
+    target = FakeTarget(capacity=345.0)  # p95 at 300 req/s: 38.3 ms, under 2x the SLO
     outcome = search(
         target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=300.0
     )
-    assert target.asked == [pytest.approx(420.0)] + [pytest.approx(210.0)] * 2
+    assert target.asked == [pytest.approx(420.0)] + [pytest.approx(300.0)] * 2
     assert outcome.stop_reason == PRUNED
 
 
