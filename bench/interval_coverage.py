@@ -39,7 +39,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.tuner.capacity.queue_model import WARMUP_CUSTOMERS, sojourns_s  # noqa: E402
+from tests.tuner.capacity.queue_model import (  # noqa: E402
+    WARMUP_CUSTOMERS,
+    mm1_sojourns_s,
+    sojourns_s,
+)
 from tuner.capacity.search import SearchOutcome, SearchSettings, search  # noqa: E402
 from tuner.capacity.settings import search_settings, step_criteria  # noqa: E402
 from tuner.capacity.step import StepCriteria, StepResult  # noqa: E402
@@ -79,20 +83,6 @@ def md1_rate_at_percentile(slo_s: float, service_s: float, percent: float = 95.0
         else:
             hi = mid
     return lo
-
-
-def mm1_sojourns_s(rate: float, service_s: float, n: int, seed: int) -> np.ndarray:
-    """Latencies on an M/M/1 queue (exponential service times), by Lindley's recursion."""
-    rng = np.random.default_rng(seed)
-    gaps = rng.exponential(1.0 / rate, n)
-    services = rng.exponential(service_s, n)
-    out = np.empty(n)
-    wait = 0.0
-    for i in range(n):
-        if i:
-            wait = max(0.0, wait + services[i - 1] - gaps[i])
-        out[i] = wait + services[i]
-    return out
 
 
 @dataclass(frozen=True)

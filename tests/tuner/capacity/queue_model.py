@@ -1,7 +1,7 @@
 """The M/D/1 queue, simulated: Poisson arrivals, one FIFO server, a deterministic service
-time. Lindley's recursion gives every customer's wait exactly; with a fixed seed the p95 of
-the sojourn time (wait + service) at a rate is a reproducible number computed from the model,
-not one copied from a measurement."""
+time (and M/M/1, with exponential service times, beside it). Lindley's recursion gives every
+customer's wait exactly; with a fixed seed the p95 of the sojourn time (wait + service) at a
+rate is a reproducible number computed from the model, not one copied from a measurement."""
 
 from __future__ import annotations
 
@@ -29,13 +29,24 @@ def rate_at_p95(slo_s: float, service_s: float, iterations: int = 24) -> float:
 
 def sojourns_s(rate: float, service_s: float, n: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
+    return lindley(rng.exponential(1.0 / rate, n), np.full(n, service_s))
+
+
+def mm1_sojourns_s(rate: float, service_s: float, n: int, seed: int) -> np.ndarray:
+    """The same on an M/M/1 queue: exponential service times, a softer knee."""
+    rng = np.random.default_rng(seed)
     gaps = rng.exponential(1.0 / rate, n)
-    out = np.empty(n)
+    return lindley(gaps, rng.exponential(service_s, n))
+
+
+def lindley(gaps: np.ndarray, services: np.ndarray) -> np.ndarray:
+    """Every customer's sojourn (wait + service) from the gaps between arrivals."""
+    out = np.empty(len(gaps))
     wait = 0.0
-    for i in range(n):
+    for i in range(len(gaps)):
         if i:
-            wait = max(0.0, wait + service_s - gaps[i])
-        out[i] = wait + service_s
+            wait = max(0.0, wait + services[i - 1] - gaps[i])
+        out[i] = wait + services[i]
     return out
 
 
