@@ -26,6 +26,7 @@ Writes bench/out/interval_coverage.json and prints one line per start.
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import math
 import statistics
@@ -45,10 +46,11 @@ from tests.tuner.capacity.queue_model import (  # noqa: E402
     sojourns_s,
 )
 from tuner.capacity.search import SearchOutcome, SearchSettings, search  # noqa: E402
-from tuner.capacity.settings import search_settings, step_criteria  # noqa: E402
+from tuner.capacity.settings import load_profile, search_settings, step_criteria  # noqa: E402
 from tuner.capacity.step import StepCriteria, StepResult  # noqa: E402
-from tuner.capacity.step_runner import _futile  # noqa: E402
+from tuner.capacity.step_runner import StepRunner  # noqa: E402
 from tuner.config import load_config  # noqa: E402
+from tuner.load import LoadProfile  # noqa: E402
 from tuner.load.window import IntervalData, window_figures  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "interval_coverage.json"
@@ -106,23 +108,27 @@ class Queue:
 
 @dataclass
 class QueueStep:
-    """One step on the simulated queue: warm-up customers discarded, then 1-s intervals of
-    requests in completion order, measured longer while the step runner would."""
+    """One step on the simulated queue: warm-up customers discarded, then intervals of
+    requests in completion order, measured longer exactly as the step runner's own rule
+    (`StepRunner._extend`, which `runner` lends) would."""
 
     queue: Queue
     criteria: StepCriteria
     settings: SearchSettings
-    measure_intervals: int
-    interval_s: float
-    warmup_s: float
+    profile: LoadProfile
     seed: int
     calls: int = 0
 
+    def __post_init__(self) -> None:
+        self.runner = StepRunner(
+            None, self.profile, criteria=self.criteria, max_extra_s=self.settings.step_extra_s
+        )
+
     def __call__(self, rate: float) -> StepResult:
         self.calls += 1
-        per_interval = max(1, round(rate * self.interval_s))
-        extra_left = round(self.settings.step_extra_s / self.interval_s)
-        most = self.measure_intervals + extra_left
+        interval_s = self.profile.interval_s
+        per_interval = max(1, round(rate * interval_s))
+        most = self.profile.measure_intervals + round(self.settings.step_extra_s / interval_s)
         latencies = self.queue.latencies_s(
             rate, WARMUP_CUSTOMERS + most * per_interval, self.seed + self.calls
         )[WARMUP_CUSTOMERS:]
@@ -134,17 +140,12 @@ class QueueStep:
             )
             for i in range(most)
         ]
-        used = self.measure_intervals
-        figures = window_figures(intervals[:used], self.interval_s)
-        while (
-            extra_left > 0
-            and self._holds(figures)
-            and not _futile(figures, self.criteria, extra_left * self.interval_s)
-        ):
-            extra = min(extra_left, self.measure_intervals)
-            extra_left -= extra
+        extend = self.runner._extend(None)
+        used = self.profile.measure_intervals
+        figures = window_figures(intervals[:used], interval_s)
+        while extra := extend(figures):
             used += extra
-            figures = window_figures(intervals[:used], self.interval_s)
+            figures = window_figures(intervals[:used], interval_s)
         ci = figures.intervals.get(self.criteria.percentile)
         return StepResult(
             target_rps=rate,
@@ -158,17 +159,10 @@ class QueueStep:
             requests=figures.requests,
             duration_s=figures.duration_s,
             latency_ci_ms=ci.as_list() if ci is not None else None,
-            within_slo=sum(1 for x in figures.latencies_ms if x <= self.criteria.slo_ms),
+            within_slo=bisect.bisect_right(figures.latencies_ms, self.criteria.slo_ms),
             latency_inflation=ci.inflation if ci is not None else None,
-            elapsed_s=self.warmup_s + figures.duration_s + STEP_OVERHEAD_S,
+            elapsed_s=self.profile.warmup_s + figures.duration_s + STEP_OVERHEAD_S,
         )
-
-    def _holds(self, figures) -> bool:
-        ci = figures.intervals.get(self.criteria.percentile)
-        if ci is None:
-            return False
-        slo = self.criteria.slo_ms
-        return (ci.low is None or ci.low <= slo) and (ci.high is None or ci.high > slo)
 
 
 class SimulatedClock:
@@ -239,6 +233,7 @@ def run(searches: int, queue: Queue, config_path: Path) -> dict:
     config = load_config(config_path)
     settings = search_settings(config)
     criteria = step_criteria(config)
+    profile = load_profile(config)
     truth = queue.capacity(criteria.slo_ms / 1000, criteria.percent)
     results = {}
     for start in STARTS:
@@ -248,9 +243,7 @@ def run(searches: int, queue: Queue, config_path: Path) -> dict:
                 queue,
                 criteria,
                 settings,
-                measure_intervals=round(config.load.step_measure_s / config.load.interval_s),
-                interval_s=config.load.interval_s,
-                warmup_s=config.load.step_warmup_s,
+                profile,
                 seed=1_000_000 * (1 + STARTS.index(start)) + 1000 * i,
             )
             outcomes.append(one_search(start, truth, step, config.load.start_rps))

@@ -19,7 +19,7 @@ from bench.interval_coverage import (
 from tests.tuner.capacity.queue_model import WARMUP_CUSTOMERS, sojourns_s
 from tuner.capacity.interval import CapacityInterval
 from tuner.capacity.search import SearchOutcome
-from tuner.capacity.settings import search_settings, step_criteria
+from tuner.capacity.settings import load_profile, search_settings, step_criteria
 from tuner.capacity.step import judge
 from tuner.config import load_config
 
@@ -50,9 +50,7 @@ def queue_step(seed: int = 1) -> QueueStep:
         Queue("md1", 0.005),
         step_criteria(config),
         search_settings(config),
-        measure_intervals=3,
-        interval_s=1.0,
-        warmup_s=1.0,
+        load_profile(config),  # tuner.toml: 1-s warm-up, 3-s window, 1-s intervals
         seed=seed,
     )
 
