@@ -124,8 +124,10 @@ def best_feasible(study: optuna.Study, k: int) -> list[optuna.trial.FrozenTrial]
     best: list[optuna.trial.FrozenTrial] = []
     seen: set[tuple] = set()
     for t in sorted(done, key=lambda t: t.value, reverse=True):
+        if len(best) == k:
+            break
         key = params_key(t.params)
-        if key not in seen and len(best) < k:
+        if key not in seen:
             seen.add(key)
             best.append(t)
     return best
