@@ -7,7 +7,9 @@ bench/out/demo_winners/:
 1. `--studies` (3) studies exactly as `make demo` runs them (tuner.toml: its seed, space,
    budget and confirmation), each fresh, on the embedded server, one after another;
 2. their confirmed winners searched again in `--rounds` (3) interleaved rounds, each round in
-   a random order, never pruned (one study, one service, as the confirmation pass does):
+   a random order, never pruned (one study, one service, as the confirmation pass does; its
+   first search starts at the winners' median confirmed capacity, as a confirmation run
+   starts at the trial's own):
    each winner's median capacity, the spread between the winners (goal: the lowest median
    within 5% of the highest), and each against the best, paired round by round
    (tuner/study/ratios.py);
@@ -93,10 +95,29 @@ def host_spells(pause_file: Path, study: optuna.Study) -> dict:
     return {"spells": len(spells), "longest_ms": max(spells, default=None), "steps": len(steps)}
 
 
+def first_start_rps(winners: list[dict]) -> float | None:
+    """Where the re-measuring study's first search starts: the winners' median confirmed
+    capacity; None (the config's `start_rps`) when no winner has one."""
+    confirmed = [w["confirmed_median_rps"] for w in winners if w.get("confirmed_median_rps")]
+    return round(statistics.median(confirmed), 1) if confirmed else None
+
+
 def remeasure(out: Path, args: argparse.Namespace, winners: list[dict]) -> dict:
-    """The winners in interleaved rounds, each a whole search, never pruned."""
+    """The winners in interleaved rounds, each a whole search, never pruned. The study's
+    first search has no incumbent to probe, so it starts at the winners' median confirmed
+    capacity instead of climbing from `load.start_rps`: a climb of five steps to the knee
+    scatters its estimate most (bench/interval_coverage.py), and it fell on whichever winner
+    the first round drew (2193.5 against 2549-2749 for the same configuration, RESULTS)."""
     n = len(winners) * args.rounds
-    config = make_config(out, args, "remeasure", study={"n_trials": n}, confirm={"top_k": 0})
+    start = first_start_rps(winners)
+    config = make_config(
+        out,
+        args,
+        "remeasure",
+        study={"n_trials": n},
+        confirm={"top_k": 0},
+        load={"start_rps": start} if start else {},
+    )
     study = fresh_study(config, "remeasure")
     rng = random.Random(23)
     for round_number in range(args.rounds):
@@ -131,6 +152,7 @@ def remeasure(out: Path, args: argparse.Namespace, winners: list[dict]) -> dict:
         "best": best,
         "versus_best": versus,
         "lowest_over_highest": round(low / high, 4),
+        "first_start_rps": config.load.start_rps,
         "within_goal": low >= (1 - GOAL) * high,
         "host": host_spells(out / "runs" / "remeasure" / "pauses.jsonl", study),
     }

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 
-from bench.demo_winners import host_spells
+from bench.demo_winners import first_start_rps, host_spells
 
 
 def test_host_spells_are_counted_from_the_pause_file_and_the_curves(tmp_path: Path) -> None:
@@ -32,3 +32,14 @@ def test_host_spells_are_counted_from_the_pause_file_and_the_curves(tmp_path: Pa
     study.tell(trial, 1.0)
     assert host_spells(pauses, study) == {"spells": 2, "longest_ms": 750.0, "steps": 1}
     assert host_spells(tmp_path / "none.jsonl", study)["spells"] == 0
+
+
+def test_the_first_re_measuring_search_starts_at_the_winners_median_capacity() -> None:
+    winners = [
+        {"confirmed_median_rps": 2595.8},
+        {"confirmed_median_rps": None},  # a winner whose confirmation measured nothing
+        {"confirmed_median_rps": 2459.2},
+        {"confirmed_median_rps": 2666.8},
+    ]
+    assert first_start_rps(winners) == 2595.8
+    assert first_start_rps([{"confirmed_median_rps": None}]) is None
