@@ -9,9 +9,11 @@ bench/out/demo_winners/:
 2. their confirmed winners searched again in `--rounds` (3) interleaved rounds, each round in
    a random order, never pruned (one study, one service, as the confirmation pass does; its
    first search starts at the winners' median confirmed capacity, as a confirmation run
-   starts at the trial's own):
-   each winner's median capacity, the spread between the winners (goal: the lowest median
-   within 5% of the highest), and each against the best, paired round by round
+   starts at the trial's own). Each distinct configuration is searched once a round: two
+   studies that crown the same one recommend the same traffic by identity, and its runs are
+   pooled, with more rounds so the searches add up to studies x rounds. Each winner's median
+   capacity and the CV of its runs, the spread between the distinct winners (goal: the lowest
+   median within 5% of the highest), and each against the best, paired round by round
    (tuner/study/ratios.py);
 3. the host's slow spells (tuner/capacity/host_speed.py) each study saw, and the steps they
    sent to a second window: how often the machine itself got in a study's way.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import statistics
 import sys
@@ -42,7 +45,7 @@ from tuner.capacity import host_speed  # noqa: E402
 from tuner.study.progress import describe_params  # noqa: E402
 from tuner.study.ratios import ratio  # noqa: E402
 from tuner.study.run import optimize  # noqa: E402
-from tuner.trial_record import NO_BATCHING, REFERENCE_ATTR  # noqa: E402
+from tuner.trial_record import HOST_LOOP_ATTR, NO_BATCHING, REFERENCE_ATTR, params_key  # noqa: E402
 
 COMPLETE = optuna.trial.TrialState.COMPLETE
 PRUNED = optuna.trial.TrialState.PRUNED
@@ -102,39 +105,61 @@ def first_start_rps(winners: list[dict]) -> float | None:
     return round(statistics.median(confirmed), 1) if confirmed else None
 
 
+def distinct_winners(winners: list[dict]) -> dict[str, list[dict]]:
+    """The winners grouped by configuration, named by the studies that crowned it
+    ("demo-0+demo-2"): two studies that crown one configuration recommend the same traffic by
+    identity, and re-measuring it once for each would compare it with itself."""
+    groups: dict[tuple, list[dict]] = {}
+    for w in winners:
+        groups.setdefault(params_key(w["winner_params"]), []).append(w)
+    return {"+".join(w["study"] for w in ws): ws for ws in groups.values()}
+
+
+def rounds_for(n_winners: int, n_distinct: int, rounds: int) -> int:
+    """Rounds enough that the distinct winners get as many searches in all as the winners
+    would have had: a lone configuration's runs then say how far one search of it moves."""
+    return max(rounds, math.ceil(n_winners * rounds / max(n_distinct, 1)))
+
+
 def remeasure(out: Path, args: argparse.Namespace, winners: list[dict]) -> dict:
-    """The winners in interleaved rounds, each a whole search, never pruned. The study's
-    first search has no incumbent to probe, so it starts at the winners' median confirmed
-    capacity instead of climbing from `load.start_rps`: a climb of five steps to the knee
-    scatters its estimate most (bench/interval_coverage.py), and it fell on whichever winner
-    the first round drew (2193.5 against 2549-2749 for the same configuration, RESULTS)."""
-    n = len(winners) * args.rounds
+    """The distinct winners in interleaved rounds, each a whole search, never pruned. The
+    study's first search has no incumbent to probe, so it starts at the winners' median
+    confirmed capacity instead of climbing from `load.start_rps`: a climb of five steps to the
+    knee scatters its estimate most (bench/interval_coverage.py), and it fell on whichever
+    winner the first round drew (2193.5 against 2549-2749 for the same configuration, RESULTS)."""
+    groups = distinct_winners(winners)
+    rounds = rounds_for(len(winners), len(groups), args.rounds)
     start = first_start_rps(winners)
     config = make_config(
         out,
         args,
         "remeasure",
-        study={"n_trials": n},
+        study={"n_trials": len(groups) * rounds},
         confirm={"top_k": 0},
         load={"start_rps": start} if start else {},
     )
     study = fresh_study(config, "remeasure")
     rng = random.Random(23)
-    for round_number in range(args.rounds):
-        order = list(winners)
+    for round_number in range(rounds):
+        order = list(groups.items())
         rng.shuffle(order)
-        for w in order:
+        for name, (w, *_) in order:
             label = NO_BATCHING if w["winner_reference"] == NO_BATCHING else "bench_repeat"
             study.enqueue_trial(
                 w["winner_params"],
-                user_attrs={REFERENCE_ATTR: label, WINNER_OF: w["study"], "round": round_number},
+                user_attrs={REFERENCE_ATTR: label, WINNER_OF: name, "round": round_number},
             )
     optimize(config, say=say("remeasure"))
-    runs: dict[str, list[dict]] = {w["study"]: [] for w in winners}
+    runs: dict[str, list[dict]] = {name: [] for name in groups}
     for t in study.get_trials(states=[COMPLETE]):
         a = t.user_attrs
         runs[a[WINNER_OF]].append(
-            {"rps": a.get("capacity_rps"), "round": a.get("round"), "ci": a.get("capacity_ci_rps")}
+            {
+                "rps": a.get("capacity_rps"),
+                "round": a.get("round"),
+                "ci": a.get("capacity_ci_rps"),
+                "host_loop_ms": a.get(HOST_LOOP_ATTR),
+            }
         )
     medians = {
         name: statistics.median(r["rps"] for r in rs if r["rps"]) for name, rs in runs.items() if rs
@@ -146,14 +171,19 @@ def remeasure(out: Path, args: argparse.Namespace, winners: list[dict]) -> dict:
             r = ratio(runs[name], runs[best])
             versus[name] = r.as_list() if r else None
     low, high = min(medians.values()), max(medians.values())
+    compared = len(medians) > 1
     return {
+        "distinct_winners": len(groups),
+        "rounds": rounds,
         "runs": {name: spread([r["rps"] for r in rs]) for name, rs in runs.items()},
+        "host_loop_ms": {name: [r["host_loop_ms"] for r in rs] for name, rs in runs.items()},
         "median_rps": {name: round(m, 1) for name, m in medians.items()},
         "best": best,
         "versus_best": versus,
-        "lowest_over_highest": round(low / high, 4),
+        "lowest_over_highest": round(low / high, 4) if compared else None,
         "first_start_rps": config.load.start_rps,
-        "within_goal": low >= (1 - GOAL) * high,
+        # one configuration crowned by every study: the same traffic by identity
+        "within_goal": low >= (1 - GOAL) * high if compared else True,
         "host": host_spells(out / "runs" / "remeasure" / "pauses.jsonl", study),
     }
 
@@ -172,13 +202,18 @@ def summary(results: dict) -> str:
     for name, m in r["median_rps"].items():
         versus = r["versus_best"].get(name)
         lines.append(
-            f"re-measured {name}'s winner: median {m} req/s over {r['runs'][name]['values']}"
+            f"re-measured {name}'s winner: median {m} req/s over {r['runs'][name]['values']} "
+            f"(CV {r['runs'][name]['cv_percent']}%)"
             + (f", vs the best {versus[0]:.3f}x [{versus[1]}-{versus[2]}]" if versus else "")
         )
-    lines.append(
-        f"lowest median / highest: {r['lowest_over_highest']} (goal >= {1 - GOAL}); "
-        f"host spells while re-measuring {r['host']['spells']}"
-    )
+    if r["lowest_over_highest"] is None:
+        agreement = "every study crowned the same configuration: the same traffic by identity"
+    else:
+        agreement = (
+            f"{r['distinct_winners']} distinct winners, lowest median / highest: "
+            f"{r['lowest_over_highest']} (goal >= {1 - GOAL})"
+        )
+    lines.append(f"{agreement}; host spells while re-measuring {r['host']['spells']}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import optuna
 
-from bench.demo_winners import first_start_rps, host_spells
+from bench.demo_winners import distinct_winners, first_start_rps, host_spells, rounds_for
 
 
 def test_host_spells_are_counted_from_the_pause_file_and_the_curves(tmp_path: Path) -> None:
@@ -43,3 +43,19 @@ def test_the_first_re_measuring_search_starts_at_the_winners_median_capacity() -
     ]
     assert first_start_rps(winners) == 2595.8
     assert first_start_rps([{"confirmed_median_rps": None}]) is None
+
+
+def test_studies_that_crown_one_configuration_are_re_measured_as_one() -> None:
+    batched = {"max_batch_size": 32, "batch_timeout_micros": 5000}
+    winners = [
+        {"study": "demo-0", "winner_params": dict(batched)},
+        {"study": "demo-1", "winner_params": {**batched, "num_batch_threads": 1}},
+        {"study": "demo-2", "winner_params": dict(reversed(batched.items()))},
+    ]
+    groups = distinct_winners(winners)
+    assert list(groups) == ["demo-0+demo-2", "demo-1"]
+    assert [w["study"] for w in groups["demo-0+demo-2"]] == ["demo-0", "demo-2"]
+    # the searches add up to what three winners would have had: 3 rounds x 3 = 9
+    assert rounds_for(3, 1, 3) == 9
+    assert rounds_for(3, 2, 3) == 5
+    assert rounds_for(3, 3, 3) == 3
