@@ -202,6 +202,21 @@ def test_a_precise_incumbent_prunes_at_the_probe_as_before() -> None:
     assert outcome.stop_reason == PRUNED
 
 
+def test_a_search_that_passed_is_not_pruned_by_a_later_failure_under_the_low_end() -> None:
+    """Pruning stops early what cannot reach the incumbent; a pass at the probe has reached
+    it. The failure under the low end that follows brackets the capacity, the search ends
+    there anyway, and the trial keeps its measurement: in a `make demo`, the incumbent's own
+    twin, on a slower machine, was pruned so after 6 steps."""
+    target = FakeTarget(capacity=566.7)  # SLO holds up to 425: under the low end, 440
+    outcome = search(
+        target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0, incumbent_low=440.0
+    )
+    assert target.asked[0] == pytest.approx(420.0) and outcome.points[0].verdict.passed
+    assert target.asked[-1] < 440.0 and not outcome.points[-1].verdict.passed
+    assert outcome.pruned_because is None and outcome.stop_reason == RESOLVED
+    assert 420.0 <= outcome.interval.low <= 425.0 <= outcome.interval.high < 440.0
+
+
 def test_a_config_that_beats_the_incumbent_is_searched_upward_from_it() -> None:
     target = FakeTarget(capacity=800.0)  # SLO holds up to 600
     outcome = search(target, settings(), CRITERIA, start_rps=100.0, incumbent_rps=441.0)
