@@ -224,11 +224,7 @@ def search(
         if stop:
             outcome.stop_reason, outcome.stop_detail = stop
             break
-        at_stake = (
-            bar is not None
-            and rate <= bar * (1 + 1e-9)
-            and not any(p.verdict.passed for p in outcome.points)
-        )
+        at_stake = bar is not None and rate <= bar * (1 + 1e-9) and not _passed_any(outcome.points)
         point = run(rate)
         if (
             at_stake
@@ -254,13 +250,19 @@ def search(
     return outcome
 
 
+def _passed_any(points: list[CurvePoint]) -> bool:
+    """Whether any step has passed yet: until one has, the search may be pruned, runs to the
+    prune bar and has NO_PASS_BUDGET times its time budget."""
+    return any(p.verdict.passed for p in points)
+
+
 def _to_the_bar(points: list[CurvePoint], rate: float | None, bar: float | None) -> float | None:
     """The prune bar instead of a shrink past it: while nothing has passed, the step after a
     failure above the bar goes to the bar itself when the shrink would go under it. A
     decided failure there prunes at once; a pass there starts the search at the knee of a
     configuration that may tie the incumbent. Halving instead took 3-5 steps (21-25 s) to
     prune two trials of one `make demo` whose incumbent's interval reached 17% under it."""
-    if bar is None or rate is None or any(p.verdict.passed for p in points):
+    if bar is None or rate is None or _passed_any(points):
         return rate
     last = points[-1].result.target_rps
     measured = any(abs(p.result.target_rps - bar) < 1e-9 for p in points)
@@ -318,7 +320,7 @@ def bound_reached(
     if n >= s.max_steps:
         return MAX_STEPS, f"stopped after load.max_steps = {s.max_steps} steps"
     per_step = max(s.step_s, elapsed / n) if n else s.step_s
-    nothing_passed = not any(p.verdict.passed for p in outcome.points)
+    nothing_passed = not _passed_any(outcome.points)
     budget = s.max_trial_s * (NO_PASS_BUDGET if nothing_passed else 1.0)
     if n and elapsed + per_step > budget:
         return TIME_BUDGET, (
