@@ -48,7 +48,7 @@ from tests.tuner.capacity.queue_model import (  # noqa: E402
 from tuner.capacity.search import SearchOutcome, SearchSettings, search  # noqa: E402
 from tuner.capacity.settings import load_profile, search_settings, step_criteria  # noqa: E402
 from tuner.capacity.step import StepCriteria, StepResult  # noqa: E402
-from tuner.capacity.step_runner import StepRunner  # noqa: E402
+from tuner.capacity.step_runner import window_extension  # noqa: E402
 from tuner.config import load_config  # noqa: E402
 from tuner.load import LoadProfile  # noqa: E402
 from tuner.load.window import IntervalData, window_figures  # noqa: E402
@@ -109,8 +109,8 @@ class Queue:
 @dataclass
 class QueueStep:
     """One step on the simulated queue: warm-up customers discarded, then intervals of
-    requests in completion order, measured longer exactly as the step runner's own rule
-    (`StepRunner._extend`, which `runner` lends) would."""
+    requests in completion order, measured longer by the step runner's own rule
+    (`window_extension`)."""
 
     queue: Queue
     criteria: StepCriteria
@@ -118,11 +118,6 @@ class QueueStep:
     profile: LoadProfile
     seed: int
     calls: int = 0
-
-    def __post_init__(self) -> None:
-        self.runner = StepRunner(
-            None, self.profile, criteria=self.criteria, max_extra_s=self.settings.step_extra_s
-        )
 
     def __call__(self, rate: float) -> StepResult:
         self.calls += 1
@@ -140,7 +135,7 @@ class QueueStep:
             )
             for i in range(most)
         ]
-        extend = self.runner._extend(None)
+        extend = window_extension(self.criteria, self.profile, self.settings.step_extra_s)
         used = self.profile.measure_intervals
         figures = window_figures(intervals[:used], interval_s)
         while extra := extend(figures):

@@ -129,32 +129,6 @@ class StepRunner:
         excess = latency_excess_ms(step, verdict, c)
         return hit_by(step.stall_max_ms, PAUSE_SHARE * c.slo_ms, excess)
 
-    def _extend(self, early: EarlyFail | None) -> Callable[[WindowFigures], int]:
-        """At the window's end: one more window's worth of intervals while the SLO
-        percentile's interval holds the SLO, within max_extra_s."""
-        budget = {"left": round(self.max_extra_s / self.profile.interval_s)}
-        c = self.criteria
-
-        def extend(figures: WindowFigures) -> int:
-            if c is None or budget["left"] <= 0:
-                return 0
-            ci = figures.intervals.get(c.percentile)
-            if ci is None:
-                return 0
-            low, high = ci.low, ci.high
-            holds = (low is None or low <= c.slo_ms) and (high is None or high > c.slo_ms)
-            if not holds:
-                return 0
-            if _futile(figures, c, budget["left"] * self.profile.interval_s):
-                return 0
-            extra = min(budget["left"], self.profile.measure_intervals)
-            budget["left"] -= extra
-            if early is not None:
-                early.measure_s += extra * self.profile.interval_s
-            return extra
-
-        return extend
-
     def _measure(self, rate: float, replace: bool = False) -> StepResult:
         warmup = self.profile.warmup_intervals
         scrapes: dict[str, ServerMetricsSnapshot | None] = {}
@@ -183,7 +157,7 @@ class StepRunner:
         result = self.generator.step(
             rate,
             on_interval=on_interval,
-            extend=self._extend(early),
+            extend=window_extension(self.criteria, self.profile, self.max_extra_s, early),
             max_extra_s=self.max_extra_s,
         )
         after = self.metrics()
@@ -237,6 +211,39 @@ class StepRunner:
         if self.pauses is None or window is None:
             return []
         return self.pauses.overlapping(*window)
+
+
+def window_extension(
+    criteria: StepCriteria | None,
+    profile: LoadProfile,
+    max_extra_s: float,
+    early: EarlyFail | None = None,
+) -> Callable[[WindowFigures], int]:
+    """The rule a window is measured longer by, asked at the window's end: one more window's
+    worth of intervals while the SLO percentile's interval holds the SLO, within
+    `max_extra_s`, unless the extra time could not decide it (`_futile`). Public so that a
+    simulated step (bench/interval_coverage.py) runs this rule, not a copy of it."""
+    budget = {"left": round(max_extra_s / profile.interval_s)}
+
+    def extend(figures: WindowFigures) -> int:
+        if criteria is None or budget["left"] <= 0:
+            return 0
+        ci = figures.intervals.get(criteria.percentile)
+        if ci is None:
+            return 0
+        low, high = ci.low, ci.high
+        holds = (low is None or low <= criteria.slo_ms) and (high is None or high > criteria.slo_ms)
+        if not holds:
+            return 0
+        if _futile(figures, criteria, budget["left"] * profile.interval_s):
+            return 0
+        extra = min(budget["left"], profile.measure_intervals)
+        budget["left"] -= extra
+        if early is not None:
+            early.measure_s += extra * profile.interval_s
+        return extra
+
+    return extend
 
 
 def _futile(figures: WindowFigures, c: StepCriteria, extra_s: float) -> bool:
