@@ -122,7 +122,7 @@ def judge(step: StepResult, c: StepCriteria) -> Verdict:
     latency = step.latency_ms(c.percentile)
     if latency is None:
         reasons.append("no successful request, so no latency")
-    elif step.latency_ci_ms is not None and _holds(step.latency_ci_ms, c.slo_ms):
+    elif step.latency_ci_ms is not None and holds_slo(step.latency_ci_ms, c.slo_ms):
         low, high = step.latency_ci_ms
         undecided = (
             f"{c.percentile} {latency:.1f} ms, its 95% interval {_ms(low)}-{_ms(high)} ms "
@@ -171,8 +171,9 @@ def _behind_schedule(step: StepResult, c: StepCriteria) -> str | None:
     return f"{step.offered_rps:.1f} req/s offered of {step.target_rps:.1f} asked"
 
 
-def _holds(ci: list[float | None], slo_ms: float) -> bool:
-    """Does the interval contain the SLO (an open bound counts as beyond it)?"""
+def holds_slo(ci: list[float | None], slo_ms: float) -> bool:
+    """Does the interval contain the SLO (an open bound counts as beyond it)? The verdict's
+    test for "undecided", and the step runner's for measuring a window longer."""
     low, high = ci
     return (low is None or low <= slo_ms) and (high is None or high > slo_ms)
 

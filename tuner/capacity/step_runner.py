@@ -41,7 +41,7 @@ from typing import Any
 
 from tuner.capacity.pauses import Pause, PauseLog, hit_by, is_stall, longest_by_process
 from tuner.capacity.ramp import RampRecord, ramp_up
-from tuner.capacity.step import StepCriteria, StepResult, Verdict, judge
+from tuner.capacity.step import StepCriteria, StepResult, Verdict, holds_slo, judge
 from tuner.capacity.window_early_end import EarlyFail
 from tuner.load import IntervalSample, LoadProfile
 from tuner.load.window import WindowFigures
@@ -231,9 +231,7 @@ def window_extension(
         ci = figures.intervals.get(criteria.percentile)
         if ci is None:
             return 0
-        low, high = ci.low, ci.high
-        holds = (low is None or low <= criteria.slo_ms) and (high is None or high > criteria.slo_ms)
-        if not holds:
+        if not holds_slo([ci.low, ci.high], criteria.slo_ms):
             return 0
         if _futile(figures, criteria, budget["left"] * profile.interval_s):
             return 0
